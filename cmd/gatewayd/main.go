@@ -1,0 +1,171 @@
+// Command gatewayd is the API gateway: a fasthttp reverse proxy configured by
+// one YAML file. See README.md.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/gatewayd/gatewayd/configs"
+	"github.com/gatewayd/gatewayd/pkg/config"
+	"github.com/gatewayd/gatewayd/pkg/gateway"
+	"github.com/gatewayd/gatewayd/pkg/plugins/builtin"
+	"go.uber.org/zap"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// errUsage means the flags were wrong; flag has printed why.
+var errUsage = errors.New("usage")
+
+func run(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("gatewayd", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "configuration file (default: configs/gateway.yaml, else the embedded default)")
+	check := fs.Bool("check", false, "validate the configuration, print every error and exit (0 valid, 1 invalid)")
+	showVersion := fs.Bool("version", false, "print the version and exit")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *showVersion {
+		fmt.Fprintln(stdout, "gatewayd", version)
+		return 0
+	}
+	cfg, err := load(*path)
+	if *check {
+		if err == nil {
+			err = gateway.Check(cfg, builtin.Registry())
+		} else if cfg != nil {
+			// Report plugin errors too, so one pass shows everything.
+			err = config.SortErrors(errors.Join(err, gateway.Check(cfg, builtin.Registry())))
+		}
+		if err != nil {
+			printErrors(stderr, err)
+			return 1
+		}
+		fmt.Fprintln(stdout, "configuration OK")
+		return 0
+	}
+	if err != nil {
+		printErrors(stderr, err)
+		return 1
+	}
+	if err := serve(cfg); err != nil {
+		fmt.Fprintln(stderr, "gatewayd:", err)
+		return 1
+	}
+	return 0
+}
+
+func load(path string) (*config.Config, error) {
+	if path == "" {
+		if _, err := os.Stat("configs/gateway.yaml"); err == nil {
+			path = "configs/gateway.yaml"
+		} else {
+			return config.Parse(configs.DefaultName, configs.Default)
+		}
+	}
+	return config.Load(path)
+}
+
+func printErrors(w io.Writer, err error) {
+	errs := config.Errors(err)
+	for _, e := range errs {
+		fmt.Fprintln(w, e)
+	}
+	if len(errs) > 1 {
+		fmt.Fprintf(w, "%d errors\n", len(errs))
+	}
+}
+
+func serve(cfg *config.Config) error {
+	logger, err := gateway.NewLogger(cfg.Log)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = logger.Sync() }()
+
+	app, err := gateway.Open(cfg, builtin.Registry(), logger, version)
+	if err != nil {
+		for _, e := range config.Errors(err) {
+			logger.Error(e.Error())
+		}
+		return errors.New("could not start; see the errors above")
+	}
+	defer app.Close()
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return err
+	}
+	adminLn, err := net.Listen("tcp", cfg.Admin.Listen)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	gw := app.Gateway
+	logger.Info("gatewayd started", zap.String("version", version), zap.String("config", cfg.File),
+		zap.String("listen", ln.Addr().String()), zap.String("admin", adminLn.Addr().String()),
+		zap.Int("routes", len(cfg.Routes)))
+
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
+	errc := make(chan error, 1)
+	go func() { errc <- gw.Serve(ln, adminLn) }()
+
+	for {
+		select {
+		case err := <-errc:
+			return err
+		case sig := <-sigs:
+			if sig == syscall.SIGHUP {
+				res, err := gw.Reload()
+				gw.LogReload("SIGHUP", res, err)
+				continue
+			}
+			return shutdown(gw, cfg, logger, sig, sigs)
+		}
+	}
+}
+
+// shutdown drains; a second SIGTERM/SIGINT exits at once.
+func shutdown(gw *gateway.Gateway, cfg *config.Config, logger *zap.Logger, sig os.Signal, sigs chan os.Signal) error {
+	live := gw.Config()
+	logger.Info("shutting down: draining in-flight requests", zap.String("signal", sig.String()),
+		zap.Duration("shutdown_timeout", live.Server.ShutdownTimeout.D()))
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := gateway.ShutdownContext(live)
+		defer cancel()
+		done <- gw.Shutdown(ctx, live.Server.ShutdownDelay.D())
+	}()
+	for {
+		select {
+		case err := <-done:
+			if err != nil {
+				return err
+			}
+			logger.Info("shutdown complete")
+			return nil
+		case s := <-sigs:
+			if s == syscall.SIGHUP {
+				continue
+			}
+			logger.Warn("second signal: exiting now", zap.String("signal", s.String()))
+			_ = logger.Sync()
+			os.Exit(1)
+		}
+	}
+}

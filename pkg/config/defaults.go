@@ -1,0 +1,80 @@
+package config
+
+import "time"
+
+// Defaults of the top-level sections, applied to fields left unset.
+const (
+	DefaultListen                = ":8080"
+	DefaultAdminListen           = "127.0.0.1:9901"
+	DefaultReadTimeout           = 10 * time.Second
+	DefaultWriteTimeout          = 30 * time.Second
+	DefaultIdleTimeout           = 60 * time.Second
+	DefaultMaxRequestHeaderBytes = 8 << 10
+	DefaultMaxRequestBodyBytes   = 10 << 20
+	DefaultShutdownTimeout       = 30 * time.Second
+	DefaultConnectTimeout        = time.Second
+	DefaultUpstreamTimeout       = 15 * time.Second
+	DefaultMaxConnsPerTarget     = 1024
+	DefaultHealthInterval        = 5 * time.Second
+	DefaultHealthTimeout         = 2 * time.Second
+	DefaultEjectAfter            = 3
+	DefaultEjectFor              = 10 * time.Second
+	DefaultBalance               = "round_robin"
+)
+
+func setDur(d *Duration, v time.Duration) {
+	if *d == 0 {
+		*d = Duration(v)
+	}
+}
+
+func setStr(s *string, v string) {
+	if *s == "" {
+		*s = v
+	}
+}
+
+func (c *Config) applyDefaults() {
+	if c.Version == 0 && !c.Meta.Has("version") {
+		c.Version = 1
+	}
+	setStr(&c.Listen, DefaultListen)
+	setStr(&c.Admin.Listen, DefaultAdminListen)
+	s := &c.Server
+	setDur(&s.ReadTimeout, DefaultReadTimeout)
+	setDur(&s.WriteTimeout, DefaultWriteTimeout)
+	setDur(&s.IdleTimeout, DefaultIdleTimeout)
+	setDur(&s.ShutdownTimeout, DefaultShutdownTimeout)
+	if s.MaxRequestHeaderBytes == 0 {
+		s.MaxRequestHeaderBytes = DefaultMaxRequestHeaderBytes
+	}
+	if s.MaxRequestBodyBytes == 0 {
+		s.MaxRequestBodyBytes = DefaultMaxRequestBodyBytes
+	}
+	setStr(&c.Log.Level, "info")
+	setStr(&c.Log.Format, "json")
+	if c.Log.AccessLog == nil {
+		t := true
+		c.Log.AccessLog = &t
+	}
+	for _, u := range c.Upstreams {
+		if u == nil {
+			continue
+		}
+		setStr(&u.Balance, DefaultBalance)
+		setDur(&u.ConnectTimeout, DefaultConnectTimeout)
+		setDur(&u.Timeout, DefaultUpstreamTimeout)
+		if u.MaxConnsPerTarget == 0 {
+			u.MaxConnsPerTarget = DefaultMaxConnsPerTarget
+		}
+		if u.EjectAfter == 0 {
+			u.EjectAfter = DefaultEjectAfter
+		}
+		setDur(&u.EjectFor, DefaultEjectFor)
+		if h := u.HealthCheck; h != nil {
+			setStr(&h.Path, "/healthz")
+			setDur(&h.Interval, DefaultHealthInterval)
+			setDur(&h.Timeout, DefaultHealthTimeout)
+		}
+	}
+}

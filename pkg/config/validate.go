@@ -1,0 +1,282 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"regexp"
+	"sort"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+var (
+	nameRe   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
+	methodOK = map[string]bool{"GET": true, "HEAD": true, "POST": true, "PUT": true, "DELETE": true,
+		"PATCH": true, "OPTIONS": true, "TRACE": true, "CONNECT": true}
+)
+
+type validator struct {
+	file string
+	errs errList
+}
+
+func (v *validator) at(n *yaml.Node, path, format string, args ...any) {
+	v.errs.add(Errorf(v.file, n, path, fmt.Sprintf(format, args...)))
+}
+
+func (c *Config) validate() error {
+	v := &validator{file: c.File}
+	if c.Version != 1 {
+		v.at(c.Meta.Pos("version"), "version", "unsupported version %d (this gatewayd reads version 1)", c.Version)
+	}
+	v.hostPort(c.Meta.Pos("listen"), "listen", c.Listen)
+	v.hostPort(c.Admin.Meta.Pos("listen"), "admin.listen", c.Admin.Listen)
+	if c.Listen == c.Admin.Listen {
+		v.at(c.Admin.Meta.Pos("listen"), "admin.listen", "must differ from listen (%s)", c.Listen)
+	}
+	v.server(&c.Server)
+	v.log(&c.Log)
+	if c.Redis != nil {
+		v.redis(c.Redis)
+	}
+	names := sortedKeys(c.Upstreams)
+	for _, name := range names {
+		v.upstream(c, name, c.Upstreams[name])
+	}
+	for _, name := range sortedKeys(c.Plugins) {
+		v.pluginDef(c, name, c.Plugins[name])
+	}
+	if len(c.Routes) == 0 {
+		v.at(c.Meta.Pos("routes"), "routes", "no routes: declare at least one route")
+	}
+	seen := map[string]int{}
+	for i, r := range c.Routes {
+		path := IndexPath("routes", i)
+		if r == nil {
+			v.at(c.Meta.Pos("routes"), path, "empty route")
+			continue
+		}
+		if prev, dup := seen[r.Name]; dup && r.Name != "" {
+			v.at(r.Meta.Pos("name"), path+".name", "duplicate route name %q (also routes[%d])", r.Name, prev)
+		} else {
+			seen[r.Name] = i
+		}
+		v.route(c, path, r)
+	}
+	return v.errs.err()
+}
+
+func (v *validator) hostPort(n *yaml.Node, path, s string) {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil || port == "" {
+		v.at(n, path, "expected host:port such as \":8080\" or \"127.0.0.1:9901\", got %q", s)
+		return
+	}
+	if host != "" && net.ParseIP(host) == nil && !nameRe.MatchString(host) {
+		v.at(n, path, "invalid host %q", host)
+	}
+}
+
+func (v *validator) server(s *Server) {
+	m := s.Meta
+	if s.MaxRequestHeaderBytes < 1024 {
+		v.at(m.Pos("max_request_header_bytes"), "server.max_request_header_bytes", "must be at least 1KiB, got %s", FormatSize(int64(s.MaxRequestHeaderBytes)))
+	}
+	if s.MaxRequestBodyBytes < 1 {
+		v.at(m.Pos("max_request_body_bytes"), "server.max_request_body_bytes", "must be at least 1 byte")
+	}
+	if s.MaxConnections < 0 {
+		v.at(m.Pos("max_connections"), "server.max_connections", "must not be negative, got %d", s.MaxConnections)
+	}
+	for i, p := range s.TrustedProxies {
+		if _, _, err := net.ParseCIDR(p); err != nil && net.ParseIP(p) == nil {
+			n := m.Pos("trusted_proxies")
+			if n != nil && n.Kind == yaml.SequenceNode && i < len(n.Content) {
+				n = n.Content[i]
+			}
+			v.at(n, IndexPath("server.trusted_proxies", i), "expected an IP address or CIDR such as 10.0.0.0/8, got %q", p)
+		}
+	}
+}
+
+func (v *validator) log(l *Log) {
+	switch l.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		v.at(l.Meta.Pos("level"), "log.level", "expected one of debug, info, warn, error, got %q", l.Level)
+	}
+	switch l.Format {
+	case "json", "console":
+	default:
+		v.at(l.Meta.Pos("format"), "log.format", "expected json or console, got %q", l.Format)
+	}
+}
+
+func (v *validator) redis(r *Redis) {
+	if len(r.Addrs) == 0 {
+		v.at(r.Meta.Pos("addrs"), "redis.addrs", "at least one address is required (host:port)")
+	}
+	for i, a := range r.Addrs {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			v.at(r.Meta.Pos("addrs"), IndexPath("redis.addrs", i), "expected host:port, got %q", a)
+		}
+	}
+	if r.DB < 0 {
+		v.at(r.Meta.Pos("db"), "redis.db", "must not be negative")
+	}
+}
+
+func (v *validator) upstream(c *Config, name string, u *Upstream) {
+	path := "upstreams." + name
+	n := c.Meta.Pos("upstreams")
+	if u == nil {
+		v.at(n, path, "empty upstream: it needs targets")
+		return
+	}
+	m := u.Meta
+	if strings.HasPrefix(name, "builtin:") {
+		v.at(m.Node, path, "names starting with \"builtin:\" are reserved")
+	}
+	if !nameRe.MatchString(name) {
+		v.at(m.Node, path, "invalid name %q: use letters, digits, '_', '.', '-'", name)
+	}
+	if len(u.Targets) == 0 {
+		v.at(m.Pos("targets"), path+".targets", "at least one target is required, e.g. http://127.0.0.1:9002")
+	}
+	tn := m.Pos("targets")
+	for i, t := range u.Targets {
+		node := tn
+		if tn != nil && tn.Kind == yaml.SequenceNode && i < len(tn.Content) {
+			node = tn.Content[i]
+		}
+		if msg := checkTarget(t); msg != "" {
+			v.at(node, IndexPath(path+".targets", i), "%s", msg)
+		}
+	}
+	switch u.Balance {
+	case "round_robin", "least_conn":
+	default:
+		v.at(m.Pos("balance"), path+".balance", "expected round_robin or least_conn, got %q", u.Balance)
+	}
+	if u.Retries < 0 || u.Retries > 10 {
+		v.at(m.Pos("retries"), path+".retries", "must be between 0 and 10, got %d", u.Retries)
+	}
+	if u.MaxConnsPerTarget < 1 {
+		v.at(m.Pos("max_conns_per_target"), path+".max_conns_per_target", "must be at least 1, got %d", u.MaxConnsPerTarget)
+	}
+	if u.EjectAfter < 1 {
+		v.at(m.Pos("eject_after"), path+".eject_after", "must be at least 1, got %d", u.EjectAfter)
+	}
+	if h := u.HealthCheck; h != nil && !strings.HasPrefix(h.Path, "/") {
+		v.at(h.Meta.Pos("path"), path+".health_check.path", "must start with '/', got %q", h.Path)
+	}
+}
+
+func checkTarget(t string) string {
+	u, err := url.Parse(t)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Sprintf("expected a URL such as http://127.0.0.1:9002, got %q", t)
+	}
+	if u.Path != "" && u.Path != "/" || u.RawQuery != "" || u.User != nil {
+		return fmt.Sprintf("a target is scheme://host:port only (no path, query or credentials), got %q", t)
+	}
+	return ""
+}
+
+func (v *validator) pluginDef(c *Config, name string, n *yaml.Node) {
+	path := "plugins." + name
+	if !nameRe.MatchString(name) {
+		v.at(n, path, "invalid name %q: use letters, digits, '_', '.', '-'", name)
+	}
+	if n == nil || n.Kind != yaml.MappingNode {
+		v.at(c.Meta.Pos("plugins"), path, "expected a mapping with a type key, e.g. {type: jwt, ...}")
+		return
+	}
+	if t := mappingValue(n, "type"); t == nil || t.Kind != yaml.ScalarNode || t.Value == "" {
+		v.at(n, path+".type", "missing type: name the plugin kind, e.g. type: jwt")
+	}
+}
+
+func (v *validator) route(c *Config, path string, r *Route) {
+	m := r.Meta
+	if r.Name == "" {
+		v.at(m.Node, path+".name", "every route needs a name (used in metrics and logs)")
+	} else if !nameRe.MatchString(r.Name) {
+		v.at(m.Pos("name"), path+".name", "invalid name %q: use letters, digits, '_', '.', '-'", r.Name)
+	}
+	mm := r.Match.Meta
+	if !m.Has("match") {
+		v.at(m.Node, path+".match", "missing match: give path or path_prefix")
+	} else {
+		switch {
+		case r.Match.Path != "" && r.Match.PathPrefix != "":
+			v.at(mm.Pos("path_prefix"), path+".match", "give either path or path_prefix, not both")
+		case r.Match.Path == "" && r.Match.PathPrefix == "":
+			v.at(mm.Node, path+".match", "give path (exact) or path_prefix")
+		}
+		for _, f := range []struct{ key, val string }{{"path", r.Match.Path}, {"path_prefix", r.Match.PathPrefix}} {
+			if f.val != "" && !strings.HasPrefix(f.val, "/") {
+				v.at(mm.Pos(f.key), path+".match."+f.key, "must start with '/', got %q", f.val)
+			}
+		}
+		for i, meth := range r.Match.Methods {
+			if !methodOK[meth] {
+				hint := ""
+				if methodOK[strings.ToUpper(meth)] {
+					hint = fmt.Sprintf(" (write %s)", strings.ToUpper(meth))
+				}
+				v.at(seqItem(mm.Pos("methods"), i), IndexPath(path+".match.methods", i), "unknown method %q%s", meth, hint)
+			}
+		}
+	}
+	switch {
+	case r.Upstream == "":
+		v.at(m.Node, path+".upstream", "missing upstream: name one of upstreams: or %s", BuiltinAuth)
+	case r.Upstream == BuiltinAuth:
+		if c.Auth == nil {
+			v.at(m.Pos("upstream"), path+".upstream", "%s needs an auth: section", BuiltinAuth)
+		}
+	default:
+		if _, ok := c.Upstreams[r.Upstream]; !ok {
+			v.at(m.Pos("upstream"), path+".upstream", "unknown upstream %q%s", r.Upstream, suggest(r.Upstream, sortedKeys(c.Upstreams)))
+		}
+	}
+	if r.StripPrefix && r.Match.PathPrefix == "" {
+		v.at(m.Pos("strip_prefix"), path+".strip_prefix", "needs match.path_prefix")
+	}
+	for i, p := range r.Plugins {
+		ipath := IndexPath(path+".plugins", i)
+		switch {
+		case p == nil:
+			v.at(m.Pos("plugins"), ipath, "empty plugin entry")
+		case p.Kind == yaml.ScalarNode:
+			if p.Value == "" {
+				v.at(p, ipath, "empty plugin name")
+			}
+		case p.Kind == yaml.MappingNode:
+			if len(p.Content) != 2 {
+				v.at(p, ipath, "a plugin entry is a name or a one-key map {name: {settings}}, got %d keys", len(p.Content)/2)
+			}
+		default:
+			v.at(p, ipath, "a plugin entry is a name or a one-key map {name: {settings}}")
+		}
+	}
+}
+
+func seqItem(n *yaml.Node, i int) *yaml.Node {
+	if n != nil && n.Kind == yaml.SequenceNode && i < len(n.Content) {
+		return n.Content[i]
+	}
+	return n
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

@@ -1,0 +1,126 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/gatewayd/gatewayd/pkg/apierror"
+	"github.com/gatewayd/gatewayd/pkg/config"
+	"github.com/gatewayd/gatewayd/pkg/metrics"
+	"github.com/gatewayd/gatewayd/pkg/reqctx"
+	"github.com/valyala/fasthttp"
+	"go.uber.org/zap"
+	"gopkg.in/yaml.v3"
+)
+
+func marshal(v any) []byte {
+	out, _ := yaml.Marshal(v)
+	return out
+}
+
+// handleAdmin serves /metrics, /healthz, /readyz and POST /-/reload.
+func (g *Gateway) handleAdmin(ctx *fasthttp.RequestCtx) {
+	switch string(ctx.Path()) {
+	case "/metrics":
+		ctx.SetContentType("text/plain; version=0.0.4; charset=utf-8")
+		metrics.WritePrometheus(ctx)
+	case "/healthz":
+		writeJSON(ctx, fasthttp.StatusOK, map[string]string{"status": "ok"})
+	case "/readyz":
+		g.readyz(ctx)
+	case "/-/reload":
+		if !ctx.IsPost() {
+			ctx.Response.Header.Set("Allow", "POST")
+			apierror.Write(ctx, fasthttp.StatusMethodNotAllowed, apierror.CodeMethodNotAllowed, "use POST to reload")
+			return
+		}
+		res, err := g.Reload()
+		g.LogReload("admin", res, err)
+		if err != nil {
+			msgs := []string{}
+			for _, e := range config.Errors(err) {
+				msgs = append(msgs, e.Error())
+			}
+			writeJSON(ctx, fasthttp.StatusBadRequest, map[string]any{
+				"error": apierror.CodeBadRequest, "message": "configuration rejected; the previous configuration keeps serving", "errors": msgs})
+			return
+		}
+		writeJSON(ctx, fasthttp.StatusOK, map[string]any{"status": "reloaded", "summary": res.String(),
+			"unchanged": res.Unchanged, "routes_added": res.Added, "routes_removed": res.Removed,
+			"routes_changed": res.Changed, "plugins_changed": res.Plugins, "restart_needed": res.Restart})
+	default:
+		apierror.Write(ctx, fasthttp.StatusNotFound, apierror.CodeNotFound, "unknown admin endpoint")
+	}
+}
+
+func (g *Gateway) readyz(ctx *fasthttp.RequestCtx) {
+	if g.draining.Load() {
+		writeJSON(ctx, fasthttp.StatusServiceUnavailable, map[string]string{"status": "draining"})
+		return
+	}
+	if g.opts.Store != nil {
+		c, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		err := g.opts.Store.Ping(c)
+		cancel()
+		if err != nil {
+			metrics.StoreErrors("ping").Inc()
+			writeJSON(ctx, fasthttp.StatusServiceUnavailable, map[string]string{"status": "store unreachable"})
+			return
+		}
+	}
+	writeJSON(ctx, fasthttp.StatusOK, map[string]string{"status": "ready"})
+}
+
+// LogReload logs the outcome of a reload triggered by source.
+func (g *Gateway) LogReload(source string, res ReloadResult, err error) {
+	if err != nil {
+		errs := config.Errors(err)
+		for _, e := range errs {
+			g.logger.Error("reload rejected: "+e.Error(), zap.String("source", source))
+		}
+		g.logger.Error("reload failed; the previous configuration keeps serving", zap.String("source", source), zap.Int("errors", len(errs)))
+		return
+	}
+	if res.Unchanged {
+		g.logger.Info("reload: configuration file unchanged", zap.String("source", source))
+		return
+	}
+	g.logger.Info("configuration reloaded", zap.String("source", source), zap.String("summary", res.String()),
+		zap.Strings("routes_added", res.Added), zap.Strings("routes_removed", res.Removed),
+		zap.Strings("routes_changed", res.Changed), zap.Strings("plugins_changed", res.Plugins))
+	if len(res.Restart) > 0 {
+		g.logger.Warn("reload: these settings changed but only take effect after a restart", zap.Strings("fields", res.Restart))
+	}
+}
+
+func writeJSON(ctx *fasthttp.RequestCtx, status int, v any) {
+	out, _ := json.Marshal(v)
+	ctx.SetStatusCode(status)
+	ctx.SetContentType("application/json")
+	ctx.SetBody(append(out, '\n'))
+}
+
+// handleParseError answers requests fasthttp could not parse: oversized
+// headers (431) or bodies (413), smuggling attempts and other malformed
+// requests (400). The connection is closed afterwards.
+func (g *Gateway) handleParseError(ctx *fasthttp.RequestCtx, err error) {
+	st := reqctx.Acquire(ctx)
+	st.RequestID = appendUUID(st.RequestID[:0])
+	var small *fasthttp.ErrSmallBuffer
+	switch {
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		apierror.Write(ctx, fasthttp.StatusRequestEntityTooLarge, apierror.CodePayloadTooLarge, "request body is larger than the gateway accepts")
+	case errors.As(err, &small) || errors.Is(err, fasthttp.ErrSmallReadBuffer):
+		apierror.Write(ctx, fasthttp.StatusRequestHeaderFieldsTooLarge, apierror.CodeHeaderTooLarge, "request headers are larger than the gateway accepts")
+	default:
+		apierror.Write(ctx, fasthttp.StatusBadRequest, apierror.CodeBadRequest, "malformed HTTP request")
+	}
+	ctx.SetConnectionClose()
+	status := ctx.Response.StatusCode()
+	g.cur.Load().unmatched.Observe(metrics.MethodIndex(ctx.Method()), status, 0)
+	if g.accessLog.Load() {
+		g.logAccess(ctx, st, status, 0)
+	}
+}

@@ -1,0 +1,381 @@
+package gateway
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	vm "github.com/VictoriaMetrics/metrics"
+	"github.com/gatewayd/gatewayd/pkg/config"
+	"github.com/gatewayd/gatewayd/pkg/metrics"
+	"github.com/gatewayd/gatewayd/pkg/plugins"
+	"github.com/gatewayd/gatewayd/pkg/proxy"
+	"github.com/gatewayd/gatewayd/pkg/router"
+	"github.com/valyala/fasthttp"
+	"gopkg.in/yaml.v3"
+)
+
+// AuthHandler serves the in-process auth service (upstream builtin:auth).
+type AuthHandler interface {
+	Handle(ctx *fasthttp.RequestCtx)
+}
+
+// route is one compiled route: what the router's Value holds.
+type route struct {
+	name         string
+	chain        *plugins.Chain
+	upstream     *proxy.Upstream
+	builtin      AuthHandler
+	upstreamName string
+	stripPrefix  []byte
+	preserveHost bool
+	timeout      time.Duration
+	metrics      *metrics.Route
+	upDuration   *vm.PrometheusHistogram
+	// signature summarises the route's settings for reload diffs.
+	signature string
+}
+
+// UnmatchedRoute is the route label of requests no route matched.
+const UnmatchedRoute = "unmatched"
+
+// generation is one compiled configuration: route table, plugin chains and
+// references to the upstreams it uses. Requests hold it (inflight) from
+// routing to the end of the response; it is closed once retired and idle.
+type generation struct {
+	cfg      *config.Config
+	table    *router.Table
+	routes   []*route
+	strip    [][]byte
+	trusted  *proxy.TrustedProxies
+	releases []func()
+
+	unmatched *metrics.Route
+
+	inflight  atomic.Int64
+	retired   atomic.Bool
+	idle      chan struct{}
+	closeOnce sync.Once
+}
+
+// deps are the long-lived things a generation is built with.
+type deps struct {
+	registry  *plugins.Registry
+	env       plugins.Env // Route is set per route
+	upstreams *upstreamPool
+	auth      AuthHandler
+}
+
+// build compiles cfg into a generation. On error everything acquired so far
+// is released and every error found is returned (as *config.Error values).
+func build(cfg *config.Config, d *deps) (*generation, error) {
+	g := &generation{cfg: cfg, idle: make(chan struct{}), unmatched: metrics.ForRoute(UnmatchedRoute)}
+	var errs []error
+	fail := func(n *yaml.Node, path, format string, args ...any) {
+		errs = append(errs, config.Errorf(cfg.File, n, path, fmt.Sprintf(format, args...)))
+	}
+
+	tp, err := proxy.ParseTrustedProxies(cfg.Server.TrustedProxies)
+	if err != nil {
+		fail(cfg.Server.Meta.Pos("trusted_proxies"), "server.trusted_proxies", "%v", err)
+	}
+	g.trusted = tp
+
+	ups := map[string]*proxy.Upstream{}
+	for _, name := range sortedKeys(cfg.Upstreams) {
+		u := cfg.Upstreams[name]
+		if u == nil {
+			continue
+		}
+		up, release, err := d.upstreams.acquire(proxyConfig(name, u))
+		if err != nil {
+			fail(u.Meta.Node, "upstreams."+name, "%v", err)
+			continue
+		}
+		g.releases = append(g.releases, release)
+		ups[name] = up
+	}
+
+	claimHeaders := map[string]bool{}
+	var rrs []*router.Route
+	for i, rc := range cfg.Routes {
+		if rc == nil {
+			continue
+		}
+		path := config.IndexPath("routes", i)
+		chain, cerrs := buildChain(cfg, path, rc, d, claimHeaders)
+		errs = append(errs, cerrs...)
+		r := &route{
+			name:         rc.Name,
+			chain:        chain,
+			upstreamName: rc.Upstream,
+			preserveHost: rc.PreserveHost,
+			timeout:      rc.Timeout.D(),
+			metrics:      metrics.ForRoute(rc.Name),
+		}
+		if rc.Upstream == config.BuiltinAuth {
+			r.builtin = d.auth
+			if d.auth == nil {
+				fail(rc.Meta.Pos("upstream"), path+".upstream", "%s is not available: the auth: section failed to load", config.BuiltinAuth)
+			}
+		} else {
+			r.upstream = ups[rc.Upstream]
+			r.upDuration = metrics.UpstreamDuration(rc.Upstream)
+		}
+		if rc.StripPrefix {
+			r.stripPrefix = []byte(strings.TrimSuffix(rc.Match.PathPrefix, "/"))
+		}
+		r.signature = routeSignature(rc, chain)
+		g.routes = append(g.routes, r)
+		rrs = append(rrs, &router.Route{
+			Name:       rc.Name,
+			Host:       rc.Match.Host,
+			Path:       rc.Match.Path,
+			PathPrefix: rc.Match.PathPrefix,
+			Methods:    rc.Match.Methods,
+			Value:      r,
+		})
+	}
+
+	// Named instances no route uses are still built once, so -check and a
+	// reload report their mistakes.
+	used := map[string]bool{}
+	for _, rc := range cfg.Routes {
+		if rc == nil {
+			continue
+		}
+		for _, p := range rc.Plugins {
+			if name, _ := entryName(p); name != "" {
+				used[name] = true
+			}
+		}
+	}
+	for _, name := range sortedKeys(cfg.Plugins) {
+		if used[name] {
+			continue
+		}
+		p, _, err := buildNamed(cfg, name, d, "")
+		if err != nil {
+			errs = append(errs, config.Errors(err)...)
+			continue
+		}
+		_ = p.Close()
+	}
+
+	if len(errs) == 0 {
+		table, err := router.New(rrs)
+		if err != nil {
+			for _, e := range config.Errors(err) {
+				var re *router.RouteError
+				if errors.As(e, &re) && re.Index >= 0 && re.Index < len(cfg.Routes) {
+					rc := cfg.Routes[re.Index]
+					key := strings.TrimPrefix(re.Field, "match.")
+					errs = append(errs, config.Errorf(cfg.File, rc.Match.Meta.Pos(key),
+						config.IndexPath("routes", re.Index)+"."+re.Field, re.Msg))
+				} else {
+					errs = append(errs, config.Errorf(cfg.File, cfg.Meta.Pos("routes"), "routes", e.Error()))
+				}
+			}
+		}
+		g.table = table
+	}
+	for h := range claimHeaders {
+		g.strip = append(g.strip, []byte(h))
+	}
+	sort.Slice(g.strip, func(i, j int) bool { return string(g.strip[i]) < string(g.strip[j]) })
+
+	if len(errs) > 0 {
+		g.close()
+		return nil, config.SortErrors(errors.Join(errs...))
+	}
+	return g, nil
+}
+
+// entryName returns the plugin name of a route's plugin entry and its
+// inline settings node (nil for a bare name).
+func entryName(p *yaml.Node) (string, *yaml.Node) {
+	switch {
+	case p == nil:
+		return "", nil
+	case p.Kind == yaml.ScalarNode:
+		return p.Value, nil
+	case p.Kind == yaml.MappingNode && len(p.Content) == 2:
+		v := p.Content[1]
+		if v.Kind == yaml.ScalarNode && v.Tag == "!!null" {
+			v = nil
+		}
+		return p.Content[0].Value, v
+	}
+	return "", nil
+}
+
+func buildChain(cfg *config.Config, path string, rc *config.Route, d *deps, claims map[string]bool) (*plugins.Chain, []error) {
+	var (
+		errs  []error
+		ps    []plugins.Plugin
+		kinds []string
+	)
+	for j, entry := range rc.Plugins {
+		epath := config.IndexPath(path+".plugins", j)
+		name, settings := entryName(entry)
+		if name == "" {
+			continue // reported by config validation
+		}
+		var (
+			p    plugins.Plugin
+			kind string
+			err  error
+		)
+		if _, named := cfg.Plugins[name]; named {
+			if settings != nil {
+				errs = append(errs, config.Errorf(cfg.File, entry.Content[0], epath+"."+name,
+					fmt.Sprintf("%q is a named instance under plugins: and takes no inline settings; define another instance instead", name)))
+				continue
+			}
+			p, kind, err = buildNamed(cfg, name, d, rc.Name)
+		} else {
+			kind = name
+			f, ok := d.registry.Lookup(kind)
+			if !ok {
+				known := append(d.registry.Kinds(), sortedKeys(cfg.Plugins)...)
+				hint := ""
+				if s := config.Closest(name, known); s != "" {
+					hint = fmt.Sprintf(" (did you mean %q?)", s)
+				} else {
+					hint = " (built-in: " + strings.Join(d.registry.Kinds(), ", ") + "; or a name under plugins:)"
+				}
+				n := entry
+				if entry.Kind == yaml.MappingNode {
+					n = entry.Content[0]
+				}
+				errs = append(errs, config.Errorf(cfg.File, n, epath, fmt.Sprintf("unknown plugin %q%s", name, hint)))
+				continue
+			}
+			env := d.env
+			env.Route = rc.Name
+			p, err = f.Build(config.Section{File: cfg.File, Path: epath + "." + name, Node: settings}, &env)
+		}
+		if err != nil {
+			errs = append(errs, config.Errors(err)...)
+			continue
+		}
+		if rq, ok := p.(plugins.Requirer); ok {
+			for _, need := range rq.Requires() {
+				if !contains(kinds, need) {
+					errs = append(errs, config.Errorf(cfg.File, entry, epath,
+						fmt.Sprintf("%s needs a %s plugin earlier in this route's plugins (order matters: they run as listed)", kind, need)))
+				}
+			}
+		}
+		if hc, ok := p.(plugins.HeaderClaimer); ok {
+			for _, h := range hc.ClaimHeaders() {
+				claims[http1Canonical(h)] = true
+			}
+		}
+		ps = append(ps, p)
+		kinds = append(kinds, kind)
+	}
+	chain := plugins.NewChain(ps, kinds)
+	if len(errs) > 0 {
+		_ = chain.Close()
+		return plugins.NewChain(nil, nil), errs
+	}
+	return chain, nil
+}
+
+// buildNamed builds the named instance name (plugins: section) for route.
+func buildNamed(cfg *config.Config, name string, d *deps, routeName string) (plugins.Plugin, string, error) {
+	def := cfg.Plugins[name]
+	path := "plugins." + name
+	if def == nil || def.Kind != yaml.MappingNode {
+		return nil, "", config.Errorf(cfg.File, def, path, "expected a mapping with a type key")
+	}
+	var kind string
+	settings := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: def.Line, Column: def.Column}
+	var typeNode *yaml.Node
+	for i := 0; i+1 < len(def.Content); i += 2 {
+		if def.Content[i].Value == "type" {
+			typeNode = def.Content[i+1]
+			kind = typeNode.Value
+			continue
+		}
+		settings.Content = append(settings.Content, def.Content[i], def.Content[i+1])
+	}
+	if kind == "" {
+		return nil, "", config.Errorf(cfg.File, def, path+".type", "missing type: name the plugin kind, e.g. type: jwt")
+	}
+	f, ok := d.registry.Lookup(kind)
+	if !ok {
+		hint := ""
+		if s := config.Closest(kind, d.registry.Kinds()); s != "" {
+			hint = fmt.Sprintf(" (did you mean %q?)", s)
+		} else {
+			hint = " (built-in: " + strings.Join(d.registry.Kinds(), ", ") + ")"
+		}
+		return nil, "", config.Errorf(cfg.File, typeNode, path+".type", fmt.Sprintf("unknown plugin type %q%s", kind, hint))
+	}
+	env := d.env
+	env.Route = routeName
+	p, err := f.Build(config.Section{File: cfg.File, Path: path, Node: settings}, &env)
+	return p, kind, err
+}
+
+func contains(xs []string, x string) bool {
+	for _, y := range xs {
+		if y == x {
+			return true
+		}
+	}
+	return false
+}
+
+// http1Canonical returns the canonical form of a header name.
+func http1Canonical(h string) string {
+	b := []byte(strings.ToLower(h))
+	up := true
+	for i, c := range b {
+		if up && c >= 'a' && c <= 'z' {
+			b[i] = c - 'a' + 'A'
+		}
+		up = c == '-'
+	}
+	return string(b)
+}
+
+func routeSignature(rc *config.Route, chain *plugins.Chain) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s|%s|%s|%v|%s|%v|%v|%s|", rc.Match.Host, rc.Match.Path, rc.Match.PathPrefix,
+		rc.Match.Methods, rc.Upstream, rc.StripPrefix, rc.PreserveHost, rc.Timeout)
+	for _, p := range rc.Plugins {
+		out, _ := yaml.Marshal(p)
+		b.Write(out)
+	}
+	return b.String()
+}
+
+// close releases the generation's plugins and upstream references, once.
+func (g *generation) close() {
+	g.closeOnce.Do(func() {
+		for _, r := range g.routes {
+			if r.chain != nil {
+				_ = r.chain.Close()
+			}
+		}
+		for _, rel := range g.releases {
+			rel()
+		}
+	})
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

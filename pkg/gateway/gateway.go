@@ -1,0 +1,317 @@
+// Package gateway is the running gateway: it compiles a configuration into
+// a generation (route table, plugin chains, upstream references), serves
+// requests on the live generation, swaps generations atomically on reload
+// and drains on shutdown.
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gatewayd/gatewayd/pkg/config"
+	"github.com/gatewayd/gatewayd/pkg/metrics"
+	"github.com/gatewayd/gatewayd/pkg/plugins"
+	"github.com/gatewayd/gatewayd/pkg/store"
+	"github.com/valyala/fasthttp"
+	"go.uber.org/zap"
+)
+
+// Options configure a Gateway.
+type Options struct {
+	// Registry holds the plugin factories.
+	Registry *plugins.Registry
+	// Logger is the process logger (errors, reloads); access lines go to
+	// its "access" child.
+	Logger *zap.Logger
+	// Store is the shared state (Redis or in-process). The Gateway does not
+	// own it: the caller closes it after Shutdown.
+	Store store.Store
+	// Auth serves builtin:auth; nil when the configuration has no auth:.
+	Auth AuthHandler
+	// Version is reported by gateway_build_info.
+	Version string
+}
+
+// Gateway serves one configuration at a time and can switch to another.
+type Gateway struct {
+	opts           Options
+	logger         *zap.Logger
+	access         *zap.Logger
+	upstreamErrors *zap.Logger
+	accessLog      atomic.Bool
+	cur            atomic.Pointer[generation]
+	deps           *deps
+	draining       atomic.Bool
+	reloadMu       sync.Mutex
+	retiring       sync.WaitGroup
+
+	server *fasthttp.Server
+	admin  *fasthttp.Server
+}
+
+// New builds the first generation of cfg. It returns every configuration
+// error found.
+func New(cfg *config.Config, opts Options) (*Gateway, error) {
+	g := &Gateway{
+		opts:           opts,
+		logger:         opts.Logger,
+		access:         opts.Logger.Named("access"),
+		upstreamErrors: opts.Logger.Named("upstream"),
+	}
+	g.deps = &deps{
+		registry: opts.Registry,
+		env: plugins.Env{
+			Store:     opts.Store,
+			Logger:    opts.Logger,
+			Resources: plugins.NewResources(),
+			Now:       time.Now,
+		},
+		upstreams: newUpstreamPool(opts.Logger.Named("upstream")),
+		auth:      opts.Auth,
+	}
+	gen, err := build(cfg, g.deps)
+	if err != nil {
+		return nil, err
+	}
+	g.cur.Store(gen)
+	g.accessLog.Store(*cfg.Log.AccessLog)
+	g.server = g.newServer(cfg)
+	g.admin = &fasthttp.Server{
+		Handler:               g.handleAdmin,
+		Name:                  "gatewayd-admin",
+		NoDefaultServerHeader: true,
+		ReadTimeout:           10 * time.Second,
+		WriteTimeout:          30 * time.Second,
+		IdleTimeout:           60 * time.Second,
+		CloseOnShutdown:       true,
+	}
+	metrics.SetBuildInfo(opts.Version)
+	metrics.SetLastReloadSuccess(time.Now())
+	return g, nil
+}
+
+// Config returns the live configuration.
+func (g *Gateway) Config() *config.Config { return g.cur.Load().cfg }
+
+func (g *Gateway) newServer(cfg *config.Config) *fasthttp.Server {
+	s := cfg.Server
+	return &fasthttp.Server{
+		Handler:                       g.Handle,
+		ErrorHandler:                  g.handleParseError,
+		Name:                          "gatewayd",
+		NoDefaultServerHeader:         true,
+		NoDefaultContentType:          true,
+		NoDefaultDate:                 false,
+		ReadTimeout:                   s.ReadTimeout.D(),
+		WriteTimeout:                  s.WriteTimeout.D(),
+		IdleTimeout:                   s.IdleTimeout.D(),
+		ReadBufferSize:                int(s.MaxRequestHeaderBytes),
+		MaxRequestBodySize:            int(s.MaxRequestBodyBytes),
+		Concurrency:                   s.MaxConnections,
+		DisablePreParseMultipartForm:  true,
+		DisableHeaderNamesNormalizing: false,
+		CloseOnShutdown:               true,
+		SecureErrorLogMessage:         true,
+		Logger:                        zapPrintf{g.logger.Named("http")},
+	}
+}
+
+// zapPrintf adapts zap to fasthttp's Logger.
+type zapPrintf struct{ l *zap.Logger }
+
+func (z zapPrintf) Printf(format string, args ...any) { z.l.Debug(fmt.Sprintf(format, args...)) }
+
+// Serve serves clients on ln and the admin endpoints on adminLn until
+// Shutdown. It returns the first serve error.
+func (g *Gateway) Serve(ln, adminLn net.Listener) error {
+	errc := make(chan error, 2)
+	go func() { errc <- g.admin.Serve(adminLn) }()
+	go func() { errc <- g.server.Serve(ln) }()
+	err := <-errc
+	if err != nil && !g.draining.Load() {
+		return err
+	}
+	return nil
+}
+
+// Shutdown drains: /readyz turns 503 at once, then after delay the
+// listener stops accepting, in-flight requests finish (until ctx ends), the
+// live generation is closed and upstream connections released.
+func (g *Gateway) Shutdown(ctx context.Context, delay time.Duration) error {
+	g.draining.Store(true)
+	if delay > 0 {
+		g.logger.Info("shutdown: readiness is 503, waiting before closing the listener", zap.Duration("shutdown_delay", delay))
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+		}
+	}
+	err := g.server.ShutdownWithContext(ctx)
+	_ = g.admin.ShutdownWithContext(ctx)
+	g.retiring.Wait()
+	if gen := g.cur.Load(); gen != nil {
+		gen.close()
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("shutdown: in-flight requests still running after the shutdown timeout: %w", err)
+	}
+	return err
+}
+
+// ReloadResult summarises a successful reload.
+type ReloadResult struct {
+	Unchanged bool
+	Added     []string
+	Removed   []string
+	Changed   []string
+	Plugins   []string // named plugin instances whose settings changed
+	Restart   []string // fields that need a restart to take effect
+}
+
+// String renders the summary for logs and the admin endpoint.
+func (r ReloadResult) String() string {
+	if r.Unchanged {
+		return "configuration unchanged"
+	}
+	var parts []string
+	add := func(label string, xs []string) {
+		if len(xs) > 0 {
+			parts = append(parts, label+" "+strings.Join(xs, ","))
+		}
+	}
+	add("routes added:", r.Added)
+	add("routes removed:", r.Removed)
+	add("routes changed:", r.Changed)
+	add("plugins changed:", r.Plugins)
+	if len(parts) == 0 {
+		parts = append(parts, "no route changes")
+	}
+	if len(r.Restart) > 0 {
+		parts = append(parts, "restart needed for: "+strings.Join(r.Restart, ","))
+	}
+	return strings.Join(parts, "; ")
+}
+
+// Reload reads the configuration file again and, when it changed and
+// builds cleanly, swaps it in. On any error the old configuration keeps
+// serving and every error is returned.
+func (g *Gateway) Reload() (ReloadResult, error) {
+	g.reloadMu.Lock()
+	defer g.reloadMu.Unlock()
+	old := g.cur.Load()
+	path := old.cfg.File
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return g.reloadFailed(fmt.Errorf("%s: %w", path, err))
+	}
+	cfg, err := config.Parse(path, data)
+	if err != nil {
+		return g.reloadFailed(err)
+	}
+	if cfg.Hash == old.cfg.Hash {
+		return ReloadResult{Unchanged: true}, nil
+	}
+	res := diff(old, cfg)
+	if (cfg.Auth == nil) != (g.deps.auth == nil) || (cfg.Auth != nil && !sameYAML(cfg.Auth.Meta.Node, old.cfg.Auth.Meta.Node)) {
+		res.Restart = append(res.Restart, "auth")
+	}
+	gen, err := build(cfg, g.deps)
+	if err != nil {
+		return g.reloadFailed(err)
+	}
+	// Settings that belong to listeners and the store are kept as they are.
+	gen.cfg.Listen, gen.cfg.Admin.Listen = old.cfg.Listen, old.cfg.Admin.Listen
+	g.cur.Store(gen)
+	g.accessLog.Store(*cfg.Log.AccessLog)
+	g.retire(old)
+	metrics.ConfigReloads("success").Inc()
+	metrics.SetLastReloadSuccess(time.Now())
+	return res, nil
+}
+
+func (g *Gateway) reloadFailed(err error) (ReloadResult, error) {
+	metrics.ConfigReloads("failure").Inc()
+	return ReloadResult{}, err
+}
+
+// retire waits, in the background, for the old generation's last request
+// and then closes it.
+func (g *Gateway) retire(old *generation) {
+	old.retired.Store(true)
+	if old.inflight.Load() == 0 {
+		old.signalIdle()
+	}
+	g.retiring.Add(1)
+	go func() {
+		defer g.retiring.Done()
+		<-old.idle
+		old.close()
+	}()
+}
+
+func diff(old *generation, cfg *config.Config) ReloadResult {
+	var res ReloadResult
+	oldRoutes := map[string]*route{}
+	for _, r := range old.routes {
+		oldRoutes[r.name] = r
+	}
+	newNames := map[string]bool{}
+	for _, rc := range cfg.Routes {
+		if rc == nil {
+			continue
+		}
+		newNames[rc.Name] = true
+		or, ok := oldRoutes[rc.Name]
+		switch {
+		case !ok:
+			res.Added = append(res.Added, rc.Name)
+		case or.signature != routeSignature(rc, nil):
+			res.Changed = append(res.Changed, rc.Name)
+		}
+	}
+	for name := range oldRoutes {
+		if !newNames[name] {
+			res.Removed = append(res.Removed, name)
+		}
+	}
+	for name, n := range cfg.Plugins {
+		if on, ok := old.cfg.Plugins[name]; !ok || !sameYAML(on, n) {
+			res.Plugins = append(res.Plugins, name)
+		}
+	}
+	for name := range old.cfg.Plugins {
+		if _, ok := cfg.Plugins[name]; !ok {
+			res.Plugins = append(res.Plugins, name)
+		}
+	}
+	if cfg.Listen != old.cfg.Listen {
+		res.Restart = append(res.Restart, "listen")
+	}
+	if cfg.Admin.Listen != old.cfg.Admin.Listen {
+		res.Restart = append(res.Restart, "admin.listen")
+	}
+	if (cfg.Redis == nil) != (old.cfg.Redis == nil) || (cfg.Redis != nil && !sameYAML(cfg.Redis.Meta.Node, old.cfg.Redis.Meta.Node)) {
+		res.Restart = append(res.Restart, "redis")
+	}
+	if !sameYAML(cfg.Server.Meta.Node, old.cfg.Server.Meta.Node) {
+		res.Restart = append(res.Restart, "server")
+	}
+	sort.Strings(res.Added)
+	sort.Strings(res.Removed)
+	sort.Strings(res.Changed)
+	sort.Strings(res.Plugins)
+	return res
+}
+
+func sameYAML(a, b any) bool {
+	return bytes.Equal(marshal(a), marshal(b))
+}

@@ -1,0 +1,188 @@
+package gateway
+
+import (
+	"bytes"
+	"errors"
+	"time"
+
+	"github.com/gatewayd/gatewayd/pkg/apierror"
+	"github.com/gatewayd/gatewayd/pkg/metrics"
+	"github.com/gatewayd/gatewayd/pkg/plugins"
+	"github.com/gatewayd/gatewayd/pkg/plugins/requestid"
+	"github.com/gatewayd/gatewayd/pkg/proxy"
+	"github.com/gatewayd/gatewayd/pkg/reqctx"
+	"github.com/gatewayd/gatewayd/pkg/router"
+	"github.com/valyala/fasthttp"
+	"go.uber.org/zap"
+)
+
+var (
+	hdrRequestID = []byte(requestid.DefaultHeader)
+	hdrAllow     = []byte("Allow")
+	slash        = []byte("/")
+)
+
+func appendUUID(dst []byte) []byte { return requestid.AppendUUID(dst) }
+
+// acquire returns the live generation with its in-flight count raised. The
+// re-check after the increment guarantees a retired generation is never
+// used: retirement swaps first and then waits for the count to reach zero.
+func (g *Gateway) acquire() *generation {
+	for {
+		gen := g.cur.Load()
+		gen.inflight.Add(1)
+		if g.cur.Load() == gen {
+			return gen
+		}
+		gen.done()
+	}
+}
+
+// done ends one request on the generation.
+func (gen *generation) done() {
+	if gen.inflight.Add(-1) == 0 && gen.retired.Load() {
+		gen.signalIdle()
+	}
+}
+
+func (gen *generation) signalIdle() {
+	select {
+	case <-gen.idle:
+	default:
+		defer func() { _ = recover() }() // closed concurrently
+		close(gen.idle)
+	}
+}
+
+// Handle is the client-facing fasthttp handler.
+func (g *Gateway) Handle(ctx *fasthttp.RequestCtx) {
+	start := time.Now()
+	metrics.InflightAdd(1)
+	gen := g.acquire()
+	st := reqctx.Acquire(ctx)
+	st.RequestID = requestid.Assign(st.RequestID, ctx.Request.Header.PeekBytes(hdrRequestID))
+	st.ClientIP = proxy.PrepareRequest(&ctx.Request, ctx.RemoteIP(), ctx.IsTLS(), gen.trusted, gen.strip, st.ClientIP)
+
+	r := g.route(ctx, gen, st)
+	if r != nil {
+		st.Route = r.name
+		st.Upstream = r.upstreamName
+		verdict, ran := r.chain.Handle(ctx)
+		if verdict == plugins.Next {
+			g.forward(ctx, r, st)
+		}
+		r.chain.OnResponse(ctx, ran)
+	}
+
+	d := time.Since(start)
+	status := ctx.Response.StatusCode()
+	if r != nil {
+		r.metrics.Observe(metrics.MethodIndex(ctx.Method()), status, d)
+	} else {
+		gen.unmatched.Observe(metrics.MethodIndex(ctx.Method()), status, d)
+	}
+	if g.accessLog.Load() {
+		g.logAccess(ctx, st, status, d)
+	}
+	gen.done()
+	metrics.InflightAdd(-1)
+}
+
+// route normalises the path and matches it; on no match it writes the
+// 400/404/405 response and returns nil.
+func (g *Gateway) route(ctx *fasthttp.RequestCtx, gen *generation, st *reqctx.State) *route {
+	uri := ctx.Request.URI()
+	norm, err := router.NormalizePath(st.Path[:0], uri.PathOriginal())
+	if err != nil {
+		apierror.Write(ctx, fasthttp.StatusBadRequest, apierror.CodeBadRequest, "invalid request path")
+		return nil
+	}
+	st.Path = norm
+	res := gen.table.Match(ctx.Method(), ctx.Host(), norm)
+	switch res.Status {
+	case 0:
+		return res.Route.Value.(*route)
+	case fasthttp.StatusMethodNotAllowed:
+		ctx.Response.Header.SetBytesKV(hdrAllow, res.Allow)
+		apierror.Write(ctx, fasthttp.StatusMethodNotAllowed, apierror.CodeMethodNotAllowed, "method not allowed on this path")
+	default:
+		apierror.Write(ctx, fasthttp.StatusNotFound, apierror.CodeNotFound, "no route matches this request")
+	}
+	return nil
+}
+
+// forward sends the request to the route's upstream (or the in-process
+// auth service) with the normalised path, and maps upstream failures to the
+// gateway's JSON errors.
+func (g *Gateway) forward(ctx *fasthttp.RequestCtx, r *route, st *reqctx.State) {
+	p := st.Path
+	if r.stripPrefix != nil {
+		p = stripPrefix(p, r.stripPrefix)
+	}
+	st.Scratch = router.AppendEscapedPath(st.Scratch[:0], p)
+	ctx.Request.URI().SetPathBytes(st.Scratch)
+	if r.builtin != nil {
+		r.builtin.Handle(ctx)
+		return
+	}
+	if !r.preserveHost {
+		// The upstream client sets the target's host; the client's Host
+		// travels in X-Forwarded-Host.
+		ctx.Request.Header.SetHostBytes(nil)
+	}
+	t0 := time.Now()
+	err := r.upstream.Do(&ctx.Request, &ctx.Response, r.timeout)
+	r.upDuration.UpdateDuration(t0)
+	if err != nil {
+		status, code := proxy.Classify(err)
+		ctx.Response.Reset()
+		apierror.Write(ctx, status, code, upstreamMessage(status))
+		if g.logger.Core().Enabled(zap.DebugLevel) || !errors.Is(err, proxy.ErrTimeout) {
+			g.upstreamErrors.Warn("upstream request failed", zap.String("route", r.name),
+				zap.String("upstream", r.upstreamName), zap.ByteString("request_id", st.RequestID), zap.Error(err))
+		}
+		return
+	}
+	proxy.CleanResponse(&ctx.Response)
+}
+
+func upstreamMessage(status int) string {
+	switch status {
+	case fasthttp.StatusGatewayTimeout:
+		return "the upstream did not answer in time"
+	case fasthttp.StatusServiceUnavailable:
+		return "no upstream target is available"
+	}
+	return "the upstream could not be reached or sent an invalid response"
+}
+
+// stripPrefix removes prefix (whole segments, no trailing slash) from p.
+func stripPrefix(p, prefix []byte) []byte {
+	if !bytes.HasPrefix(p, prefix) {
+		return p
+	}
+	rest := p[len(prefix):]
+	if len(rest) == 0 {
+		return slash
+	}
+	return rest
+}
+
+func (g *Gateway) logAccess(ctx *fasthttp.RequestCtx, st *reqctx.State, status int, d time.Duration) {
+	ce := g.access.Check(zap.InfoLevel, "access")
+	if ce == nil {
+		return
+	}
+	route := st.Route
+	ce.Write(
+		zap.ByteString("request_id", st.RequestID),
+		zap.ByteString("method", ctx.Method()),
+		zap.ByteString("path", st.Path),
+		zap.String("route", route),
+		zap.Int("status", status),
+		zap.Duration("duration", d),
+		zap.String("upstream", st.Upstream),
+		zap.ByteString("user_id", st.Identity.Subject),
+		zap.ByteString("client_ip", st.ClientIP),
+	)
+}

@@ -1,0 +1,183 @@
+// Package metrics defines every collector the gateway exports, in one
+// place, on VictoriaMetrics/metrics' default set. Label values are bounded:
+// route, upstream and plugin names from the configuration, fixed reason and
+// op names, HTTP methods folded to a fixed list and status codes.
+package metrics
+
+import (
+	"io"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	vm "github.com/VictoriaMetrics/metrics"
+)
+
+// DurationBuckets are the upper bounds of http_request_duration_seconds.
+var DurationBuckets = []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}
+
+// WritePrometheus writes every metric in Prometheus text format.
+func WritePrometheus(w io.Writer) { vm.WritePrometheus(w, true) }
+
+var inflight atomic.Int64
+
+func init() {
+	vm.NewGauge("gateway_inflight_requests", func() float64 { return float64(inflight.Load()) })
+}
+
+// InflightAdd adds d to gateway_inflight_requests.
+func InflightAdd(d int64) { inflight.Add(d) }
+
+// methods are the method label values; anything else is "OTHER".
+var methods = [...]string{"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "OTHER"}
+
+// MethodIndex folds a request method to an index into the fixed list.
+func MethodIndex(m []byte) int {
+	switch string(m) {
+	case "GET":
+		return 0
+	case "HEAD":
+		return 1
+	case "POST":
+		return 2
+	case "PUT":
+		return 3
+	case "DELETE":
+		return 4
+	case "PATCH":
+		return 5
+	case "OPTIONS":
+		return 6
+	}
+	return 7
+}
+
+// Route holds one route's RED metrics. Counters per (method, status) are
+// created on first use and then found without locking or allocating.
+type Route struct {
+	name      string
+	durations [len(methods)]*vm.PrometheusHistogram
+	mu        sync.Mutex
+	counters  atomic.Pointer[map[uint32]*vm.Counter]
+	authRej   sync.Map // reason -> *vm.Counter
+	rlRej     *vm.Counter
+}
+
+var routes sync.Map // name -> *Route
+
+// ForRoute returns the metrics of the named route (the same value across
+// reloads, so series continue).
+func ForRoute(name string) *Route {
+	if r, ok := routes.Load(name); ok {
+		return r.(*Route)
+	}
+	r := &Route{name: name}
+	for i, m := range methods {
+		r.durations[i] = vm.GetOrCreatePrometheusHistogramExt(
+			`http_request_duration_seconds{method="`+m+`",route="`+quote(name)+`"}`, DurationBuckets)
+	}
+	r.counters.Store(&map[uint32]*vm.Counter{})
+	r.rlRej = vm.GetOrCreateCounter(`gateway_ratelimit_rejected_total{route="` + quote(name) + `"}`)
+	actual, _ := routes.LoadOrStore(name, r)
+	return actual.(*Route)
+}
+
+// Observe records one finished request.
+func (r *Route) Observe(methodIdx, status int, d time.Duration) {
+	r.durations[methodIdx].Update(d.Seconds())
+	k := uint32(methodIdx)<<16 | uint32(status)
+	if c, ok := (*r.counters.Load())[k]; ok {
+		c.Inc()
+		return
+	}
+	r.counter(k, methodIdx, status).Inc()
+}
+
+func (r *Route) counter(k uint32, methodIdx, status int) *vm.Counter {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	old := *r.counters.Load()
+	if c, ok := old[k]; ok {
+		return c
+	}
+	c := vm.GetOrCreateCounter(`http_requests_total{method="` + methods[methodIdx] +
+		`",route="` + quote(r.name) + `",status_code="` + strconv.Itoa(status) + `"}`)
+	next := make(map[uint32]*vm.Counter, len(old)+1)
+	for kk, v := range old {
+		next[kk] = v
+	}
+	next[k] = c
+	r.counters.Store(&next)
+	return c
+}
+
+// RateLimitRejected returns gateway_ratelimit_rejected_total{route}.
+func (r *Route) RateLimitRejected() *vm.Counter { return r.rlRej }
+
+// Auth rejection reasons, the fixed label set of gateway_auth_rejected_total.
+const (
+	ReasonMissing     = "missing"
+	ReasonMalformed   = "malformed"
+	ReasonSignature   = "signature"
+	ReasonExpired     = "expired"
+	ReasonNotYetValid = "not_yet_valid"
+	ReasonIssuer      = "issuer"
+	ReasonAudience    = "audience"
+	ReasonType        = "type"
+	ReasonRevoked     = "revoked"
+	ReasonAlgorithm   = "algorithm"
+	ReasonForbidden   = "forbidden"
+	ReasonStoreError  = "store_error"
+)
+
+// AuthRejected returns gateway_auth_rejected_total{route,reason}. Call it at
+// build time for each reason and keep the counter.
+func (r *Route) AuthRejected(reason string) *vm.Counter {
+	if c, ok := r.authRej.Load(reason); ok {
+		return c.(*vm.Counter)
+	}
+	c := vm.GetOrCreateCounter(`gateway_auth_rejected_total{route="` + quote(r.name) + `",reason="` + reason + `"}`)
+	r.authRej.Store(reason, c)
+	return c
+}
+
+// StoreErrors returns gateway_store_errors_total{op} (op: "ratelimit",
+// "revocation_check", "revoke", "ping", ...).
+func StoreErrors(op string) *vm.Counter {
+	return vm.GetOrCreateCounter(`gateway_store_errors_total{op="` + quote(op) + `"}`)
+}
+
+// UpstreamDuration returns gateway_upstream_duration_seconds{upstream}.
+func UpstreamDuration(upstream string) *vm.PrometheusHistogram {
+	return vm.GetOrCreatePrometheusHistogramExt(
+		`gateway_upstream_duration_seconds{upstream="`+quote(upstream)+`"}`, DurationBuckets)
+}
+
+// ConfigReloads returns gateway_config_reloads_total{result} ("success" or
+// "failure").
+func ConfigReloads(result string) *vm.Counter {
+	return vm.GetOrCreateCounter(`gateway_config_reloads_total{result="` + result + `"}`)
+}
+
+var lastReload atomic.Int64
+
+func init() {
+	vm.NewGauge("gateway_config_last_reload_success_timestamp_seconds", func() float64 {
+		return float64(lastReload.Load())
+	})
+}
+
+// SetLastReloadSuccess records the time of the last successful (re)load.
+func SetLastReloadSuccess(t time.Time) { lastReload.Store(t.Unix()) }
+
+// SetBuildInfo exports gateway_build_info{version} = 1.
+func SetBuildInfo(version string) {
+	vm.GetOrCreateGauge(`gateway_build_info{version="`+quote(version)+`"}`, func() float64 { return 1 })
+}
+
+// quote escapes a label value for the Prometheus text format.
+func quote(s string) string {
+	q := strconv.Quote(s)
+	return q[1 : len(q)-1]
+}

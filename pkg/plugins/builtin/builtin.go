@@ -1,0 +1,20 @@
+// Package builtin registers every built-in plugin factory, explicitly and
+// in one place.
+package builtin
+
+import (
+	"github.com/gatewayd/gatewayd/pkg/plugins"
+	"github.com/gatewayd/gatewayd/pkg/plugins/requestid"
+)
+
+// Register adds the built-in factories to reg.
+func Register(reg *plugins.Registry) {
+	reg.Register(requestid.Factory{})
+}
+
+// Registry returns a new registry holding the built-in factories.
+func Registry() *plugins.Registry {
+	reg := plugins.NewRegistry()
+	Register(reg)
+	return reg
+}

@@ -1,0 +1,113 @@
+// Package plugins defines the contract between the gateway and its plugins:
+// a Factory turns a YAML section into a compiled Plugin once, at config
+// time; the Plugin's Handle runs per request on the *fasthttp.RequestCtx and
+// either passes the request on (Next) or writes the response itself (Done).
+package plugins
+
+import (
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/gatewayd/gatewayd/pkg/config"
+	"github.com/gatewayd/gatewayd/pkg/store"
+	"github.com/valyala/fasthttp"
+	"go.uber.org/zap"
+)
+
+// Verdict is what a plugin decided about a request.
+type Verdict uint8
+
+const (
+	// Next passes the request to the next plugin (or the upstream).
+	Next Verdict = iota
+	// Done means the plugin wrote the response; the chain stops.
+	Done
+)
+
+// Plugin is a compiled plugin instance for one route.
+type Plugin interface {
+	// Handle runs on the hot path. It must not keep ctx, or any slice
+	// obtained from it, after it returns.
+	Handle(ctx *fasthttp.RequestCtx) Verdict
+	// Close releases what Build acquired. It is called exactly once, after
+	// the last request that could use the instance has finished.
+	Close() error
+}
+
+// ResponseHook is implemented by plugins that touch the response: the
+// gateway calls OnResponse, in chain order, for every plugin whose Handle
+// ran, after the upstream answered or after a plugin ended the chain.
+type ResponseHook interface {
+	OnResponse(ctx *fasthttp.RequestCtx)
+}
+
+// Requirer is implemented by plugins that need other plugin kinds earlier in
+// the same chain (rbac needs jwt). The gateway rejects a route that breaks it.
+type Requirer interface {
+	Requires() []string
+}
+
+// HeaderClaimer is implemented by plugins that set request headers carrying
+// identity (jwt's forward_claims). The gateway strips client-sent copies of
+// these headers on every route.
+type HeaderClaimer interface {
+	ClaimHeaders() []string
+}
+
+// Factory builds plugins of one kind.
+type Factory interface {
+	// Kind is the name used in YAML ("jwt", "ratelimit").
+	Kind() string
+	// Build decodes sec strictly, validates it and compiles a Plugin.
+	// Errors must be *config.Error values (sec.Errorf), joined when several.
+	Build(sec config.Section, env *Env) (Plugin, error)
+}
+
+// Env is what a factory gets from the gateway besides its settings.
+type Env struct {
+	// Route is the name of the route the instance serves.
+	Route string
+	// Store is the shared state: Redis when configured, else in-process.
+	Store store.Store
+	// Logger is the gateway's logger; plugins add their own fields once.
+	Logger *zap.Logger
+	// Resources keeps long-lived objects (JWKS fetchers, clients) alive
+	// across reloads, shared by key.
+	Resources *Resources
+	// Now is the clock; tests may replace it.
+	Now func() time.Time
+}
+
+// Registry maps kinds to factories. It is built once at startup and then
+// only read.
+type Registry struct {
+	factories map[string]Factory
+}
+
+// NewRegistry returns an empty registry.
+func NewRegistry() *Registry { return &Registry{factories: map[string]Factory{}} }
+
+// Register adds f. Registering a kind twice is a programming error and panics.
+func (r *Registry) Register(f Factory) {
+	if _, dup := r.factories[f.Kind()]; dup {
+		panic(fmt.Sprintf("plugins: factory %q registered twice", f.Kind()))
+	}
+	r.factories[f.Kind()] = f
+}
+
+// Lookup returns the factory of kind.
+func (r *Registry) Lookup(kind string) (Factory, bool) {
+	f, ok := r.factories[kind]
+	return f, ok
+}
+
+// Kinds returns the registered kinds, sorted.
+func (r *Registry) Kinds() []string {
+	out := make([]string, 0, len(r.factories))
+	for k := range r.factories {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

@@ -1,0 +1,105 @@
+// Package reqctx holds the per-request state the gateway and its plugins
+// share on a *fasthttp.RequestCtx: the request id, the client IP, the route
+// and the caller's identity. A State is pooled; fasthttp returns it to the
+// pool when it resets the request's user values after the handler returns,
+// so nothing in it may be kept past the handler.
+package reqctx
+
+import (
+	"sync"
+
+	"github.com/valyala/fasthttp"
+)
+
+// Identity is what a verified access token says about its caller. The byte
+// slices are owned by the State and valid only during the request.
+type Identity struct {
+	Subject []byte
+	Email   []byte
+	Role    []byte
+	// Scope is the space-separated scope claim.
+	Scope []byte
+	JTI   []byte
+	// IssuedAtMs is the token's iat in unix milliseconds (iat may carry a
+	// fraction of a second).
+	IssuedAtMs int64
+	// ExpiresAt is the token's exp in unix seconds.
+	ExpiresAt int64
+}
+
+func (id *Identity) reset() {
+	id.Subject = id.Subject[:0]
+	id.Email = id.Email[:0]
+	id.Role = id.Role[:0]
+	id.Scope = id.Scope[:0]
+	id.JTI = id.JTI[:0]
+	id.IssuedAtMs, id.ExpiresAt = 0, 0
+}
+
+// State is the per-request state. Fields are written by the gateway (route,
+// request id, client ip) and by plugins (identity).
+type State struct {
+	RequestID []byte
+	ClientIP  []byte
+	// Route is the matched route's name ("" before routing).
+	Route string
+	// Upstream is the upstream name the request is sent to.
+	Upstream string
+	// Authenticated is true once a jwt plugin verified a token.
+	Authenticated bool
+	Identity      Identity
+	// Token is the raw bearer token the jwt plugin verified.
+	Token []byte
+	// RateLimit is the most restrictive rate-limit result of the request,
+	// written by the ratelimit plugin's Handle and turned into response
+	// headers by its OnResponse (the upstream's response replaces whatever
+	// was set on ctx.Response before forwarding).
+	RateLimit RateLimit
+	// Path is the normalised request path (decoded); Scratch is a buffer the
+	// gateway reuses for the escaped upstream path.
+	Path    []byte
+	Scratch []byte
+}
+
+// RateLimit is one rate-limit decision, for response headers.
+type RateLimit struct {
+	// Owner is the plugin instance that wrote it (nil: none).
+	Owner any
+	// Remaining is whole tokens left; Reset and RetryAfter are in ms.
+	Remaining  int64
+	ResetMs    int64
+	RetryAfter int64
+}
+
+type key struct{}
+
+var pool = sync.Pool{New: func() any { return new(State) }}
+
+// Acquire attaches a fresh State to ctx and returns it.
+func Acquire(ctx *fasthttp.RequestCtx) *State {
+	s := pool.Get().(*State)
+	ctx.SetUserValue(key{}, s)
+	return s
+}
+
+// Get returns the State attached to ctx, or nil.
+func Get(ctx *fasthttp.RequestCtx) *State {
+	s, _ := ctx.UserValue(key{}).(*State)
+	return s
+}
+
+// Close resets the state and returns it to the pool. fasthttp calls it when
+// the request's user values are reset; it is not to be called by plugins.
+func (s *State) Close() error {
+	s.RequestID = s.RequestID[:0]
+	s.ClientIP = s.ClientIP[:0]
+	s.Route, s.Upstream = "", ""
+	s.Authenticated = false
+	s.Identity.reset()
+	s.Token = s.Token[:0]
+	s.RateLimit = RateLimit{}
+	s.Path = s.Path[:0]
+	s.Scratch = s.Scratch[:0]
+	pool.Put(s)
+	return nil
+}

@@ -1,0 +1,55 @@
+// Package router holds the gateway's compiled route table and the request path
+// normalisation it is matched against.
+//
+// # Normalisation
+//
+// The gateway authorises a request on the route chosen for its path and sends
+// that same path upstream, so both must be computed from one set of bytes.
+// NormalizePath turns the raw request path (the bytes before '?', as received)
+// into that form:
+//
+//   - it must start with '/' and be at most MaxPathLength bytes long;
+//   - every percent escape is decoded, %2F and %2E included; an invalid or
+//     truncated escape, and a NUL or any other ASCII control byte, raw or
+//     decoded, is rejected with ErrBadPath;
+//   - repeated slashes are collapsed and "." and ".." segments are resolved,
+//     never above the root ("/../x" is "/x");
+//   - a trailing slash is kept, and a final "." or ".." leaves one
+//     ("/a/b/.." is "/a/");
+//   - a backslash is an ordinary byte, not a separator.
+//
+// Decoding happens once, before segments are resolved, so "/v1/%2e%2e/admin"
+// and "/v1/admin%2F..%2Fusers" are resolved like their decoded forms, and
+// "%252e" stays the three bytes "%2e". AppendEscapedPath re-encodes a
+// normalised path for the upstream request line; normalising its output again
+// gives the same path, so the upstream sees exactly the path that was routed.
+//
+// # Matching
+//
+// A Table is built once per configuration by New, which rejects the whole
+// route list with every problem it finds, and is read-only afterwards. Route
+// paths are written in decoded, normalised form. Table.Match orders candidates
+// as follows:
+//
+//  1. host: routes for the exact request host (case-insensitive, port and
+//     final dot ignored), then wildcard routes ("*.example.com" matches
+//     a.example.com and a.b.example.com, never example.com) from the longest
+//     suffix to the shortest, then routes without a host;
+//  2. path, within one host selector: an exact Path, then PathPrefix routes
+//     from the longest prefix to the shortest; prefixes match whole segments,
+//     so "/v1/admin" matches "/v1/admin" and "/v1/admin/x" but not
+//     "/v1/adminx", and "/" matches everything;
+//  3. method: the first candidate whose Methods accept the request method
+//     wins; a route without Methods accepts every method, and one that
+//     accepts GET also accepts HEAD.
+//
+// If some routes match the path but none accepts the method, the result is a
+// 405 with an Allow value listing the union of their methods (sorted,
+// "GET, HEAD, POST"); if no route matches the path it is a 404. Because
+// method filtering is part of the selection, a less specific route that
+// accepts the method is chosen over a more specific one that does not.
+//
+// Two routes with the same host, the same path (or the same prefix, with or
+// without its trailing slash) and overlapping methods are an error, so the
+// selection never depends on declaration order. Match does not allocate.
+package router

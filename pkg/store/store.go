@@ -1,0 +1,81 @@
+// Package store defines the small interfaces for state the gateway shares
+// between instances: token buckets and token revocations. Two
+// implementations pass one conformance suite (storetest): store/redis and
+// store/memory. This package imports neither fasthttp nor rueidis.
+//
+// Revocation data layout (shared by the blacklist plugin and the auth
+// service, which both go through Revocations):
+//
+//   - a revoked access token: key "gatewayd:revoked:{<jti>}", value "1",
+//     expiring when the token does;
+//   - a user's revoke-all mark: key "gatewayd:revoke-all:{<sub>}", value the
+//     mark in unix milliseconds; a token is revoked when its iat (ms) is at
+//     or before the mark. The mark expires after the longest token lifetime.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// ErrUnavailable wraps failures to reach the store.
+var ErrUnavailable = errors.New("store unavailable")
+
+// Rate is a token bucket's shape: Limit tokens are added per Period, up to
+// Burst tokens.
+type Rate struct {
+	Limit  int64
+	Period time.Duration
+	Burst  int64
+}
+
+// Result is the outcome of one Take.
+type Result struct {
+	Allowed bool
+	// Remaining is the whole tokens left after this take.
+	Remaining int64
+	// Reset is the time until the bucket is full again.
+	Reset time.Duration
+	// RetryAfter is, for a rejection, the time until cost tokens are
+	// available; 0 when allowed.
+	RetryAfter time.Duration
+}
+
+// Limiter takes tokens from buckets.
+type Limiter interface {
+	// Take refills the bucket at key and takes cost tokens if it holds them,
+	// atomically. key is only read during the call.
+	Take(ctx context.Context, key []byte, rate Rate, cost int64) (Result, error)
+}
+
+// Revocations records and checks revoked tokens.
+type Revocations interface {
+	// Revoke marks the token jti as revoked until it expires at until.
+	Revoke(ctx context.Context, jti string, until time.Time) error
+	// RevokeAll revokes every token of subject issued at or before at; the
+	// mark is kept for ttl (the longest token lifetime).
+	RevokeAll(ctx context.Context, subject string, at time.Time, ttl time.Duration) error
+	// IsRevoked reports whether a token is revoked: its jti is revoked or its
+	// iat (unix ms) is at or before the subject's mark. A store with a
+	// client-side cache may answer from it when the entry is at most maxStale
+	// old (server-side invalidation usually makes it fresher). Arguments are
+	// only read during the call.
+	IsRevoked(ctx context.Context, jti, subject []byte, issuedAtMs int64, maxStale time.Duration) (bool, error)
+}
+
+// Store is the whole shared state of a gateway.
+type Store interface {
+	Limiter
+	Revocations
+	// Ping checks the store is reachable (readiness).
+	Ping(ctx context.Context) error
+	// Close releases connections.
+	Close() error
+}
+
+// Local is implemented by in-process stores whose calls never block on I/O;
+// callers may skip per-call deadlines (and their allocation) for them.
+type Local interface {
+	Local()
+}
