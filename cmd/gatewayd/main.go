@@ -26,9 +26,6 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-// errUsage means the flags were wrong; flag has printed why.
-var errUsage = errors.New("usage")
-
 func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("gatewayd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -44,13 +41,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	cfg, err := load(*path)
 	if *check {
-		if err == nil {
-			err = gateway.Check(cfg, builtin.Registry())
-		} else if cfg != nil {
-			// Report plugin errors too, so one pass shows everything.
-			err = config.SortErrors(errors.Join(err, gateway.Check(cfg, builtin.Registry())))
-		}
-		if err != nil {
+		// Plugin errors are reported with the file's, so one pass shows
+		// everything.
+		if err = gateway.Check(cfg, err, builtin.Registry()); err != nil {
 			printErrors(stderr, err)
 			return 1
 		}
@@ -135,13 +128,13 @@ func serve(cfg *config.Config) error {
 				gw.LogReload("SIGHUP", res, err)
 				continue
 			}
-			return shutdown(gw, cfg, logger, sig, sigs)
+			return shutdown(gw, logger, sig, sigs)
 		}
 	}
 }
 
 // shutdown drains; a second SIGTERM/SIGINT exits at once.
-func shutdown(gw *gateway.Gateway, cfg *config.Config, logger *zap.Logger, sig os.Signal, sigs chan os.Signal) error {
+func shutdown(gw *gateway.Gateway, logger *zap.Logger, sig os.Signal, sigs chan os.Signal) error {
 	live := gw.Config()
 	logger.Info("shutting down: draining in-flight requests", zap.String("signal", sig.String()),
 		zap.Duration("shutdown_timeout", live.Server.ShutdownTimeout.D()))

@@ -95,3 +95,38 @@ func JoinPath(base, field string) string { return joinPath(base, field) }
 
 // IndexPath returns base[i].
 func IndexPath(base string, i int) string { return base + "[" + strconv.Itoa(i) + "]" }
+
+// Merge returns primary's errors plus those of secondary that do not repeat
+// a field primary already reports on: a secondary error is dropped when its
+// path equals, contains or lies under the path of a primary error. Used to
+// add build-time (plugin) errors to validation errors without saying the
+// same thing twice.
+func Merge(primary, secondary error) error {
+	ps := Errors(primary)
+	out := append([]error(nil), ps...)
+	for _, e := range Errors(secondary) {
+		se, ok := e.(*Error)
+		dup := false
+		for _, p := range ps {
+			pe, ok2 := p.(*Error)
+			if !ok || !ok2 {
+				continue
+			}
+			if related(pe.Path, se.Path) {
+				dup = true
+				break
+			}
+		}
+		if !dup {
+			out = append(out, e)
+		}
+	}
+	return sortErrors(errors.Join(out...))
+}
+
+func related(a, b string) bool {
+	under := func(x, parent string) bool {
+		return strings.HasPrefix(x, parent+".") || strings.HasPrefix(x, parent+"[")
+	}
+	return a == b || under(a, b) || under(b, a)
+}

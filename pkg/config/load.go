@@ -35,8 +35,9 @@ func Parse(file string, data []byte) (*Config, error) {
 	errs.add(ExpandEnv(file, root))
 	errs.add(DecodeStrict(file, root, "", cfg))
 	cfg.applyDefaults()
-	errs.add(cfg.validate())
-	return cfg, sortErrors(errs.err())
+	// Validation adds what decoding could not see, without repeating a
+	// field decoding already reported.
+	return cfg, Merge(errs.err(), cfg.validate())
 }
 
 // ParseNode parses data into a YAML node tree, returning the document's

@@ -10,6 +10,7 @@ import (
 	"github.com/gatewayd/gatewayd/pkg/config"
 	"github.com/gatewayd/gatewayd/pkg/plugins"
 	"github.com/gatewayd/gatewayd/pkg/store"
+	"github.com/gatewayd/gatewayd/pkg/store/bolt"
 	"github.com/gatewayd/gatewayd/pkg/store/memory"
 	"github.com/gatewayd/gatewayd/pkg/store/redis"
 	"go.uber.org/zap"
@@ -21,6 +22,7 @@ type App struct {
 	Gateway *Gateway
 	Store   store.Store
 	auth    *authserver.Server
+	users   *bolt.Store
 	logger  *zap.Logger
 }
 
@@ -40,8 +42,7 @@ func Open(cfg *config.Config, reg *plugins.Registry, logger *zap.Logger, version
 	}
 	var auth AuthHandler
 	if cfg.Auth != nil {
-		a.auth, err = authserver.Open(cfg.Auth, cfg.Redis, a.Store, logger.Named("auth"))
-		if err != nil {
+		if err := a.openAuth(cfg, logger.Named("auth")); err != nil {
 			a.Close()
 			return nil, fmt.Errorf("auth: %w", err)
 		}
@@ -55,10 +56,43 @@ func Open(cfg *config.Config, reg *plugins.Registry, logger *zap.Logger, version
 	return a, nil
 }
 
-// Close releases the auth service and the store.
+// openAuth starts the in-process auth service: users and sessions in Redis
+// when the gateway uses Redis, else in the embedded file users_file.
+func (a *App) openAuth(cfg *config.Config, logger *zap.Logger) error {
+	var users store.AuthStore
+	if rs, ok := a.Store.(*redis.Store); ok {
+		users = redis.NewAuth(rs)
+	} else {
+		path := cfg.Auth.UsersFile
+		if path == "" {
+			path = DefaultUsersFile
+		}
+		b, err := bolt.Open(path)
+		if err != nil {
+			return err
+		}
+		a.users = b
+		users = b
+	}
+	srv, err := authserver.New(cfg.Auth, users, a.Store, logger)
+	if err != nil {
+		return err
+	}
+	a.auth = srv
+	return nil
+}
+
+// DefaultUsersFile is where the embedded user store lives when auth.users_file
+// is not set.
+const DefaultUsersFile = "data/users.db"
+
+// Close releases the auth service and the stores.
 func (a *App) Close() {
 	if a.auth != nil {
 		_ = a.auth.Close()
+	}
+	if a.users != nil {
+		_ = a.users.Close()
 	}
 	if a.Store != nil {
 		_ = a.Store.Close()
@@ -67,8 +101,12 @@ func (a *App) Close() {
 
 // Check validates cfg completely, building every route and plugin against
 // an in-process store, without opening listeners or connecting to Redis.
-// It returns every error found.
-func Check(cfg *config.Config, reg *plugins.Registry) error {
+// parseErr is what config.Parse returned for cfg: Check adds the errors the
+// build finds that parseErr does not already report, and returns them all.
+func Check(cfg *config.Config, parseErr error, reg *plugins.Registry) error {
+	if cfg == nil {
+		return parseErr
+	}
 	var errs []error
 	var auth AuthHandler
 	if cfg.Auth != nil {
@@ -77,22 +115,36 @@ func Check(cfg *config.Config, reg *plugins.Registry) error {
 		}
 		auth = checkOnlyAuth{}
 	}
-	st := memory.New()
-	defer st.Close()
-	d := &deps{
-		registry:  reg,
-		env:       plugins.Env{Store: st, Logger: zap.NewNop(), Resources: plugins.NewResources(), Now: time.Now},
-		upstreams: newUpstreamPool(zap.NewNop()),
-		auth:      auth,
-	}
+	cd := checkDeps(reg)
+	defer cd.close()
+	cd.deps.auth = auth
+	d := cd.deps
 	gen, err := build(cfg, d)
 	if err != nil {
 		errs = append(errs, config.Errors(err)...)
 	} else {
 		gen.close()
 	}
-	return config.SortErrors(errors.Join(errs...))
+	return config.Merge(parseErr, errors.Join(errs...))
 }
+
+// checkEnv is a throwaway build environment: an in-process store and no
+// network side effects beyond creating (idle) upstream clients.
+type checkEnv struct {
+	deps  *deps
+	store store.Store
+}
+
+func checkDeps(reg *plugins.Registry) checkEnv {
+	st := memory.New()
+	return checkEnv{store: st, deps: &deps{
+		registry:  reg,
+		env:       plugins.Env{Store: st, Logger: zap.NewNop(), Resources: plugins.NewResources(), Now: time.Now},
+		upstreams: newUpstreamPool(zap.NewNop()),
+	}}
+}
+
+func (c checkEnv) close() { _ = c.store.Close() }
 
 // checkOnlyAuth stands in for the auth service while checking a file.
 type checkOnlyAuth struct{ AuthHandler }

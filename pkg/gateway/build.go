@@ -131,12 +131,18 @@ func build(cfg *config.Config, d *deps) (*generation, error) {
 		}
 		r.signature = routeSignature(rc, chain)
 		g.routes = append(g.routes, r)
+		methods := rc.Match.Methods
+		if len(methods) > 0 && contains(chain.Kinds(), "cors") && !contains(methods, "OPTIONS") {
+			// CORS preflights are answered by the cors plugin, so the
+			// route must accept OPTIONS even when it lists its methods.
+			methods = append(append([]string(nil), methods...), "OPTIONS")
+		}
 		rrs = append(rrs, &router.Route{
 			Name:       rc.Name,
 			Host:       rc.Match.Host,
 			Path:       rc.Match.Path,
 			PathPrefix: rc.Match.PathPrefix,
-			Methods:    rc.Match.Methods,
+			Methods:    methods,
 			Value:      r,
 		})
 	}

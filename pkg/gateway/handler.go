@@ -19,6 +19,9 @@ import (
 var (
 	hdrRequestID = []byte(requestid.DefaultHeader)
 	hdrAllow     = []byte("Allow")
+
+	hdrContentLength    = []byte("Content-Length")
+	hdrTransferEncoding = []byte("Transfer-Encoding")
 	slash        = []byte("/")
 )
 
@@ -61,9 +64,20 @@ func (g *Gateway) Handle(ctx *fasthttp.RequestCtx) {
 	gen := g.acquire()
 	st := reqctx.Acquire(ctx)
 	st.RequestID = requestid.Assign(st.RequestID, ctx.Request.Header.PeekBytes(hdrRequestID))
+	// Checked before header hygiene, which drops Connection and
+	// Transfer-Encoding.
+	smuggled := ctx.Request.Header.ConnectionClose() && ambiguousFraming(ctx.Request.Header.RawHeaders())
 	st.ClientIP = proxy.PrepareRequest(&ctx.Request, ctx.RemoteIP(), ctx.IsTLS(), gen.trusted, gen.strip, st.ClientIP)
 
-	r := g.route(ctx, gen, st)
+	var r *route
+	if smuggled {
+		// fasthttp reads such a body as chunked; answering it at all would
+		// let a front proxy that trusted Content-Length desynchronise.
+		apierror.Write(ctx, fasthttp.StatusBadRequest, apierror.CodeBadRequest, "request has both Content-Length and Transfer-Encoding")
+		ctx.SetConnectionClose()
+	} else {
+		r = g.route(ctx, gen, st)
+	}
 	if r != nil {
 		st.Route = r.name
 		st.Upstream = r.upstreamName
@@ -86,6 +100,34 @@ func (g *Gateway) Handle(ctx *fasthttp.RequestCtx) {
 	}
 	gen.done()
 	metrics.InflightAdd(-1)
+}
+
+// ambiguousFraming reports whether raw request headers carry both
+// Content-Length and Transfer-Encoding (RFC 9112 §6.3: a request smuggling
+// attempt). fasthttp marks such requests Connection: close, so this scan
+// only runs for those.
+func ambiguousFraming(raw []byte) bool {
+	var cl, te bool
+	for len(raw) > 0 {
+		line := raw
+		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
+			line, raw = raw[:i], raw[i+1:]
+		} else {
+			raw = nil
+		}
+		colon := bytes.IndexByte(line, ':')
+		if colon <= 0 {
+			continue
+		}
+		name := bytes.TrimSpace(line[:colon])
+		switch {
+		case bytes.EqualFold(name, hdrContentLength):
+			cl = true
+		case bytes.EqualFold(name, hdrTransferEncoding):
+			te = true
+		}
+	}
+	return cl && te
 }
 
 // route normalises the path and matches it; on no match it writes the

@@ -4,12 +4,20 @@ package builtin
 
 import (
 	"github.com/gatewayd/gatewayd/pkg/plugins"
+	"github.com/gatewayd/gatewayd/pkg/plugins/blacklist"
+	"github.com/gatewayd/gatewayd/pkg/plugins/jwt"
+	"github.com/gatewayd/gatewayd/pkg/plugins/ratelimit"
+	"github.com/gatewayd/gatewayd/pkg/plugins/rbac"
 	"github.com/gatewayd/gatewayd/pkg/plugins/requestid"
 )
 
 // Register adds the built-in factories to reg.
 func Register(reg *plugins.Registry) {
 	reg.Register(requestid.Factory{})
+	reg.Register(jwt.Factory{})
+	reg.Register(blacklist.Factory{})
+	reg.Register(rbac.Factory{})
+	reg.Register(ratelimit.Factory{})
 }
 
 // Registry returns a new registry holding the built-in factories.

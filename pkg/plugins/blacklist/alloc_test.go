@@ -1,0 +1,52 @@
+//go:build !race
+
+package blacklist
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/gatewayd/gatewayd/pkg/plugins"
+	"github.com/gatewayd/gatewayd/pkg/reqctx"
+	"github.com/valyala/fasthttp"
+)
+
+func TestHandleDoesNotAllocate(t *testing.T) {
+	mem := newMemory(t, time.Now)
+	if err := mem.Revoke(context.Background(), "revoked-jti", time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	p := mustBuild(t, "", &plugins.Env{Route: "bl-alloc", Store: mem})
+	tests := []struct {
+		name        string
+		giveJTI     string
+		giveAuth    bool
+		wantVerdict plugins.Verdict
+	}{
+		{name: "not revoked", giveJTI: "jti-1", giveAuth: true, wantVerdict: plugins.Next},
+		{name: "revoked", giveJTI: "revoked-jti", giveAuth: true, wantVerdict: plugins.Done},
+		{name: "anonymous", wantVerdict: plugins.Next},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var ctx fasthttp.RequestCtx
+			st := reqctx.Acquire(&ctx)
+			st.Authenticated = tt.giveAuth
+			st.Identity.Subject = []byte("ann")
+			st.Identity.JTI = []byte(tt.giveJTI)
+			st.Identity.IssuedAtMs = time.Now().UnixMilli()
+			if got := p.Handle(&ctx); got != tt.wantVerdict {
+				t.Fatalf("verdict %v, want %v", got, tt.wantVerdict)
+			}
+			allocs := testing.AllocsPerRun(1000, func() {
+				if p.Handle(&ctx) != tt.wantVerdict {
+					t.Fatal("verdict changed")
+				}
+			})
+			if allocs != 0 {
+				t.Errorf("Handle allocates %.1f times per request, want 0", allocs)
+			}
+		})
+	}
+}

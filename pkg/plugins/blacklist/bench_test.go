@@ -1,0 +1,30 @@
+package blacklist
+
+import (
+	"testing"
+	"time"
+
+	"github.com/gatewayd/gatewayd/pkg/plugins"
+	"github.com/gatewayd/gatewayd/pkg/reqctx"
+	"github.com/valyala/fasthttp"
+)
+
+// BenchmarkHandle measures the not-revoked path on the in-process store.
+func BenchmarkHandle(b *testing.B) {
+	mem := newMemory(b, time.Now)
+	p := mustBuild(b, "", &plugins.Env{Route: "bl-bench", Store: mem})
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		var ctx fasthttp.RequestCtx
+		st := reqctx.Acquire(&ctx)
+		st.Authenticated = true
+		st.Identity.Subject = []byte("0b0c3c8e-5f6a-4d6b-9d51-3c1f0c7a9e21")
+		st.Identity.JTI = []byte("5b1f7a0e-2c4d-4e8f-a1b2-c3d4e5f60718")
+		st.Identity.IssuedAtMs = time.Now().UnixMilli()
+		for pb.Next() {
+			if p.Handle(&ctx) != plugins.Next {
+				b.Fatal("refused")
+			}
+		}
+	})
+}

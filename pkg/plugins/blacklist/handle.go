@@ -1,0 +1,53 @@
+package blacklist
+
+import (
+	"context"
+
+	"github.com/gatewayd/gatewayd/pkg/apierror"
+	"github.com/gatewayd/gatewayd/pkg/plugins"
+	"github.com/gatewayd/gatewayd/pkg/reqctx"
+	"github.com/valyala/fasthttp"
+)
+
+var (
+	headerWWWAuthenticate = fasthttp.AppendNormalizedHeaderKey(nil, fasthttp.HeaderWWWAuthenticate)
+	revokedChallenge      = []byte(`Bearer error="invalid_token", error_description="token revoked"`)
+)
+
+// Handle implements plugins.Plugin. Anonymous requests (jwt with optional:
+// true) pass: there is no token to check.
+func (p *Plugin) Handle(ctx *fasthttp.RequestCtx) plugins.Verdict {
+	st := reqctx.Get(ctx)
+	if st == nil || !st.Authenticated {
+		return plugins.Next
+	}
+	revoked, err := p.check(st)
+	if err != nil {
+		p.storeErrors.Inc()
+		if p.allow {
+			return plugins.Next
+		}
+		p.storeReject.Inc()
+		apierror.Write(ctx, fasthttp.StatusServiceUnavailable, apierror.CodeUnavailable, "revocation check unavailable")
+		return plugins.Done
+	}
+	if revoked {
+		p.revoked.Inc()
+		ctx.Response.Header.SetCanonical(headerWWWAuthenticate, revokedChallenge)
+		apierror.Write(ctx, fasthttp.StatusUnauthorized, apierror.CodeUnauthorized, "token revoked")
+		return plugins.Done
+	}
+	return plugins.Next
+}
+
+// check asks the store, with a deadline unless the store is in-process
+// (whose calls never block, and a deadline would cost allocations).
+func (p *Plugin) check(st *reqctx.State) (bool, error) {
+	id := &st.Identity
+	if p.local {
+		return p.store.IsRevoked(context.Background(), id.JTI, id.Subject, id.IssuedAtMs, p.maxStale)
+	}
+	c, cancel := context.WithTimeout(context.Background(), p.timeout)
+	defer cancel()
+	return p.store.IsRevoked(c, id.JTI, id.Subject, id.IssuedAtMs, p.maxStale)
+}

@@ -1,0 +1,87 @@
+package rbac
+
+import (
+	"bytes"
+
+	"github.com/gatewayd/gatewayd/pkg/apierror"
+	"github.com/gatewayd/gatewayd/pkg/plugins"
+	"github.com/gatewayd/gatewayd/pkg/reqctx"
+	"github.com/valyala/fasthttp"
+)
+
+var (
+	headerWWWAuthenticate = fasthttp.AppendNormalizedHeaderKey(nil, fasthttp.HeaderWWWAuthenticate)
+	// RFC 6750 §3.1: no error code without credentials; insufficient_scope
+	// for a token that lacks the privileges.
+	challengeMissing   = []byte(`Bearer realm="gatewayd"`)
+	challengeForbidden = []byte(`Bearer error="insufficient_scope"`)
+)
+
+// Handle implements plugins.Plugin.
+func (p *Plugin) Handle(ctx *fasthttp.RequestCtx) plugins.Verdict {
+	st := reqctx.Get(ctx)
+	if st == nil || !st.Authenticated {
+		p.missing.Inc()
+		ctx.Response.Header.SetCanonical(headerWWWAuthenticate, challengeMissing)
+		apierror.Write(ctx, fasthttp.StatusUnauthorized, apierror.CodeUnauthorized, "authentication required")
+		return plugins.Done
+	}
+	if p.policyFor(ctx.Method()).allows(&st.Identity) {
+		return plugins.Next
+	}
+	p.forbidden.Inc()
+	ctx.Response.Header.SetCanonical(headerWWWAuthenticate, challengeForbidden)
+	apierror.Write(ctx, fasthttp.StatusForbidden, apierror.CodeForbidden, "insufficient permissions")
+	return plugins.Done
+}
+
+// policyFor returns the first rule listing method, else the top level.
+func (p *Plugin) policyFor(method []byte) *policy {
+	for i := range p.rules {
+		for _, m := range p.rules[i].methods {
+			if string(method) == m {
+				return &p.rules[i].policy
+			}
+		}
+	}
+	return &p.top
+}
+
+// allows reports whether id has one of the roles (when any are listed) and
+// every scope.
+func (pol *policy) allows(id *reqctx.Identity) bool {
+	if len(pol.roles) > 0 {
+		ok := false
+		for _, r := range pol.roles {
+			if string(id.Role) == r {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			return false
+		}
+	}
+	for _, want := range pol.scopes {
+		if !hasScope(id.Scope, want) {
+			return false
+		}
+	}
+	return true
+}
+
+// hasScope reports whether the space-separated list holds want exactly.
+func hasScope(list []byte, want string) bool {
+	for len(list) > 0 {
+		var s []byte
+		if i := bytes.IndexByte(list, ' '); i >= 0 {
+			s, list = list[:i], list[i+1:]
+		} else {
+			s, list = list, nil
+		}
+		if string(s) == want {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,297 @@
+package proxy
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Balancing strategies accepted in Config.Balance.
+const (
+	// BalanceRoundRobin sends requests to the targets in turn.
+	BalanceRoundRobin = "round_robin"
+	// BalanceLeastConn sends each request to the target with the fewest
+	// requests in flight.
+	BalanceLeastConn = "least_conn"
+)
+
+// Defaults applied by New (and by Key) to zero-valued settings.
+const (
+	// DefaultConnectTimeout is the default Config.ConnectTimeout.
+	DefaultConnectTimeout = time.Second
+	// DefaultTimeout is the default Config.Timeout.
+	DefaultTimeout = 15 * time.Second
+	// DefaultMaxConnsPerTarget is the default Config.MaxConnsPerTarget.
+	DefaultMaxConnsPerTarget = 1024
+	// DefaultEjectAfter is the default Config.EjectAfter.
+	DefaultEjectAfter = 3
+	// DefaultEjectFor is the default Config.EjectFor.
+	DefaultEjectFor = 10 * time.Second
+	// DefaultHealthCheckInterval is the default HealthCheck.Interval.
+	DefaultHealthCheckInterval = 5 * time.Second
+	// DefaultHealthCheckTimeout is the default HealthCheck.Timeout, lowered
+	// to the interval when that is shorter.
+	DefaultHealthCheckTimeout = 2 * time.Second
+	// DefaultHealthCheckPath is the default HealthCheck.Path.
+	DefaultHealthCheckPath = "/"
+)
+
+// MaxTargets is the largest number of targets one upstream may list.
+const MaxTargets = 64
+
+// Config describes one upstream: a named set of targets and how requests are
+// spread over them, timed, retried and checked.
+type Config struct {
+	// Name is the upstream name from the configuration; it labels metrics
+	// and logs.
+	Name string
+	// Targets are base URLs such as "http://127.0.0.1:9002" or
+	// "https://api.internal:443": scheme http or https, a host and an optional
+	// port, no path, query, fragment or user info.
+	Targets []string
+	// Balance is BalanceRoundRobin (the default) or BalanceLeastConn.
+	Balance string
+	// ConnectTimeout bounds the TCP connect plus TLS handshake (default 1s).
+	ConnectTimeout time.Duration
+	// Timeout bounds the whole upstream exchange, from picking a target to
+	// the end of the response body (default 15s).
+	Timeout time.Duration
+	// MaxConnsPerTarget caps the connections to each target (default 1024).
+	MaxConnsPerTarget int
+	// Retries is how many more targets an idempotent request (GET, HEAD,
+	// OPTIONS, PUT, DELETE, TRACE) may try when connecting fails; nothing is
+	// retried once request bytes were sent. Default 0.
+	Retries int
+	// MaxResponseBodySize limits the upstream response body in bytes; 0 means
+	// unlimited.
+	MaxResponseBodySize int
+	// HealthCheck enables active health checks; nil disables them.
+	HealthCheck *HealthCheck
+	// EjectAfter is the number of consecutive connect failures that eject a
+	// target (default 3); a negative value disables passive ejection.
+	EjectAfter int
+	// EjectFor is how long an ejected target is skipped (default 10s).
+	EjectFor time.Duration
+}
+
+// HealthCheck configures active health checks: every Interval each target
+// gets a GET for Path and is healthy while it answers 2xx or 3xx within
+// Timeout.
+type HealthCheck struct {
+	// Path is the request path, starting with "/" (default "/").
+	Path string
+	// Interval is the time between two checks of a target (default 5s).
+	Interval time.Duration
+	// Timeout bounds one check (default 2s, at most Interval).
+	Timeout time.Duration
+}
+
+// withDefaults returns c with every zero-valued setting replaced by its
+// default. It does not validate.
+func (c Config) withDefaults() Config {
+	if c.Balance == "" {
+		c.Balance = BalanceRoundRobin
+	}
+	if c.ConnectTimeout == 0 {
+		c.ConnectTimeout = DefaultConnectTimeout
+	}
+	if c.Timeout == 0 {
+		c.Timeout = DefaultTimeout
+	}
+	if c.MaxConnsPerTarget == 0 {
+		c.MaxConnsPerTarget = DefaultMaxConnsPerTarget
+	}
+	if c.EjectAfter == 0 {
+		c.EjectAfter = DefaultEjectAfter
+	}
+	if c.EjectFor == 0 {
+		c.EjectFor = DefaultEjectFor
+	}
+	if c.HealthCheck != nil {
+		hc := *c.HealthCheck
+		if hc.Path == "" {
+			hc.Path = DefaultHealthCheckPath
+		}
+		if hc.Interval == 0 {
+			hc.Interval = DefaultHealthCheckInterval
+		}
+		if hc.Timeout == 0 {
+			hc.Timeout = min(DefaultHealthCheckTimeout, hc.Interval)
+		}
+		c.HealthCheck = &hc
+	}
+	return c
+}
+
+// Key returns a canonical string of every setting, defaults applied. Two
+// configurations with equal keys behave identically, so the gateway may keep
+// the same *Upstream across configuration reloads.
+func (c Config) Key() string {
+	d := c.withDefaults()
+	var b strings.Builder
+	b.WriteString("name=")
+	b.WriteString(strconv.Quote(d.Name))
+	b.WriteString(" targets=[")
+	for i, raw := range d.Targets {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		if t, err := parseTarget(raw); err == nil {
+			raw = t.url
+		}
+		b.WriteString(strconv.Quote(raw))
+	}
+	b.WriteString("] balance=")
+	b.WriteString(strconv.Quote(d.Balance))
+	b.WriteString(" connect_timeout=" + d.ConnectTimeout.String())
+	b.WriteString(" timeout=" + d.Timeout.String())
+	b.WriteString(" max_conns_per_target=" + strconv.Itoa(d.MaxConnsPerTarget))
+	b.WriteString(" retries=" + strconv.Itoa(d.Retries))
+	b.WriteString(" max_response_body_size=" + strconv.Itoa(d.MaxResponseBodySize))
+	b.WriteString(" eject_after=" + strconv.Itoa(d.EjectAfter))
+	b.WriteString(" eject_for=" + d.EjectFor.String())
+	if hc := d.HealthCheck; hc != nil {
+		b.WriteString(" health_check={path=" + strconv.Quote(hc.Path))
+		b.WriteString(" interval=" + hc.Interval.String())
+		b.WriteString(" timeout=" + hc.Timeout.String() + "}")
+	} else {
+		b.WriteString(" health_check=off")
+	}
+	return b.String()
+}
+
+// validate checks a configuration that already has its defaults applied and
+// returns every problem found, joined.
+func (c Config) validate() error {
+	var errs []error
+	add := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf(format, args...))
+	}
+	if c.Name == "" {
+		add("name: must not be empty")
+	}
+	switch n := len(c.Targets); {
+	case n == 0:
+		add("targets: must list at least one target")
+	case n > MaxTargets:
+		add("targets: at most %d targets, got %d", MaxTargets, n)
+	}
+	seen := make(map[string]bool, len(c.Targets))
+	for i, raw := range c.Targets {
+		t, err := parseTarget(raw)
+		if err != nil {
+			add("targets[%d]: %w", i, err)
+			continue
+		}
+		if seen[t.url] {
+			add("targets[%d]: duplicate target %q", i, raw)
+		}
+		seen[t.url] = true
+	}
+	if c.Balance != BalanceRoundRobin && c.Balance != BalanceLeastConn {
+		add("balance: must be %q or %q, got %q", BalanceRoundRobin, BalanceLeastConn, c.Balance)
+	}
+	if c.ConnectTimeout < 0 {
+		add("connect_timeout: must not be negative, got %s", c.ConnectTimeout)
+	}
+	if c.Timeout < 0 {
+		add("timeout: must not be negative, got %s", c.Timeout)
+	}
+	if c.MaxConnsPerTarget < 0 {
+		add("max_conns_per_target: must not be negative, got %d", c.MaxConnsPerTarget)
+	}
+	if c.Retries < 0 {
+		add("retries: must not be negative, got %d", c.Retries)
+	}
+	if c.MaxResponseBodySize < 0 {
+		add("max_response_body_size: must not be negative, got %d", c.MaxResponseBodySize)
+	}
+	if c.EjectFor < 0 {
+		add("eject_for: must not be negative, got %s", c.EjectFor)
+	}
+	if hc := c.HealthCheck; hc != nil {
+		if !strings.HasPrefix(hc.Path, "/") {
+			add("health_check.path: must start with \"/\", got %q", hc.Path)
+		} else if strings.ContainsAny(hc.Path, " \t\r\n#") {
+			add("health_check.path: must not contain spaces, control characters or '#', got %q", hc.Path)
+		}
+		if hc.Interval < 0 {
+			add("health_check.interval: must not be negative, got %s", hc.Interval)
+		}
+		if hc.Timeout < 0 {
+			add("health_check.timeout: must not be negative, got %s", hc.Timeout)
+		} else if hc.Interval > 0 && hc.Timeout > hc.Interval {
+			add("health_check.timeout: must not exceed the interval %s, got %s", hc.Interval, hc.Timeout)
+		}
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return errors.Join(errs...)
+}
+
+// targetAddr is a parsed target URL.
+type targetAddr struct {
+	url    string // canonical form: scheme://host[:port]
+	scheme string // "http" or "https"
+	host   string // host[:port] as written, lower-cased: the URI host sent upstream
+	addr   string // host:port to dial, default port added
+	name   string // host name without port, for TLS server name verification
+	isTLS  bool
+}
+
+// parseTarget validates one target URL.
+func parseTarget(raw string) (targetAddr, error) {
+	var t targetAddr
+	u, err := url.Parse(raw)
+	if err != nil {
+		return t, fmt.Errorf("invalid URL %q", raw)
+	}
+	switch strings.ToLower(u.Scheme) {
+	case "http":
+		t.scheme = "http"
+	case "https":
+		t.scheme = "https"
+		t.isTLS = true
+	default:
+		return t, fmt.Errorf("%q: scheme must be http or https", raw)
+	}
+	if u.Opaque != "" || u.Host == "" {
+		return t, fmt.Errorf("%q: must have the form scheme://host:port", raw)
+	}
+	if u.User != nil {
+		return t, fmt.Errorf("%q: must not contain user info", raw)
+	}
+	if (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
+		return t, fmt.Errorf("%q: must not contain a path, query or fragment", raw)
+	}
+	host := strings.ToLower(u.Host)
+	name := u.Hostname()
+	if name == "" {
+		return t, fmt.Errorf("%q: missing host", raw)
+	}
+	if strings.Contains(name, "%") {
+		return t, fmt.Errorf("%q: zoned IPv6 addresses are not supported", raw)
+	}
+	port := u.Port()
+	if port == "" {
+		if strings.HasSuffix(host, ":") {
+			return t, fmt.Errorf("%q: empty port", raw)
+		}
+		port = "80"
+		if t.isTLS {
+			port = "443"
+		}
+	} else if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
+		return t, fmt.Errorf("%q: port must be a number from 1 to 65535", raw)
+	}
+	t.host = host
+	t.name = strings.ToLower(name)
+	t.addr = net.JoinHostPort(t.name, port)
+	t.url = t.scheme + "://" + host
+	return t, nil
+}

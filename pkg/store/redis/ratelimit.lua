@@ -1,0 +1,78 @@
+-- Token bucket: refill and take in one atomic step.
+--
+-- KEYS[1]  the bucket, a hash {l = level in units, t = time of l in unix µs}
+-- ARGV[1]  capacity in units (burst × units per token)
+-- ARGV[2]  cost in units
+-- ARGV[3]  units per token
+-- ARGV[4]  units added per microsecond
+--
+-- Every value is an integer below 2^53, so Lua's doubles hold it exactly;
+-- divisions are corrected to exact floor/ceil. Time comes from the server.
+--
+-- Returns {allowed (1|0), whole tokens remaining, µs until full,
+--          µs until cost units are available (0 when allowed)}.
+
+local cap = tonumber(ARGV[1])
+local cost = tonumber(ARGV[2])
+local unit = tonumber(ARGV[3])
+local rate = tonumber(ARGV[4])
+
+-- floor(a / b) for 0 <= a < 2^53, b > 0.
+local function fdiv(a, b)
+  local q = math.floor(a / b)
+  if q * b > a then
+    q = q - 1
+  elseif (q + 1) * b <= a then
+    q = q + 1
+  end
+  return q
+end
+
+-- ceil(a / b) for 0 <= a < 2^53, b > 0.
+local function cdiv(a, b)
+  local q = fdiv(a, b)
+  if q * b < a then
+    q = q + 1
+  end
+  return q
+end
+
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+
+local level, ts = cap, now
+local st = redis.call('HMGET', KEYS[1], 'l', 't')
+local l0, t0 = tonumber(st[1]), tonumber(st[2])
+if l0 and t0 then
+  level, ts = math.min(math.max(l0, 0), cap), t0
+  if now > ts then
+    local missing = cap - level
+    if missing > 0 then
+      if now - ts >= cdiv(missing, rate) then
+        level = cap
+      else
+        level = level + (now - ts) * rate
+      end
+    end
+    ts = now
+  end
+end
+
+-- ts is later than now only when the server clock stepped back; times
+-- are then counted from ts.
+local lag = ts - now
+local allowed, retry = 0, 0
+if level >= cost then
+  allowed = 1
+  level = level - cost
+end
+local reset = cdiv(cap - level, rate) + lag
+if allowed == 1 then
+  -- %.0f writes integer digits, never an exponent. The key lives until
+  -- the bucket is full again (rounded up to the ms), never less.
+  redis.call('HSET', KEYS[1], 'l', string.format('%.0f', level), 't', string.format('%.0f', ts))
+  redis.call('PEXPIRE', KEYS[1], string.format('%.0f', math.max(cdiv(reset, 1000), 1)))
+else
+  retry = cdiv(cost - level, rate) + lag
+end
+return {allowed, fdiv(level, unit), reset, retry}
