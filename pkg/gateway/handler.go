@@ -22,7 +22,7 @@ var (
 
 	hdrContentLength    = []byte("Content-Length")
 	hdrTransferEncoding = []byte("Transfer-Encoding")
-	slash        = []byte("/")
+	slash               = []byte("/")
 )
 
 func appendUUID(dst []byte) []byte { return requestid.AppendUUID(dst) }
