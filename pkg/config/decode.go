@@ -210,7 +210,7 @@ func (d *decoder) structValue(n *yaml.Node, v reflect.Value, path string) {
 		seen[key] = true
 		idx, ok := fields[key]
 		if !ok {
-			d.fail(k, fpath, "unknown field %q%s", key, suggest(key, names))
+			d.fail(k, fpath, "unknown field %q%s", key, suggest(key, names, "fields"))
 			continue
 		}
 		if meta != nil {
@@ -397,13 +397,14 @@ func mappingValue(n *yaml.Node, key string) *yaml.Node {
 	return nil
 }
 
-// suggest returns ` (did you mean "x"?)` when a known name is close to got.
-func suggest(got string, known []string) string {
+// suggest returns ` (did you mean "x"?)` when a known name is close to got,
+// else the list of known names when it is short.
+func suggest(got string, known []string, what string) string {
 	if s := Closest(got, known); s != "" {
 		return fmt.Sprintf(" (did you mean %q?)", s)
 	}
 	if len(known) > 0 && len(known) <= 12 {
-		return " (known fields: " + strings.Join(known, ", ") + ")"
+		return " (known " + what + ": " + strings.Join(known, ", ") + ")"
 	}
 	return ""
 }

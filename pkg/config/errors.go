@@ -80,6 +80,8 @@ func (l *errList) err() error { return errors.Join(l.errs...) }
 // joinPath appends a field name or an index to a dotted path.
 func joinPath(base, field string) string {
 	switch {
+	case field == "":
+		return base
 	case base == "":
 		return field
 	case strings.HasPrefix(field, "["):

@@ -240,7 +240,7 @@ func (v *validator) route(c *Config, path string, r *Route) {
 		}
 	default:
 		if _, ok := c.Upstreams[r.Upstream]; !ok {
-			v.at(m.Pos("upstream"), path+".upstream", "unknown upstream %q%s", r.Upstream, suggest(r.Upstream, sortedKeys(c.Upstreams)))
+			v.at(m.Pos("upstream"), path+".upstream", "unknown upstream %q%s", r.Upstream, suggest(r.Upstream, sortedKeys(c.Upstreams), "upstreams"))
 		}
 	}
 	if r.StripPrefix && r.Match.PathPrefix == "" {

@@ -215,6 +215,14 @@ func (g *Gateway) Reload() (ReloadResult, error) {
 	}
 	cfg, err := config.Parse(path, data)
 	if err != nil {
+		if cfg != nil {
+			// Report the plugins' errors too, as -check does.
+			if gen, berr := build(cfg, g.deps); berr != nil {
+				err = config.Merge(err, berr)
+			} else {
+				gen.close()
+			}
+		}
 		return g.reloadFailed(err)
 	}
 	if cfg.Hash == old.cfg.Hash {

@@ -167,11 +167,9 @@ func (g *Gateway) forward(ctx *fasthttp.RequestCtx, r *route, st *reqctx.State) 
 		r.builtin.Handle(ctx)
 		return
 	}
-	if !r.preserveHost {
-		// The upstream client sets the target's host; the client's Host
-		// travels in X-Forwarded-Host.
-		ctx.Request.Header.SetHostBytes(nil)
-	}
+	// Without preserve_host the upstream sees its target's host; the
+	// client's Host travels in X-Forwarded-Host.
+	ctx.Request.UseHostHeader = r.preserveHost
 	t0 := time.Now()
 	err := r.upstream.Do(&ctx.Request, &ctx.Response, r.timeout)
 	r.upDuration.UpdateDuration(t0)

@@ -17,8 +17,12 @@ import (
 // DurationBuckets are the upper bounds of http_request_duration_seconds.
 var DurationBuckets = []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}
 
-// WritePrometheus writes every metric in Prometheus text format.
-func WritePrometheus(w io.Writer) { vm.WritePrometheus(w, true) }
+// WritePrometheus writes every metric in Prometheus text format, with the
+// Go runtime and process metrics (including process_open_fds).
+func WritePrometheus(w io.Writer) {
+	vm.WritePrometheus(w, true)
+	vm.WriteFDMetrics(w)
+}
 
 var inflight atomic.Int64
 

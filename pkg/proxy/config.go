@@ -62,9 +62,11 @@ type Config struct {
 	Timeout time.Duration
 	// MaxConnsPerTarget caps the connections to each target (default 1024).
 	MaxConnsPerTarget int
-	// Retries is how many more targets an idempotent request (GET, HEAD,
-	// OPTIONS, PUT, DELETE, TRACE) may try when connecting fails; nothing is
-	// retried once request bytes were sent. Default 0.
+	// Retries is how many more attempts an idempotent request (GET, HEAD,
+	// OPTIONS, PUT, DELETE, TRACE) may make, on another target when there is
+	// one, when no connection could be had: the connect failed or every
+	// connection slot was busy. Once request bytes were sent, nothing is
+	// retried on another target. Default 0.
 	Retries int
 	// MaxResponseBodySize limits the upstream response body in bytes; 0 means
 	// unlimited.

@@ -21,8 +21,8 @@ import (
 )
 
 // leakOptions ignores goroutines fasthttp runs on its own: the idle
-// connection cleaner of a HostClient exits on its next tick once the
-// client has no connection left, and the server date updater lives for the
+// connection cleaner of a HostClient and the worker pool cleaner of a stopped
+// server exit on their next tick, and the server date updater lives for the
 // process.
 var leakOptions = []goleak.Option{
 	goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*HostClient).connsCleaner"),

@@ -189,9 +189,15 @@ func (u *Upstream) Close() error {
 // sent exactly as set on req.URI(); it is not normalised again.
 //
 // Idempotent requests without a body stream are retried on another target,
-// up to Config.Retries times, when connecting fails; a request is never
-// retried once its bytes were sent to a target. On failure resp is reset and
-// the error wraps ErrTimeout, ErrUnavailable or ErrBadGateway (see Classify).
+// up to Config.Retries times, when no connection could be had (connect
+// failure, or every connection slot busy); a request is never sent to another
+// target once its bytes went out. One exception, as in net/http: when a
+// reused keep-alive connection turns out to have been closed by the upstream
+// (closed before the first response byte), an idempotent request is sent
+// again on a fresh connection to the same target, at most three times. A POST
+// never is; instead, connections idle for a second or more are checked for a
+// close before reuse. On failure resp is reset and the error wraps
+// ErrTimeout, ErrUnavailable or ErrBadGateway (see Classify).
 //
 // resp may come back with a body stream (see the package documentation); it
 // must be written or reset so the upstream connection is released.

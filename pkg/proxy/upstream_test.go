@@ -1,9 +1,11 @@
 package proxy
 
 import (
+	"bytes"
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"sync"
@@ -711,4 +713,62 @@ func TestConfigKey(t *testing.T) {
 	if got := (Config{Name: "u", Targets: []string{"HTTP://Host:80/"}}).Key(); !strings.Contains(got, `"http://host:80"`) {
 		t.Errorf("target not canonical in key %s", got)
 	}
+}
+
+func TestConcurrentDo(t *testing.T) {
+	handler := func(ctx *fasthttp.RequestCtx) {
+		if string(ctx.Path()) == "/big" {
+			ctx.SetBodyStream(&patternReader{n: 200 << 10}, -1)
+			return
+		}
+		ctx.SetBodyString("ok")
+	}
+	a := startBackend(t, handler)
+	b := startBackend(t, handler)
+	for _, balance := range []string{BalanceRoundRobin, BalanceLeastConn} {
+		t.Run(balance, func(t *testing.T) {
+			u := newTestUpstream(t, Config{
+				Targets:     []string{a.url, b.url, deadURL(t)},
+				Balance:     balance,
+				Retries:     2,
+				HealthCheck: &HealthCheck{Interval: 5 * time.Millisecond},
+			})
+			var wg sync.WaitGroup
+			for g := range 8 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					var req fasthttp.Request
+					var resp fasthttp.Response
+					for i := range 40 {
+						path := "/small"
+						if (g+i)%5 == 0 {
+							path = "/big"
+						}
+						req.Reset()
+						req.SetRequestURI(path)
+						if err := u.Do(&req, &resp, 0); err != nil {
+							t.Errorf("%s: %v", path, err)
+							return
+						}
+						n, err := io.Copy(io.Discard, bodyReaderOf(&resp))
+						if err != nil || (path == "/big" && n != 200<<10) {
+							t.Errorf("%s: read %d bytes: %v", path, n, err)
+							return
+						}
+						resp.Reset()
+					}
+				}()
+			}
+			wg.Wait()
+		})
+	}
+}
+
+// bodyReaderOf returns the response body as a reader, streamed or not.
+func bodyReaderOf(resp *fasthttp.Response) io.Reader {
+	if resp.IsBodyStream() {
+		return resp.BodyStream()
+	}
+	return bytes.NewReader(resp.Body())
 }

@@ -50,3 +50,25 @@ func TestHandleDoesNotAllocate(t *testing.T) {
 		})
 	}
 }
+
+// TestAuthChainDoesNotAllocate checks the steady state of jwt → blacklist →
+// rbac on the in-process store: a cached token, not revoked, allowed.
+func TestAuthChainDoesNotAllocate(t *testing.T) {
+	mem := newMemory(t, time.Now)
+	chain := authChain(t, mem)
+	tok := chainToken(t, "u-admin", "admin", "j-admin", time.Now().Add(-time.Minute))
+	var ctx fasthttp.RequestCtx
+	reqctx.Acquire(&ctx)
+	ctx.Request.Header.Set("Authorization", "Bearer "+tok)
+	if v, _ := chain.Handle(&ctx); v != plugins.Next {
+		t.Fatalf("refused: %d %s", ctx.Response.StatusCode(), ctx.Response.Body())
+	}
+	allocs := testing.AllocsPerRun(1000, func() {
+		if v, _ := chain.Handle(&ctx); v != plugins.Next {
+			t.Fatal("refused")
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("the chain allocates %.1f times per request, want 0", allocs)
+	}
+}

@@ -5,10 +5,12 @@ package builtin
 import (
 	"github.com/gatewayd/gatewayd/pkg/plugins"
 	"github.com/gatewayd/gatewayd/pkg/plugins/blacklist"
+	"github.com/gatewayd/gatewayd/pkg/plugins/cors"
 	"github.com/gatewayd/gatewayd/pkg/plugins/jwt"
 	"github.com/gatewayd/gatewayd/pkg/plugins/ratelimit"
 	"github.com/gatewayd/gatewayd/pkg/plugins/rbac"
 	"github.com/gatewayd/gatewayd/pkg/plugins/requestid"
+	"github.com/gatewayd/gatewayd/pkg/plugins/secheaders"
 )
 
 // Register adds the built-in factories to reg.
@@ -18,6 +20,8 @@ func Register(reg *plugins.Registry) {
 	reg.Register(blacklist.Factory{})
 	reg.Register(rbac.Factory{})
 	reg.Register(ratelimit.Factory{})
+	reg.Register(cors.Factory{})
+	reg.Register(secheaders.Factory{})
 }
 
 // Registry returns a new registry holding the built-in factories.
