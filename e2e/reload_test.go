@@ -173,7 +173,7 @@ func TestReloadUnderLoad(t *testing.T) {
 		gw.WriteConfig(next)
 		if i%4 == 0 {
 			gw.Signal(syscall.SIGHUP)
-			if !gw.WaitLog(fmt.Sprintf(`"source":"SIGHUP"`), 5*time.Second) {
+			if !gw.WaitLog(`"source":"SIGHUP"`, 5*time.Second) {
 				t.Fatal("no reload log after SIGHUP")
 			}
 		} else {

@@ -114,19 +114,7 @@ func (v *validator) log(l *Log) {
 	}
 }
 
-func (v *validator) redis(r *Redis) {
-	if len(r.Addrs) == 0 {
-		v.at(r.Meta.Pos("addrs"), "redis.addrs", "at least one address is required (host:port)")
-	}
-	for i, a := range r.Addrs {
-		if _, _, err := net.SplitHostPort(a); err != nil {
-			v.at(r.Meta.Pos("addrs"), IndexPath("redis.addrs", i), "expected host:port, got %q", a)
-		}
-	}
-	if r.DB < 0 {
-		v.at(r.Meta.Pos("db"), "redis.db", "must not be negative")
-	}
-}
+func (v *validator) redis(r *Redis) { r.validate(v) }
 
 func (v *validator) upstream(c *Config, name string, u *Upstream) {
 	path := "upstreams." + name

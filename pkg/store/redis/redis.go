@@ -1,6 +1,8 @@
 // Package redis is the Redis implementation of the store interfaces, on
 // rueidis (auto-pipelining, RESP3 client-side caching). It is the only
-// package that imports rueidis.
+// package that imports rueidis. It runs on one server, on Redis Cluster and
+// on a master found through Redis Sentinel: every key carries a hash tag
+// and every script and multi-key call stays within one hash slot.
 //
 // Rate limiting runs one Lua script per Take (ratelimit.lua, called with
 // EVALSHA; rueidis resends it with EVAL when the server answers NOSCRIPT,
@@ -17,8 +19,11 @@ package redis
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"math/bits"
 	"net"
+	"slices"
 	"strings"
 	"time"
 
@@ -27,8 +32,8 @@ import (
 	"github.com/redis/rueidis"
 )
 
-// Store is a connection to Redis (one node or a cluster) shared by every
-// plugin and the auth service of a process.
+// Store is a connection to Redis (one node, a cluster or a Sentinel-managed
+// master) shared by every plugin and the auth service of a process.
 type Store struct {
 	client rueidis.Client
 	cache  bool
@@ -36,40 +41,111 @@ type Store struct {
 
 var _ store.Store = (*Store)(nil)
 
-// Options returns the rueidis options for cfg.
+// ErrNotCluster is returned by New when cluster: true but the server is not
+// a Redis Cluster node.
+var ErrNotCluster = errors.New("redis: cluster: true, but the server is not a Redis Cluster node (cluster_enabled:0)")
+
+// Options returns the rueidis options for cfg, every setting but TLS (New
+// loads the certificate files, see config.RedisTLS.Config). With a
+// sentinel: section the client asks the sentinels for the master; with
+// several addresses it is a cluster client; with one address rueidis
+// detects a cluster node and falls back to the single-server client
+// otherwise.
 func Options(cfg *config.Redis) rueidis.ClientOption {
-	dial := cfg.DialTimeout.D()
-	if dial <= 0 {
-		dial = 2 * time.Second
-	}
+	dialer := net.Dialer{Timeout: orDefault(cfg.DialTimeout, config.DefaultRedisDialTimeout), KeepAlive: 30 * time.Second}
+	refresh := orDefault(cfg.TopologyRefresh, config.DefaultRedisTopologyRefresh)
 	opt := rueidis.ClientOption{
-		InitAddress:      cfg.Addrs,
-		Username:         cfg.Username,
-		Password:         cfg.Password,
-		SelectDB:         cfg.DB,
-		DisableCache:     !cfg.CacheEnabled(),
-		Dialer:           net.Dialer{Timeout: dial, KeepAlive: 30 * time.Second},
-		ConnWriteTimeout: dial,
+		// A copy: ShuffleInit reorders it in place.
+		InitAddress:         slices.Clone(cfg.Addrs),
+		ShuffleInit:         true,
+		Username:            cfg.Username,
+		Password:            cfg.Password,
+		ClientName:          cfg.ClientName,
+		SelectDB:            cfg.DB,
+		DisableCache:        !cfg.CacheEnabled(),
+		CacheSizeEachConn:   int(cfg.CacheSize),
+		ReadBufferEachConn:  int(cfg.ReadBufferSize),
+		WriteBufferEachConn: int(cfg.WriteBufferSize),
+		MaxFlushDelay:       cfg.MaxFlushDelay.D(),
+		Dialer:              dialer,
+		// How long a pipelined connection may go without a reply before it
+		// is closed: the dead-peer detector when a node vanishes without a
+		// TCP reset. Closing it drops its client-side cache and, for a
+		// cluster, triggers a slot map refresh.
+		ConnWriteTimeout: orDefault(cfg.CommandTimeout, config.DefaultRedisCommandTimeout),
+		ClusterOption:    rueidis.ClusterOption{ShardsRefreshInterval: refresh},
 	}
-	if cfg.CacheEnabled() {
+	if s := cfg.Sentinel; s != nil {
+		opt.InitAddress = slices.Clone(s.Addrs)
+		opt.Sentinel = rueidis.SentinelOption{
+			Dialer:     dialer,
+			MasterSet:  s.MasterSet,
+			Username:   s.Username,
+			Password:   s.Password,
+			ClientName: cfg.ClientName,
+			// +switch-master events move the client at once; the periodic
+			// check recovers from a missed event.
+			TopologyRefreshInterval: refresh,
+		}
+	}
+	switch {
+	case cfg.CacheEnabled():
 		// One pipelined connection per node (the cluster client's default
 		// too): a write and the cache it invalidates then share a
 		// connection, so the invalidation is read before the reply of the
-		// command that follows the write (see fence).
+		// command that follows the write (see fence). Slots and replicas
+		// do not change this: every key of a slot is served by one master
+		// and so by one connection.
 		opt.PipelineMultiplex = -1
+	case cfg.ConnectionsPerNode > 0:
+		opt.PipelineMultiplex = bits.TrailingZeros(uint(cfg.ConnectionsPerNode))
 	}
 	return opt
 }
 
-// New connects to Redis. rueidis dials at once, so an unreachable server is
-// an error here.
+func orDefault(d config.Duration, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d.D()
+}
+
+// New connects to Redis. rueidis dials at once, so an unreachable server
+// (or, with Sentinel, no sentinel knowing the master) is an error here.
 func New(cfg *config.Redis) (*Store, error) {
-	c, err := rueidis.NewClient(Options(cfg))
+	opt := Options(cfg)
+	if cfg.TLS != nil {
+		tc, err := cfg.TLS.Config()
+		if err != nil {
+			return nil, fmt.Errorf("redis: tls: %w", err)
+		}
+		opt.TLSConfig = tc
+		if cfg.Sentinel != nil {
+			opt.Sentinel.TLSConfig = tc
+		}
+	}
+	c, err := rueidis.NewClient(opt)
 	if err != nil {
-		return nil, fmt.Errorf("redis: connect %v: %w", cfg.Addrs, err)
+		return nil, fmt.Errorf("redis: connect %s: %w", describe(cfg), err)
+	}
+	if cfg.Cluster && c.Mode() != rueidis.ClientModeCluster {
+		c.Close()
+		return nil, fmt.Errorf("%w: %v", ErrNotCluster, cfg.Addrs)
 	}
 	return &Store{client: c, cache: cfg.CacheEnabled()}, nil
 }
+
+// describe names what New connects to, for errors.
+func describe(cfg *config.Redis) string {
+	if s := cfg.Sentinel; s != nil {
+		return fmt.Sprintf("master set %q through sentinels %v", s.MasterSet, s.Addrs)
+	}
+	return fmt.Sprintf("%v", cfg.Addrs)
+}
+
+// Topology reports how the store reaches Redis: "cluster", "sentinel" or
+// "standalone".
+func (s *Store) Topology() string { return string(s.client.Mode()) }
 
 // Client returns the underlying rueidis client, for the other Redis-backed
 // stores of this package.
