@@ -310,8 +310,16 @@ func diff(old *generation, cfg *config.Config) ReloadResult {
 	if (cfg.Redis == nil) != (old.cfg.Redis == nil) || (cfg.Redis != nil && !sameYAML(cfg.Redis.Meta.Node, old.cfg.Redis.Meta.Node)) {
 		res.Restart = append(res.Restart, "redis")
 	}
-	if !sameYAML(cfg.Server.Meta.Node, old.cfg.Server.Meta.Node) {
+	// trusted_proxies is part of the generation and applies live; the
+	// listener's timeouts and limits do not.
+	ns, ps := cfg.Server, old.cfg.Server
+	ns.TrustedProxies, ps.TrustedProxies = nil, nil
+	ns.Meta, ps.Meta = config.Meta{}, config.Meta{}
+	if !sameYAML(ns, ps) {
 		res.Restart = append(res.Restart, "server")
+	}
+	if cfg.Log.Level != old.cfg.Log.Level || cfg.Log.Format != old.cfg.Log.Format {
+		res.Restart = append(res.Restart, "log.level/log.format")
 	}
 	sort.Strings(res.Added)
 	sort.Strings(res.Removed)

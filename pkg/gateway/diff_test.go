@@ -1,0 +1,75 @@
+package gateway
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/gatewayd/gatewayd/pkg/config"
+	"github.com/gatewayd/gatewayd/pkg/plugins/builtin"
+)
+
+const diffBase = `
+listen: ":8080"
+server: { read_timeout: 10s, trusted_proxies: ["10.0.0.0/8"] }
+upstreams:
+  a: { targets: ["http://127.0.0.1:9002"] }
+routes:
+  - name: one
+    match: { path_prefix: /one/ }
+    upstream: a
+  - name: two
+    match: { path_prefix: /two/ }
+    upstream: a
+`
+
+func TestReloadDiff(t *testing.T) {
+	tests := []struct {
+		name        string
+		give        func(string) string
+		wantAdded   []string
+		wantRemoved []string
+		wantChanged []string
+		wantRestart []string
+	}{
+		{name: "nothing but a comment", give: func(s string) string { return s + "# note\n" }},
+		{name: "listen", give: func(s string) string { return strings.Replace(s, `":8080"`, `":8081"`, 1) }, wantRestart: []string{"listen"}},
+		{name: "trusted proxies apply live", give: func(s string) string { return strings.Replace(s, "10.0.0.0/8", "192.168.0.0/16", 1) }},
+		{name: "server timeout", give: func(s string) string { return strings.Replace(s, "read_timeout: 10s", "read_timeout: 5s", 1) }, wantRestart: []string{"server"}},
+		{name: "route changed", give: func(s string) string { return strings.Replace(s, "path_prefix: /two/", "path_prefix: /deux/", 1) }, wantChanged: []string{"two"}},
+		{name: "route renamed", give: func(s string) string { return strings.Replace(s, "name: one", "name: uno", 1) }, wantAdded: []string{"uno"}, wantRemoved: []string{"one"}},
+		{name: "redis added", give: func(s string) string { return s + "redis: { addrs: [\"127.0.0.1:6379\"] }\n" }, wantRestart: []string{"redis"}},
+	}
+	oldCfg, err := config.Parse("a.yaml", []byte(diffBase))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cd := checkDeps(builtin.Registry())
+	defer cd.close()
+	old, err := build(oldCfg, cd.deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.close()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := config.Parse("a.yaml", []byte(tt.give(diffBase)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			res := diff(old, cfg)
+			check := func(what string, got, want []string) {
+				if len(got) == 0 && len(want) == 0 {
+					return
+				}
+				if !reflect.DeepEqual(got, want) {
+					t.Errorf("%s = %v, want %v", what, got, want)
+				}
+			}
+			check("added", res.Added, tt.wantAdded)
+			check("removed", res.Removed, tt.wantRemoved)
+			check("changed", res.Changed, tt.wantChanged)
+			check("restart", res.Restart, tt.wantRestart)
+		})
+	}
+}
