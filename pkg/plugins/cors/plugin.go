@@ -90,7 +90,7 @@ func (Factory) Build(sec config.Section, _ *plugins.Env) (plugins.Plugin, error)
 			c.itemErr("allowed_methods", i, `"*" is not accepted: list the methods`)
 			continue
 		}
-		if !isToken(m) {
+		if !config.IsToken(m) {
 			c.itemErr("allowed_methods", i, "%q is not an HTTP method", m)
 			continue
 		}
@@ -100,7 +100,7 @@ func (Factory) Build(sec config.Section, _ *plugins.Env) (plugins.Plugin, error)
 		switch {
 		case h == "*":
 			p.anyHeader = true
-		case !isToken(h):
+		case !config.IsToken(h):
 			c.itemErr("allowed_headers", i, "%q is not a header name", h)
 		default:
 			p.headers = appendUnique(p.headers, strings.ToLower(h))
@@ -111,7 +111,7 @@ func (Factory) Build(sec config.Section, _ *plugins.Env) (plugins.Plugin, error)
 		switch {
 		case h == "*" && s.AllowCredentials:
 			c.itemErr("exposed_headers", i, `"*" is taken literally by browsers when allow_credentials is true: list the headers`)
-		case h != "*" && !isToken(h):
+		case h != "*" && !config.IsToken(h):
 			c.itemErr("exposed_headers", i, "%q is not a header name", h)
 		default:
 			expose = appendUnique(expose, h)
@@ -260,19 +260,3 @@ func appendUnique(list []string, s string) []string {
 	return append(list, s)
 }
 
-// isToken reports whether s is an RFC 9110 token.
-func isToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
-		default:
-			return false
-		}
-	}
-	return true
-}

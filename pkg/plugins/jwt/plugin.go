@@ -137,7 +137,7 @@ func build(sec config.Section, env *plugins.Env, s *Settings) (*Plugin, error) {
 	if int64(s.MaxTokenBytes) < minMaxTokenBytes {
 		v.errf("max_token_bytes", "must be at least %d bytes, got %d", minMaxTokenBytes, int64(s.MaxTokenBytes))
 	}
-	if s.Cookie != "" && !isToken(s.Cookie) {
+	if s.Cookie != "" && !config.IsToken(s.Cookie) {
 		v.errf("cookie", "%q is not a valid cookie name", s.Cookie)
 	}
 	if s.CacheSize < 0 {
@@ -449,7 +449,7 @@ func (v *validator) forwardClaims(m map[string]string) []forward {
 		}
 		lower := strings.ToLower(h)
 		switch {
-		case !isToken(h):
+		case !config.IsToken(h):
 			v.errAt(at, field, "%q is not a valid header name", h)
 			continue
 		case reservedHeaders[lower]:
@@ -475,19 +475,3 @@ func fittingAlgs(k *verifyKey) string {
 	return strings.Join(out, " or ")
 }
 
-// isToken reports whether s is an RFC 9110 token (header or cookie name).
-func isToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
-		default:
-			return false
-		}
-	}
-	return true
-}

@@ -112,7 +112,7 @@ func compile(sec config.Section, s *Settings) (*Plugin, error) {
 			node := item(r.Meta, "methods", j)
 			up := strings.ToUpper(m)
 			switch prev, dup := seen[up]; {
-			case !isToken(m):
+			case !config.IsToken(m):
 				c.at(node, field, "%q is not an HTTP method", m)
 			case dup:
 				c.at(node, field, "%s is already covered by rules[%d] (the first matching rule wins)", up, prev)
@@ -189,19 +189,3 @@ func (*Plugin) Requires() []string { return []string{"jwt"} }
 // Close implements plugins.Plugin.
 func (*Plugin) Close() error { return nil }
 
-// isToken reports whether s is an RFC 9110 token (a method name).
-func isToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
-		default:
-			return false
-		}
-	}
-	return true
-}

@@ -38,24 +38,12 @@ func (Factory) Build(sec config.Section, _ *plugins.Env) (plugins.Plugin, error)
 	if err := sec.Decode(&s); err != nil {
 		return nil, err
 	}
-	if !validHeaderName(s.Header) {
+	if !config.IsToken(s.Header) {
 		return nil, sec.Errorf("header", "invalid header name %q", s.Header)
 	}
 	return &Plugin{header: []byte(s.Header), custom: !equalFold(s.Header, DefaultHeader)}, nil
 }
 
-func validHeaderName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-			return false
-		}
-	}
-	return true
-}
 
 func equalFold(a, b string) bool {
 	if len(a) != len(b) {
