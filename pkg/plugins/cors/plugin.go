@@ -259,4 +259,3 @@ func appendUnique(list []string, s string) []string {
 	}
 	return append(list, s)
 }
-

@@ -474,4 +474,3 @@ func fittingAlgs(k *verifyKey) string {
 	}
 	return strings.Join(out, " or ")
 }
-

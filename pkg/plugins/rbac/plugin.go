@@ -188,4 +188,3 @@ func (*Plugin) Requires() []string { return []string{"jwt"} }
 
 // Close implements plugins.Plugin.
 func (*Plugin) Close() error { return nil }
-

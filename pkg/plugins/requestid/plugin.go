@@ -44,7 +44,6 @@ func (Factory) Build(sec config.Section, _ *plugins.Env) (plugins.Plugin, error)
 	return &Plugin{header: []byte(s.Header), custom: !equalFold(s.Header, DefaultHeader)}, nil
 }
 
-
 func equalFold(a, b string) bool {
 	if len(a) != len(b) {
 		return false
