@@ -32,11 +32,11 @@ test-short:
 ## check: go vet, gofmt and staticcheck
 check:
 	$(GO) vet ./...
-	@out=$$(gofmt -l cmd pkg internal configs bench 2>/dev/null); [ -z "$$out" ] || { echo "gofmt needed:"; echo "$$out"; exit 1; }
+	@out=$$(gofmt -l cmd pkg internal configs bench deploy e2e 2>/dev/null); [ -z "$$out" ] || { echo "gofmt needed:"; echo "$$out"; exit 1; }
 	$(GO) run $(STATICCHECK) ./...
 
 fmt:
-	gofmt -w cmd pkg internal configs bench
+	gofmt -w cmd pkg internal configs bench deploy e2e
 
 ## bench-micro: go test micro-benchmarks (router, plugins, chain) with allocation counts
 bench-micro:

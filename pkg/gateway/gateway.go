@@ -96,6 +96,12 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 	}
 	metrics.SetBuildInfo(opts.Version)
 	metrics.SetLastReloadSuccess(time.Now())
+	// Export the counters at zero so increase() sees their first event.
+	metrics.ConfigReloads("success")
+	metrics.ConfigReloads("failure")
+	if opts.Store != nil {
+		metrics.StoreErrors("ping")
+	}
 	return g, nil
 }
 
