@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/gatewayd/gatewayd/pkg/store/memory"
 	"github.com/valyala/fasthttp"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 )
 
 const benchSecret = "bench-secret-0123456789abcdef0123456789"
@@ -117,3 +119,23 @@ func BenchmarkHandlePassthrough(b *testing.B) { benchHandle(b, "/pass/x", false)
 // BenchmarkHandleChainMemory is request-id, jwt, blacklist, rbac and
 // ratelimit on the in-process store.
 func BenchmarkHandleChainMemory(b *testing.B) { benchHandle(b, "/chain/x", true) }
+
+// BenchmarkHandleChainMemoryAccessLog is the full chain with the JSON
+// access log on (written to io.Discard).
+func BenchmarkHandleChainMemoryAccessLog(b *testing.B) {
+	gw, tok := benchGateway(b)
+	withAccessLog(gw)
+	authz := []byte("Bearer " + tok)
+	var ctx fasthttp.RequestCtx
+	ctx.Init(&fasthttp.Request{}, benchAddr, nil)
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		serveOnce(gw, &ctx, "/chain/x", authz)
+	}
+}
+
+func withAccessLog(gw *Gateway) {
+	enc := zap.NewProductionEncoderConfig()
+	gw.access = zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(enc), zapcore.AddSync(io.Discard), zap.InfoLevel))
+	gw.accessLog.Store(true)
+}

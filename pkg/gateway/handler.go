@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/gatewayd/gatewayd/pkg/apierror"
@@ -14,6 +15,7 @@ import (
 	"github.com/gatewayd/gatewayd/pkg/router"
 	"github.com/valyala/fasthttp"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 )
 
 var (
@@ -213,16 +215,43 @@ func (g *Gateway) logAccess(ctx *fasthttp.RequestCtx, st *reqctx.State, status i
 	if ce == nil {
 		return
 	}
-	route := st.Route
-	ce.Write(
-		zap.ByteString("request_id", st.RequestID),
-		zap.ByteString("method", ctx.Method()),
-		zap.ByteString("path", st.Path),
-		zap.String("route", route),
-		zap.Int("status", status),
-		zap.Duration("duration", d),
-		zap.String("upstream", st.Upstream),
-		zap.ByteString("user_id", st.Identity.Subject),
-		zap.ByteString("client_ip", st.ClientIP),
-	)
+	l := accessPool.Get().(*accessLine)
+	l.entry = accessEntry{ctx: ctx, st: st, status: status, d: d}
+	l.fields[0] = zap.Inline(&l.entry)
+	// A pooled one-element slice: zap's variadic Write would otherwise
+	// allocate the field slice on every request.
+	ce.Write(l.fields[:]...)
+	l.entry = accessEntry{}
+	l.fields[0] = zap.Field{}
+	accessPool.Put(l)
+}
+
+// accessEntry is one access log line's fields, marshalled by zap without
+// per-field boxing.
+type accessEntry struct {
+	ctx    *fasthttp.RequestCtx
+	st     *reqctx.State
+	status int
+	d      time.Duration
+}
+
+type accessLine struct {
+	entry  accessEntry
+	fields [1]zap.Field
+}
+
+var accessPool = sync.Pool{New: func() any { return new(accessLine) }}
+
+// MarshalLogObject implements zapcore.ObjectMarshaler.
+func (e *accessEntry) MarshalLogObject(enc zapcore.ObjectEncoder) error {
+	enc.AddByteString("request_id", e.st.RequestID)
+	enc.AddByteString("method", e.ctx.Method())
+	enc.AddByteString("path", e.st.Path)
+	enc.AddString("route", e.st.Route)
+	enc.AddInt("status", e.status)
+	enc.AddDuration("duration", e.d)
+	enc.AddString("upstream", e.st.Upstream)
+	enc.AddByteString("user_id", e.st.Identity.Subject)
+	enc.AddByteString("client_ip", e.st.ClientIP)
+	return nil
 }
