@@ -140,9 +140,7 @@ func shutdown(gw *gateway.Gateway, logger *zap.Logger, sig os.Signal, sigs chan 
 		zap.Duration("shutdown_timeout", live.Server.ShutdownTimeout.D()))
 	done := make(chan error, 1)
 	go func() {
-		ctx, cancel := gateway.ShutdownContext(live)
-		defer cancel()
-		done <- gw.Shutdown(ctx, live.Server.ShutdownDelay.D())
+		done <- gw.Shutdown(live.Server.ShutdownDelay.D(), live.Server.ShutdownTimeout.D())
 	}()
 	for {
 		select {

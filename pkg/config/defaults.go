@@ -74,7 +74,8 @@ func (c *Config) applyDefaults() {
 		if h := u.HealthCheck; h != nil {
 			setStr(&h.Path, "/healthz")
 			setDur(&h.Interval, DefaultHealthInterval)
-			setDur(&h.Timeout, DefaultHealthTimeout)
+			// A check must end before the next one starts.
+			setDur(&h.Timeout, min(DefaultHealthTimeout, h.Interval.D()))
 		}
 	}
 }

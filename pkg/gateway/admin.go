@@ -48,8 +48,8 @@ func (g *Gateway) handleAdmin(ctx *fasthttp.RequestCtx) {
 			return
 		}
 		writeJSON(ctx, fasthttp.StatusOK, map[string]any{"status": "reloaded", "summary": res.String(),
-			"unchanged": res.Unchanged, "routes_added": res.Added, "routes_removed": res.Removed,
-			"routes_changed": res.Changed, "plugins_changed": res.Plugins, "restart_needed": res.Restart})
+			"unchanged": res.Unchanged, "routes_added": nonNil(res.Added), "routes_removed": nonNil(res.Removed),
+			"routes_changed": nonNil(res.Changed), "plugins_changed": nonNil(res.Plugins), "restart_needed": nonNil(res.Restart)})
 	default:
 		apierror.Write(ctx, fasthttp.StatusNotFound, apierror.CodeNotFound, "unknown admin endpoint")
 	}
@@ -108,6 +108,7 @@ func writeJSON(ctx *fasthttp.RequestCtx, status int, v any) {
 func (g *Gateway) handleParseError(ctx *fasthttp.RequestCtx, err error) {
 	st := reqctx.Acquire(ctx)
 	st.RequestID = appendUUID(st.RequestID[:0])
+	st.Route = UnmatchedRoute
 	var small *fasthttp.ErrSmallBuffer
 	switch {
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
@@ -123,4 +124,12 @@ func (g *Gateway) handleParseError(ctx *fasthttp.RequestCtx, err error) {
 	if g.accessLog.Load() {
 		g.logAccess(ctx, st, status, 0)
 	}
+}
+
+// nonNil makes an empty list marshal as [] rather than null.
+func nonNil(xs []string) []string {
+	if xs == nil {
+		return []string{}
+	}
+	return xs
 }

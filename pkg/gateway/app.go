@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"time"
@@ -148,9 +147,3 @@ func (c checkEnv) close() { _ = c.store.Close() }
 
 // checkOnlyAuth stands in for the auth service while checking a file.
 type checkOnlyAuth struct{ AuthHandler }
-
-// ShutdownContext returns a context bounded by the configured
-// shutdown_timeout.
-func ShutdownContext(cfg *config.Config) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout.D())
-}

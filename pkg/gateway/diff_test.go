@@ -35,6 +35,9 @@ func TestReloadDiff(t *testing.T) {
 		{name: "nothing but a comment", give: func(s string) string { return s + "# note\n" }},
 		{name: "listen", give: func(s string) string { return strings.Replace(s, `":8080"`, `":8081"`, 1) }, wantRestart: []string{"listen"}},
 		{name: "trusted proxies apply live", give: func(s string) string { return strings.Replace(s, "10.0.0.0/8", "192.168.0.0/16", 1) }},
+		{name: "shutdown settings apply live", give: func(s string) string {
+			return strings.Replace(s, "read_timeout: 10s", "read_timeout: 10s, shutdown_delay: 3s", 1)
+		}},
 		{name: "server timeout", give: func(s string) string { return strings.Replace(s, "read_timeout: 10s", "read_timeout: 5s", 1) }, wantRestart: []string{"server"}},
 		{name: "route changed", give: func(s string) string { return strings.Replace(s, "path_prefix: /two/", "path_prefix: /deux/", 1) }, wantChanged: []string{"two"}},
 		{name: "route renamed", give: func(s string) string { return strings.Replace(s, "name: one", "name: uno", 1) }, wantAdded: []string{"uno"}, wantRemoved: []string{"one"}},

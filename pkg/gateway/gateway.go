@@ -149,18 +149,19 @@ func (g *Gateway) Serve(ln, adminLn net.Listener) error {
 	return nil
 }
 
-// Shutdown drains: /readyz turns 503 at once, then after delay the
-// listener stops accepting, in-flight requests finish (until ctx ends), the
-// live generation is closed and upstream connections released.
-func (g *Gateway) Shutdown(ctx context.Context, delay time.Duration) error {
+// Shutdown drains: /readyz turns 503 at once; after delay (a pre-stop
+// delay, so load balancers notice) the listener stops accepting and
+// in-flight requests get up to timeout to finish; then the live generation
+// is closed and upstream connections released. The whole takes at most
+// delay + timeout.
+func (g *Gateway) Shutdown(delay, timeout time.Duration) error {
 	g.draining.Store(true)
 	if delay > 0 {
 		g.logger.Info("shutdown: readiness is 503, waiting before closing the listener", zap.Duration("shutdown_delay", delay))
-		select {
-		case <-time.After(delay):
-		case <-ctx.Done():
-		}
+		time.Sleep(delay)
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
 	err := g.server.ShutdownWithContext(ctx)
 	_ = g.admin.ShutdownWithContext(ctx)
 	g.retiring.Wait()
@@ -319,8 +320,10 @@ func diff(old *generation, cfg *config.Config) ReloadResult {
 	// trusted_proxies is part of the generation and applies live; the
 	// listener's timeouts and limits do not.
 	ns, ps := cfg.Server, old.cfg.Server
-	ns.TrustedProxies, ps.TrustedProxies = nil, nil
-	ns.Meta, ps.Meta = config.Meta{}, config.Meta{}
+	for _, s := range []*config.Server{&ns, &ps} {
+		// Read per generation or at shutdown: these apply live.
+		s.TrustedProxies, s.ShutdownTimeout, s.ShutdownDelay, s.Meta = nil, 0, 0, config.Meta{}
+	}
 	if !sameYAML(ns, ps) {
 		res.Restart = append(res.Restart, "server")
 	}

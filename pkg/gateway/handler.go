@@ -95,6 +95,7 @@ func (g *Gateway) Handle(ctx *fasthttp.RequestCtx) {
 	if r != nil {
 		r.metrics.Observe(metrics.MethodIndex(ctx.Method()), status, d)
 	} else {
+		st.Route = UnmatchedRoute
 		gen.unmatched.Observe(metrics.MethodIndex(ctx.Method()), status, d)
 	}
 	if g.accessLog.Load() {

@@ -166,7 +166,7 @@ func TestReloadClosesEachOldPluginOnce(t *testing.T) {
 	if res, err := gw.Reload(); err != nil || !res.Unchanged || cf.built.Load() != before {
 		t.Fatalf("unchanged reload rebuilt: %+v %v", res, err)
 	}
-	if err := gw.Shutdown(t.Context(), 0); err != nil {
+	if err := gw.Shutdown(0, 10*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	<-done

@@ -1,0 +1,717 @@
+package schemagen
+
+import (
+	"strings"
+	"unicode"
+)
+
+// fieldDoc documents one YAML key. The generator refuses a struct field
+// without an entry, and an entry without a field, so the reference and the
+// schema always cover exactly the keys the loader accepts.
+type fieldDoc struct {
+	// Desc is the description: full sentences.
+	Desc string
+	// Default, when set, replaces the derived default in the reference
+	// (for defaults that are not a plain value, such as "the route's name").
+	Default string
+	// Example is a value an operator could write.
+	Example any
+	// Required marks keys the loader rejects when missing.
+	Required bool
+	// Enum lists the accepted values of a string (or of each list item).
+	Enum []string
+	// Pattern is an ECMA-262 (and RE2) regular expression every string value
+	// (or list item) must match.
+	Pattern string
+	// Min and Max bound an integer.
+	Min, Max *int64
+}
+
+func ptr(v int64) *int64 { return &v }
+
+// anyCase returns a pattern matching exactly one of words, in any case.
+func anyCase(words ...string) string {
+	var alts []string
+	for _, w := range words {
+		var b strings.Builder
+		for _, r := range w {
+			lo, up := unicode.ToLower(r), unicode.ToUpper(r)
+			if lo == up {
+				b.WriteRune(r)
+				continue
+			}
+			b.WriteString("[" + string(up) + string(lo) + "]")
+		}
+		alts = append(alts, b.String())
+	}
+	return "^(" + strings.Join(alts, "|") + ")$"
+}
+
+// referrerPattern matches `off` or a comma-separated list of policies.
+func referrerPattern() string {
+	p := "(" + strings.Join(referrerPolicies, "|") + ")"
+	return `^(off|\s*` + p + `\s*(,\s*` + p + `\s*)*)$`
+}
+
+// jwtAlgorithms are the values the jwt plugin accepts in algorithms.
+var jwtAlgorithms = []string{
+	"HS256", "HS384", "HS512", "RS256", "RS384", "RS512",
+	"PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA",
+}
+
+// httpMethods are the methods routes[].match.methods accepts.
+var httpMethods = []string{"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT"}
+
+// referrerPolicies are the tokens of the Referrer-Policy specification.
+var referrerPolicies = []string{
+	"no-referrer", "no-referrer-when-downgrade", "origin", "origin-when-cross-origin",
+	"same-origin", "strict-origin", "strict-origin-when-cross-origin", "unsafe-url",
+}
+
+// Patterns shared by several keys.
+const (
+	hostPortPattern = `^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9][A-Za-z0-9_.-]*)?:[^:\s]+$`
+	namePattern     = `^[A-Za-z0-9][A-Za-z0-9_.-]*$`
+	targetPattern   = `^[Hh][Tt][Tt][Pp][Ss]?://[^/?#@\s]+/?$`
+	absPathPattern  = `^/`
+	headerPattern   = `^[A-Za-z0-9_-]+$`
+	tokenPattern    = "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"
+)
+
+// docs maps "<definition>.<key>" to the key's documentation.
+var docs = map[string]fieldDoc{
+	// Top level.
+	"gateway.version": {
+		Desc:    "Version of the file format. This gatewayd reads version 1 only.",
+		Example: 1, Enum: []string{"1"},
+	},
+	"gateway.listen": {
+		Desc:    "host:port of the client-facing HTTP listener; an empty host listens on every interface. A change needs a restart.",
+		Example: "0.0.0.0:8080", Pattern: hostPortPattern,
+	},
+	"gateway.admin": {
+		Desc:    "The admin listener: `/metrics`, `/healthz`, `/readyz` and `POST /-/reload`.",
+		Example: map[string]any{"listen": "127.0.0.1:9901"},
+	},
+	"gateway.server": {
+		Desc:    "Timeouts and limits of the client-facing listener.",
+		Example: map[string]any{"read_timeout": "10s", "shutdown_delay": "5s"},
+	},
+	"gateway.log": {
+		Desc:    "Process log and access log (JSON lines on stderr).",
+		Example: map[string]any{"level": "info", "format": "json", "access_log": true},
+	},
+	"gateway.redis": {
+		Desc:    "The shared store for rate-limit buckets, revocations and (with `auth:`) users and sessions. Without it an in-process store is used: one instance only. A change needs a restart.",
+		Example: map[string]any{"addrs": []any{"127.0.0.1:6379"}},
+	},
+	"gateway.upstreams": {
+		Desc:    "Named pools of targets that routes send requests to. Names use letters, digits, `_`, `.` and `-`; `builtin:` is reserved.",
+		Example: map[string]any{"users": map[string]any{"targets": []any{"http://127.0.0.1:9002"}}},
+	},
+	"gateway.auth": {
+		Desc:    "The in-process auth service, reached by routes whose upstream is `builtin:auth`. A change needs a restart.",
+		Example: map[string]any{"secret": "${JWT_SECRET}"},
+	},
+	"gateway.plugins": {
+		Desc:    "Named, reusable plugin instances: each is a mapping with `type` (the plugin kind) and that kind's settings. Routes list them by name.",
+		Example: map[string]any{"auth-jwt": map[string]any{"type": "jwt", "secret": "${JWT_SECRET}"}},
+	},
+	"gateway.routes": {
+		Desc:     "The routes, matched by exact path first, then by the longest path prefix. At least one is required.",
+		Required: true,
+		Example:  []any{map[string]any{"name": "users", "match": map[string]any{"path_prefix": "/v1/users/"}, "upstream": "users"}},
+	},
+
+	// admin:
+	"admin.listen": {
+		Desc:    "host:port of the admin listener. It has no authentication: keep it on loopback or a private network. In Kubernetes, listen on the pod IP (`:9901`) so the kubelet can probe it. A change needs a restart.",
+		Example: ":9901", Pattern: hostPortPattern,
+	},
+
+	// server:
+	"server.read_timeout": {
+		Desc:    "Time allowed to read a whole request, body included (for a keep-alive connection, counted from the request's first byte).",
+		Example: "5s",
+	},
+	"server.write_timeout": {
+		Desc:    "Time allowed to write a response, counted from the end of the handler: the upstream's time is bounded by the upstream or route `timeout`, not by this.",
+		Example: "1m",
+	},
+	"server.idle_timeout": {
+		Desc:    "How long an idle keep-alive connection is kept open waiting for the next request.",
+		Example: "2m",
+	},
+	"server.max_request_header_bytes": {
+		Desc:    "Read buffer of each connection, which bounds the request line and headers (at least 1KiB). Larger requests get 431.",
+		Example: "16KiB",
+	},
+	"server.max_request_body_bytes": {
+		Desc:    "Largest request body accepted (at least 1 byte). Larger bodies get 413.",
+		Example: "50MiB",
+	},
+	"server.shutdown_timeout": {
+		Desc:    "On SIGTERM/SIGINT, the longest the whole shutdown may take, `shutdown_delay` included; requests still running then are cut off and the process exits 1. Read from the live configuration, so a reload changes it.",
+		Example: "25s",
+	},
+	"server.shutdown_delay": {
+		Desc:    "On SIGTERM/SIGINT, how long `/readyz` answers 503 while the listener still serves, so load balancers stop sending traffic before it closes. Counted inside `shutdown_timeout`: keep it well below. Read from the live configuration, so a reload changes it.",
+		Example: "5s",
+	},
+	"server.trusted_proxies": {
+		Desc:    "IP addresses or CIDRs of proxies allowed to set `X-Forwarded-For`, `X-Forwarded-Proto` and `X-Forwarded-Host`. From anyone else these headers are replaced. Applied on reload.",
+		Default: "none",
+		Example: []any{"10.0.0.0/8", "192.168.1.1"},
+	},
+	"server.max_connections": {
+		Desc:    "Cap on concurrent client connections; `0` keeps fasthttp's default (262144). Connections over the cap are answered 503 and closed.",
+		Default: "0 (262144)",
+		Example: 10000, Min: ptr(0),
+	},
+
+	// log:
+	"log.level": {
+		Desc:    "Lowest level logged. Read at startup: a change needs a restart.",
+		Example: "warn", Enum: []string{"debug", "info", "warn", "error"},
+	},
+	"log.format": {
+		Desc:    "`json` lines, or `console` for people. Read at startup: a change needs a restart.",
+		Example: "console", Enum: []string{"json", "console"},
+	},
+	"log.access_log": {
+		Desc:    "One `access` line per request (request_id, method, path, route, status, duration, upstream, user_id, client_ip). Applied on reload.",
+		Example: false,
+	},
+
+	// redis:
+	"redis.addrs": {
+		Desc:    "Addresses (host:port). One address is a single server, or any node of a Redis Cluster (detected); several are seed nodes of a Redis Cluster. Empty with `sentinel`.",
+		Default: "none",
+		Example: []any{"redis-0.redis:6379", "redis-1.redis:6379", "redis-2.redis:6379"}, Pattern: hostPortPattern,
+	},
+	"redis.cluster": {
+		Desc:    "Insist on Redis Cluster: a server that is not a cluster node is then an error at startup instead of a fallback to the single-server client.",
+		Example: true,
+	},
+	"redis.sentinel": {
+		Desc:    "Find the master of a replicated set through Redis Sentinel.",
+		Default: "none",
+		Example: map[string]any{"master_set": "gatewayd", "addrs": []any{"sentinel-0:26379", "sentinel-1:26379", "sentinel-2:26379"}},
+	},
+	"redis.username": {
+		Desc:    "ACL user name (needs `password`); empty authenticates with `password` alone (requirepass).",
+		Default: "none",
+		Example: "gatewayd",
+	},
+	"redis.password": {
+		Desc:    "Password. Put it in the environment: `${REDIS_PASSWORD}`.",
+		Default: "none",
+		Example: "${REDIS_PASSWORD}",
+	},
+	"redis.db": {
+		Desc:    "Database number selected on connect. Redis Cluster has database 0 only.",
+		Example: 2, Min: ptr(0),
+	},
+	"redis.client_name": {
+		Desc:    "Name set on every connection (`CLIENT SETNAME`), to find the gateway's connections in `CLIENT LIST`. No spaces.",
+		Default: "none",
+		Example: "gatewayd",
+	},
+	"redis.client_side_cache": {
+		Desc:    "RESP3 client-side caching (Redis 6 or later): revocation checks are answered from the gateway's memory and invalidated by Redis when a key changes.",
+		Example: false,
+	},
+	"redis.cache_size": {
+		Desc:    "Cap on the client-side cache of each connection (at least 1KiB); `0` keeps the client library's default, 128MiB.",
+		Default: "0 (128MiB)",
+		Example: "16MiB",
+	},
+	"redis.tls": {
+		Desc:    "TLS to Redis and to the sentinels.",
+		Default: "off",
+		Example: map[string]any{"ca_file": "/etc/gatewayd/redis-ca.pem"},
+	},
+	"redis.dial_timeout": {
+		Desc:    "Time allowed to establish a connection, TLS and AUTH included.",
+		Example: "1s",
+	},
+	"redis.command_timeout": {
+		Desc:    "How long a connection may wait for a reply before it is declared dead, closed and redialled (at least 10ms). A request still waits at most its plugin's `store_timeout`.",
+		Example: "1s",
+	},
+	"redis.connections_per_node": {
+		Desc:    "Pipelined connections to each node, a power of two up to 256. `0`: one per node with the client-side cache, else the client library's default. More than one needs `client_side_cache: false`.",
+		Default: "0 (automatic)",
+		Example: 4, Min: ptr(0), Max: ptr(256),
+	},
+	"redis.read_buffer_size": {
+		Desc:    "Read buffer of each connection (at least 1KiB); `0` keeps the client library's default, 512KiB.",
+		Default: "0 (512KiB)",
+		Example: "64KiB",
+	},
+	"redis.write_buffer_size": {
+		Desc:    "Write buffer of each connection (at least 1KiB); `0` keeps the client library's default, 512KiB.",
+		Default: "0 (512KiB)",
+		Example: "64KiB",
+	},
+	"redis.max_flush_delay": {
+		Desc:    "How long the writer may wait to batch more commands into one write: less CPU on the gateway and on Redis, a little more latency.",
+		Example: "100us",
+	},
+	"redis.topology_refresh": {
+		Desc:    "How often the cluster slot map or the sentinels' master is read again in the background (at least 100ms); errors and MOVED replies trigger a refresh at once.",
+		Example: "10s",
+	},
+
+	// redis.sentinel:
+	"redisSentinel.master_set": {
+		Desc:     "The name the sentinels monitor (`sentinel monitor <name> ...`).",
+		Required: true, Default: "none (required)",
+		Example: "gatewayd",
+	},
+	"redisSentinel.addrs": {
+		Desc:     "Sentinel addresses (host:port).",
+		Required: true, Default: "none (required)",
+		Example: []any{"sentinel-0:26379", "sentinel-1:26379", "sentinel-2:26379"}, Pattern: hostPortPattern,
+	},
+	"redisSentinel.username": {
+		Desc:    "ACL user name on the sentinels (needs `password`).",
+		Default: "none",
+		Example: "sentinel-user",
+	},
+	"redisSentinel.password": {
+		Desc:    "Password of the sentinels.",
+		Default: "none",
+		Example: "${REDIS_SENTINEL_PASSWORD}",
+	},
+
+	// redis.tls:
+	"redisTLS.ca_file": {
+		Desc:    "PEM CA certificates that verify the server.",
+		Default: "the system roots",
+		Example: "/etc/gatewayd/redis-ca.pem",
+	},
+	"redisTLS.cert_file": {
+		Desc:    "PEM client certificate, with `key_file`.",
+		Default: "none",
+		Example: "/etc/gatewayd/redis-client.pem",
+	},
+	"redisTLS.key_file": {
+		Desc:    "PEM private key of `cert_file`.",
+		Default: "none",
+		Example: "/etc/gatewayd/redis-client-key.pem",
+	},
+	"redisTLS.server_name": {
+		Desc:    "Name verified in the server's certificate.",
+		Default: "the host of the address dialled",
+		Example: "redis.internal",
+	},
+	"redisTLS.insecure_skip_verify": {
+		Desc:    "Accept any server certificate: for tests only, and not with `ca_file`.",
+		Example: true,
+	},
+
+	// upstreams.<name>:
+	"upstream.targets": {
+		Desc:     "Base URLs of the targets: `http://` or `https://`, host and optional port, no path, query or credentials. At most 64.",
+		Required: true, Default: "none (required)",
+		Example: []any{"http://10.0.1.10:8080", "http://10.0.1.11:8080"}, Pattern: targetPattern,
+	},
+	"upstream.balance": {
+		Desc:    "How requests are spread over the targets: `round_robin`, or `least_conn` (fewest requests in flight).",
+		Example: "least_conn", Enum: []string{"round_robin", "least_conn"},
+	},
+	"upstream.connect_timeout": {
+		Desc:    "Time allowed to open a connection to a target (TCP connect plus TLS handshake).",
+		Example: "500ms",
+	},
+	"upstream.timeout": {
+		Desc:    "Time allowed for the whole upstream exchange, from picking a target to the end of the response body. Exceeded: 504.",
+		Example: "30s",
+	},
+	"upstream.max_conns_per_target": {
+		Desc:    "Connections the gateway may open to each target. With every slot busy the request gets 503.",
+		Example: 256, Min: ptr(0),
+	},
+	"upstream.retries": {
+		Desc:    "Extra attempts, on another target when there is one, for idempotent requests (GET, HEAD, OPTIONS, PUT, DELETE, TRACE) that could not get a connection (connect failed or every slot busy). Nothing is retried once request bytes were sent. 0 to 10.",
+		Example: 2, Min: ptr(0), Max: ptr(10),
+	},
+	"upstream.health_check": {
+		Desc:    "Active health checks: every `interval` each target gets `GET path` and takes traffic while it answers 2xx or 3xx. When every target fails, requests still go to them. Absent: no active checks.",
+		Default: "off",
+		Example: map[string]any{"path": "/healthz", "interval": "5s"},
+	},
+	"upstream.max_response_body_bytes": {
+		Desc:    "Largest upstream response body; a larger one is a 502. `0` is unlimited.",
+		Default: "0 (unlimited)",
+		Example: "512MiB",
+	},
+	"upstream.eject_after": {
+		Desc:    "Consecutive connect failures that take a target out of rotation for `eject_for` (passive health checking).",
+		Example: 5, Min: ptr(0),
+	},
+	"upstream.eject_for": {
+		Desc:    "How long an ejected target is skipped. A passing active health check ends the ejection early.",
+		Example: "30s",
+	},
+
+	// upstreams.<name>.health_check:
+	"healthCheck.path": {
+		Desc:    "Path requested on each target; must start with `/`.",
+		Example: "/ready", Pattern: absPathPattern,
+	},
+	"healthCheck.interval": {
+		Desc:    "Time between two checks of a target.",
+		Example: "10s",
+	},
+	"healthCheck.timeout": {
+		Desc:    "Time allowed for one check; must not exceed `interval` (set it when `interval` is below 2s).",
+		Example: "1s",
+	},
+
+	// auth:
+	"auth.secret": {
+		Desc:    "HS256 signing secret, at least 32 bytes; the jwt plugin that checks the tokens needs the same secret. Set exactly one of `secret` and `private_key_file`.",
+		Default: "none",
+		Example: "${JWT_SECRET}",
+	},
+	"auth.private_key_file": {
+		Desc:    "PEM private key (PKCS #8 or PKCS #1): RSA (2048 bits or more) signs RS256, Ed25519 signs EdDSA; the public key is served at `/.well-known/jwks.json`.",
+		Default: "none",
+		Example: "/etc/gatewayd/auth-ed25519.pem",
+	},
+	"auth.key_id": {
+		Desc:    "The `kid` header of issued tokens.",
+		Default: "the key's RFC 7638 thumbprint (key pairs); none (HS256)",
+		Example: "auth-2026-01",
+	},
+	"auth.issuer": {
+		Desc:    "The `iss` claim of issued tokens.",
+		Example: "https://auth.example.com",
+	},
+	"auth.audience": {
+		Desc:    "The `aud` claim of issued tokens.",
+		Example: "example-api",
+	},
+	"auth.access_ttl": {
+		Desc:    "Lifetime of access tokens (at least 1s).",
+		Example: "5m",
+	},
+	"auth.refresh_ttl": {
+		Desc:    "Lifetime of refresh tokens, renewed by each rotation; at least `access_ttl`.",
+		Example: "720h",
+	},
+	"auth.refresh_reuse_grace": {
+		Desc:    "A retry with the previous refresh token within this time gets the same new pair; later reuse signs out every session of the account. At most 1m; `0` disables retries.",
+		Example: "10s",
+	},
+	"auth.bcrypt_cost": {
+		Desc:    "bcrypt cost of password hashes (4 to 31). Stored hashes with a lower cost are upgraded at login.",
+		Example: 13, Min: ptr(4), Max: ptr(31),
+	},
+	"auth.lockout": {
+		Desc:    "Account lockout after repeated failed logins.",
+		Example: map[string]any{"max_failures": 5, "window": "15m"},
+	},
+	"auth.users_file": {
+		Desc:    "Embedded (bbolt) database of users and sessions, used when there is no `redis:` section.",
+		Example: "/var/lib/gatewayd/users.db",
+	},
+
+	// auth.lockout:
+	"lockout.max_failures": {
+		Desc:    "Failed logins within `window` that lock the account (at least 1).",
+		Example: 10, Min: ptr(1),
+	},
+	"lockout.window": {
+		Desc:    "Window in which failures are counted; the lock then lasts `window` from the failure that set it.",
+		Example: "30m",
+	},
+
+	// routes[]:
+	"route.name": {
+		Desc:     "Unique name, used in metrics (`route` label), logs and as the default rate-limit bucket.",
+		Required: true, Default: "none (required)",
+		Example: "users", Pattern: namePattern,
+	},
+	"route.match": {
+		Desc:     "Which requests the route serves.",
+		Required: true, Default: "none (required)",
+		Example: map[string]any{"path_prefix": "/v1/users/", "methods": []any{"GET", "POST"}},
+	},
+	"route.upstream": {
+		Desc:     "Name of an upstream, or `builtin:auth` for the in-process auth service (needs `auth:`).",
+		Required: true, Default: "none (required)",
+		Example: "users",
+	},
+	"route.plugins": {
+		Desc:    "Plugin chain, run in the order listed. Each entry is a name (a built-in kind with its defaults, or an instance under `plugins:`) or a one-key map `{kind: {settings}}`.",
+		Default: "none",
+		Example: []any{"request-id", "auth-jwt", map[string]any{"ratelimit": map[string]any{"key": "user", "limit": 100, "period": "1m"}}},
+	},
+	"route.strip_prefix": {
+		Desc:    "Remove `match.path_prefix` from the path sent upstream (`/api/x` with prefix `/api/` is sent as `/x`). Needs `match.path_prefix`.",
+		Example: true,
+	},
+	"route.preserve_host": {
+		Desc:    "Send the client's `Host` upstream instead of the target's host (which is the default; the client's host then travels in `X-Forwarded-Host`).",
+		Example: true,
+	},
+	"route.timeout": {
+		Desc:    "Upstream timeout of this route, replacing the upstream's `timeout`; `0` keeps the upstream's. Not used for `builtin:auth`.",
+		Default: "0 (the upstream's timeout)",
+		Example: "90s",
+	},
+
+	// routes[].match:
+	"match.path": {
+		Desc:    "Exact path (after normalisation). An exact path beats any prefix. Give `path` or `path_prefix`, not both.",
+		Default: "none",
+		Example: "/v1/auth/login", Pattern: absPathPattern,
+	},
+	"match.path_prefix": {
+		Desc:    "Path prefix matched on whole segments: `/v1/admin` matches `/v1/admin` and `/v1/admin/x`, never `/v1/adminx`. The longest prefix wins.",
+		Default: "none",
+		Example: "/v1/users/", Pattern: absPathPattern,
+	},
+	"match.host": {
+		Desc:    "Host the request must name (the `Host` header without its port, any case); `*.example.com` matches one or more labels in front of `example.com`, not `example.com` itself. Routes with a host are tried before routes without.",
+		Default: "any host",
+		Example: "api.example.com",
+	},
+	"match.methods": {
+		Desc:    "Methods served, upper case; a route that accepts GET also accepts HEAD, and a route with a `cors` plugin also accepts OPTIONS. A path that matches only with another method is answered 405 with `Allow`.",
+		Default: "every method",
+		Example: []any{"GET", "POST"}, Enum: httpMethods,
+	},
+
+	// request-id
+	"plugin-request-id.header": {
+		Desc:    "Header carrying the id, to the upstream and in the response. The client's value is kept when it is 1 to 128 characters of `[A-Za-z0-9._:-]`, otherwise a UUID is generated.",
+		Example: "X-Trace-ID", Pattern: headerPattern,
+	},
+
+	// jwt
+	"plugin-jwt.algorithms": {
+		Desc:    "Accepted `alg` values. HMAC (HS*) and public-key algorithms cannot be mixed; `none` is never accepted.",
+		Example: []any{"RS256"}, Enum: jwtAlgorithms,
+	},
+	"plugin-jwt.secret": {
+		Desc:    "HMAC secret for HS* tokens, at least as long as the hash (32 bytes for HS256, 48 for HS384, 64 for HS512). Exactly one of `secret`, `public_key_file`, `jwks_file` and `jwks_url` is set.",
+		Default: "none",
+		Example: "${JWT_SECRET}",
+	},
+	"plugin-jwt.public_key_file": {
+		Desc:    "PEM public key (`PUBLIC KEY`, `RSA PUBLIC KEY` or a certificate): RSA (2048 bits or more), ECDSA P-256/P-384/P-521 or Ed25519.",
+		Default: "none",
+		Example: "/etc/gatewayd/issuer.pub.pem",
+	},
+	"plugin-jwt.jwks_file": {
+		Desc:    "JSON Web Key Set file (RSA, EC and OKP keys; `use: enc` keys are skipped).",
+		Default: "none",
+		Example: "/etc/gatewayd/jwks.json",
+	},
+	"plugin-jwt.jwks_url": {
+		Desc:    "JWKS URL (http or https), downloaded when the configuration is built (also by `-check`), every `jwks_refresh`, and when a token names an unknown `kid` (at most once every 10s).",
+		Default: "none",
+		Example: "https://issuer.example.com/.well-known/jwks.json",
+	},
+	"plugin-jwt.jwks_refresh": {
+		Desc:    "Refresh interval of `jwks_url` (at least 10s). Only with `jwks_url`.",
+		Example: "15m",
+	},
+	"plugin-jwt.issuer": {
+		Desc:    "Required `iss` claim, when set.",
+		Default: "not checked",
+		Example: "gatewayd-auth",
+	},
+	"plugin-jwt.audience": {
+		Desc:    "Required `aud` claim (a string, or a list containing it), when set.",
+		Default: "not checked",
+		Example: "api",
+	},
+	"plugin-jwt.leeway": {
+		Desc:    "Clock skew allowed on `exp`, `nbf` and `iat`.",
+		Example: "10s",
+	},
+	"plugin-jwt.cookie": {
+		Desc:    "Cookie to read the token from when there is no `Authorization` header.",
+		Default: "none",
+		Example: "access_token", Pattern: tokenPattern,
+	},
+	"plugin-jwt.forward_claims": {
+		Desc:    "Claims copied to request headers for the upstream (`claim: Header-Name`). Client-sent copies of these headers are removed on every route.",
+		Default: "none",
+		Example: map[string]any{"sub": "X-User-ID", "role": "X-User-Role"},
+	},
+	"plugin-jwt.optional": {
+		Desc:    "Let requests without a token through as anonymous. A token that fails verification is still refused.",
+		Example: true,
+	},
+	"plugin-jwt.max_token_bytes": {
+		Desc:    "Longer tokens are refused before parsing (at least 128 bytes).",
+		Example: "4KiB",
+	},
+	"plugin-jwt.cache_size": {
+		Desc:    "Verified tokens kept in memory; `0` turns the cache off.",
+		Example: 50000, Min: ptr(0),
+	},
+	"plugin-jwt.cache_ttl": {
+		Desc:    "A cached token is verified again after this long (and never used past its `exp`).",
+		Example: "30s",
+	},
+
+	// blacklist
+	"plugin-blacklist.on_store_error": {
+		Desc:    "When the store cannot answer: `deny` (503) or `allow` (fail open).",
+		Example: "allow", Enum: []string{"deny", "allow"},
+	},
+	"plugin-blacklist.cache_ttl": {
+		Desc:    "With Redis client-side caching, how long a \"not revoked\" answer may be served from the cache; `0` asks Redis every time.",
+		Example: "500ms",
+	},
+	"plugin-blacklist.store_timeout": {
+		Desc:    "Deadline of each store call (Redis only).",
+		Example: "20ms",
+	},
+
+	// rbac
+	"plugin-rbac.roles": {
+		Desc:    "Allowed roles (the token's `role` claim), any of them. Empty: any role.",
+		Default: "none",
+		Example: []any{"admin"},
+	},
+	"plugin-rbac.scopes": {
+		Desc:    "Required scopes (the space-separated `scope` claim), all of them.",
+		Default: "none",
+		Example: []any{"users:read"},
+	},
+	"plugin-rbac.rules": {
+		Desc:    "Per-method requirements; the first rule listing the request's method replaces `roles` and `scopes`.",
+		Default: "none",
+		Example: []any{map[string]any{"methods": []any{"GET", "HEAD"}, "roles": []any{"admin", "user"}}},
+	},
+	"rbacRule.methods": {
+		Desc:     "Methods the rule covers (compared upper-case). A method may appear in one rule only.",
+		Required: true, Default: "none (required)",
+		Example: []any{"DELETE"}, Pattern: tokenPattern,
+	},
+	"rbacRule.roles": {
+		Desc:    "Allowed roles, any of them. Empty: any role.",
+		Default: "none",
+		Example: []any{"admin"},
+	},
+	"rbacRule.scopes": {
+		Desc:    "Required scopes, all of them.",
+		Default: "none",
+		Example: []any{"users:write"},
+	},
+
+	// ratelimit
+	"plugin-ratelimit.key": {
+		Desc:    "What a bucket is per: `ip`, `user` (the token's `sub`; needs jwt earlier in the chain), `route`, `header:NAME`, or a list of them.",
+		Example: []any{"user", "header:X-Tenant"},
+	},
+	"plugin-ratelimit.limit": {
+		Desc:     "Tokens added to a bucket per `period` (at least 1).",
+		Required: true, Default: "none (required)",
+		Example: 100, Min: ptr(1),
+	},
+	"plugin-ratelimit.period": {
+		Desc:     "Refill period (at least 1ms). Tokens are added continuously, not all at once.",
+		Required: true, Default: "none (required)",
+		Example: "1m",
+	},
+	"plugin-ratelimit.burst": {
+		Desc:    "Bucket size (at least 1).",
+		Default: "`limit`",
+		Example: 20, Min: ptr(1),
+	},
+	"plugin-ratelimit.cost": {
+		Desc:    "Tokens one request takes (at least 1, at most `burst`).",
+		Example: 5, Min: ptr(1),
+	},
+	"plugin-ratelimit.bucket": {
+		Desc:    "Bucket name; routes naming the same bucket share their buckets.",
+		Default: "the route's name",
+		Example: "partner-api",
+	},
+	"plugin-ratelimit.headers": {
+		Desc:    "Rate-limit response headers: `both`, `ietf` (RateLimit-Policy, RateLimit), `legacy` (RateLimit-Limit/-Remaining/-Reset) or `off`.",
+		Example: "ietf", Enum: []string{"both", "ietf", "legacy", "off"},
+	},
+	"plugin-ratelimit.on_store_error": {
+		Desc:    "When the store fails or times out: `allow` (fail open) or `deny` (503).",
+		Example: "deny", Enum: []string{"allow", "deny"},
+	},
+	"plugin-ratelimit.store_timeout": {
+		Desc:    "The longest a request waits for the store (Redis only).",
+		Example: "30ms",
+	},
+
+	// cors
+	"plugin-cors.allowed_origins": {
+		Desc:     "Origins allowed: `scheme://host[:port]`, `scheme://*.domain` for any subdomain, or `\"*\"` for any origin. `null` is refused.",
+		Required: true, Default: "none (required)",
+		Example: []any{"https://app.example.com", "https://*.example.com"},
+	},
+	"plugin-cors.allowed_methods": {
+		Desc:    "Methods a preflight may ask for.",
+		Example: []any{"GET", "POST", "PUT", "DELETE"}, Pattern: tokenPattern,
+	},
+	"plugin-cors.allowed_headers": {
+		Desc:    "Request headers a preflight may ask for; `\"*\"` allows any.",
+		Default: "none",
+		Example: []any{"Authorization", "Content-Type"},
+	},
+	"plugin-cors.exposed_headers": {
+		Desc:    "`Access-Control-Expose-Headers` of responses.",
+		Default: "none",
+		Example: []any{"X-Request-ID", "Retry-After"},
+	},
+	"plugin-cors.allow_credentials": {
+		Desc:    "Send `Access-Control-Allow-Credentials: true`; not allowed with the `\"*\"` origin.",
+		Example: true,
+	},
+	"plugin-cors.max_age": {
+		Desc:    "`Access-Control-Max-Age` of preflight answers, in whole seconds; `0` sends none.",
+		Example: "10m",
+	},
+
+	// security-headers
+	"plugin-security-headers.hsts": {
+		Desc:    "`Strict-Transport-Security` on HTTPS requests: `true` (max-age 2 years), `false`, or a mapping.",
+		Default: "off",
+		Example: map[string]any{"max_age": "365d", "include_subdomains": true, "preload": true},
+	},
+	"plugin-security-headers.frame_options": {
+		Desc:    "`X-Frame-Options`: `DENY`, `SAMEORIGIN` (any case) or `off`.",
+		Example: "SAMEORIGIN", Pattern: anyCase("DENY", "SAMEORIGIN", "off"),
+	},
+	"plugin-security-headers.content_type_nosniff": {
+		Desc:    "Send `X-Content-Type-Options: nosniff`.",
+		Example: false,
+	},
+	"plugin-security-headers.referrer_policy": {
+		Desc:    "`Referrer-Policy`: a policy, a comma-separated fallback list of policies, or `off`.",
+		Example: "no-referrer", Pattern: referrerPattern(),
+	},
+	"plugin-security-headers.csp": {
+		Desc:    "`Content-Security-Policy` value, sent as written (one line).",
+		Default: "none",
+		Example: "default-src 'self'; frame-ancestors 'none'",
+	},
+	"hsts.max_age": {
+		Desc:    "`max-age`, in whole seconds.",
+		Example: "365d",
+	},
+	"hsts.include_subdomains": {
+		Desc:    "Add `includeSubDomains`.",
+		Example: true,
+	},
+	"hsts.preload": {
+		Desc:    "Add `preload`; needs `include_subdomains: true` and a `max_age` of at least 365d.",
+		Example: true,
+	},
+}
