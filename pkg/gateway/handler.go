@@ -64,6 +64,7 @@ func (g *Gateway) Handle(ctx *fasthttp.RequestCtx) {
 	start := time.Now()
 	metrics.InflightAdd(1)
 	gen := g.acquire()
+	defer g.finish(ctx, gen)
 	st := reqctx.Acquire(ctx)
 	st.RequestID = requestid.Assign(st.RequestID, ctx.Request.Header.PeekBytes(hdrRequestID))
 	// Checked before header hygiene, which drops Connection and
@@ -101,8 +102,31 @@ func (g *Gateway) Handle(ctx *fasthttp.RequestCtx) {
 	if g.accessLog.Load() {
 		g.logAccess(ctx, st, status, d)
 	}
+}
+
+// finish ends a request on its generation. It also turns a panic in a
+// plugin or in the gateway into a 500 JSON answer and an error log line, so
+// one bad request cannot take the process down (fasthttp does not recover
+// handler panics).
+func (g *Gateway) finish(ctx *fasthttp.RequestCtx, gen *generation) {
+	if p := recover(); p != nil {
+		g.recovered(ctx, p)
+	}
 	gen.done()
 	metrics.InflightAdd(-1)
+}
+
+func (g *Gateway) recovered(ctx *fasthttp.RequestCtx, p any) {
+	var id []byte
+	route := ""
+	if st := reqctx.Get(ctx); st != nil {
+		id, route = st.RequestID, st.Route
+	}
+	g.logger.Error("panic while serving a request; answered 500", zap.Any("panic", p),
+		zap.ByteString("request_id", id), zap.String("route", route), zap.Stack("stack"))
+	ctx.Response.Reset()
+	apierror.Write(ctx, fasthttp.StatusInternalServerError, apierror.CodeInternal, "internal error")
+	ctx.SetConnectionClose()
 }
 
 // ambiguousFraming reports whether raw request headers carry both

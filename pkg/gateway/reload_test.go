@@ -177,3 +177,42 @@ func TestReloadClosesEachOldPluginOnce(t *testing.T) {
 		t.Fatalf("%d upstream pools still open after shutdown", n)
 	}
 }
+
+// panicky is a plugin that panics, to prove the gateway survives it.
+type panicky struct{}
+
+func (panicky) Kind() string { return "panicky" }
+
+func (panicky) Build(config.Section, *plugins.Env) (plugins.Plugin, error) { return panicky{}, nil }
+
+func (panicky) Handle(*fasthttp.RequestCtx) plugins.Verdict { panic("plugin bug") }
+
+func (panicky) Close() error { return nil }
+
+func TestPanicInPluginAnswers500(t *testing.T) {
+	reg := builtin.Registry()
+	reg.Register(panicky{})
+	cfg, err := config.Parse("p.yaml", []byte(`
+upstreams: { up: { targets: ["http://127.0.0.1:1"] } }
+routes: [{ name: r, match: { path_prefix: / }, upstream: up, plugins: [request-id, panicky] }]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := memory.New()
+	defer st.Close()
+	gw, err := New(cfg, Options{Registry: reg, Logger: zap.NewNop(), Store: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ctx fasthttp.RequestCtx
+	ctx.Init(&fasthttp.Request{}, benchAddr, nil)
+	ctx.Request.SetRequestURI("/x")
+	gw.Handle(&ctx)
+	if ctx.Response.StatusCode() != 500 || !strings.Contains(string(ctx.Response.Body()), `"error":"internal"`) {
+		t.Fatalf("got %d %s", ctx.Response.StatusCode(), ctx.Response.Body())
+	}
+	if n := gw.cur.Load().inflight.Load(); n != 0 {
+		t.Fatalf("in-flight count %d after a panic", n)
+	}
+}
