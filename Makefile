@@ -38,13 +38,14 @@ check:
 fmt:
 	gofmt -w cmd pkg internal configs bench deploy e2e
 
-## bench-micro: go test micro-benchmarks (router, plugins, chain) with allocation counts
+## bench-micro: go test micro-benchmarks (router, plugins, proxy, gateway, whole chain) with allocation counts
 bench-micro:
-	$(GO) test -run '^$$' -bench . -benchmem -count 3 ./pkg/...
+	$(GO) test -run '^$$' -bench . -benchmem -count 3 ./pkg/... ./bench/...
 
-## bench: the load scenarios of bench/ (see bench/README.md)
+## bench: the load scenarios of bench/ side by side, a few minutes (see bench/README.md);
+##        BENCH_FLAGS="-duration 30s -rounds 5 -plot" for longer runs
 bench: build
-	@bench/run.sh
+	@BENCH_FLAGS="$(BENCH_FLAGS)" bench/run.sh
 
 clean:
 	rm -rf bin
