@@ -137,10 +137,11 @@ func loadConfig(path string) (*fileConfig, error) {
 	if err != nil {
 		return nil, err
 	}
-	var errs []error
-	errs = append(errs, config.ExpandEnv(path, root))
 	var fc fileConfig
-	errs = append(errs, config.DecodeStrict(path, root, "", &fc))
+	// Validation below adds what decoding could not see, without repeating
+	// a field decoding already reported (config.Merge).
+	decodeErr := errors.Join(config.ExpandEnv(path, root), config.DecodeStrict(path, root, "", &fc))
+	var errs []error
 	if fc.Listen == "" && !fc.Meta.Has("listen") {
 		fc.Listen = defaultListen
 	}
@@ -162,15 +163,15 @@ func loadConfig(path string) (*fileConfig, error) {
 	if fc.Log.Format != "json" && fc.Log.Format != "console" {
 		errs = append(errs, config.Errorf(path, fc.Log.Meta.Pos("format"), "log.format", "expected json or console, got "+strconv.Quote(fc.Log.Format)))
 	}
-	if fc.Redis != nil && len(fc.Redis.Addrs) == 0 {
-		errs = append(errs, config.Errorf(path, fc.Redis.Meta.Pos("addrs"), "redis.addrs", "list at least one address, e.g. [\"127.0.0.1:6379\"]"))
+	if fc.Redis != nil {
+		errs = append(errs, fc.Redis.Validate(path))
 	}
 	if fc.Auth == nil {
 		errs = append(errs, config.Errorf(path, root, "auth", "the auth: section is required"))
 	} else {
 		errs = append(errs, authserver.Validate(fc.Auth, path))
 	}
-	if err := config.SortErrors(errors.Join(errs...)); err != nil {
+	if err := config.Merge(decodeErr, errors.Join(errs...)); err != nil {
 		return nil, err
 	}
 	return &fc, nil

@@ -64,9 +64,8 @@ func TestCheckReportsEveryError(t *testing.T) {
 	want := strings.Join([]string{
 		path + `:1: lisen: unknown field "lisen" (did you mean "listen"?)`,
 		path + `:2: log.level: expected debug, info, warn or error, got "loud"`,
-		path + `:3: redis.addrs: list at least one address, e.g. ["127.0.0.1:6379"]`,
+		path + `:3: redis.addrs: at least one address is required (host:port)`,
 		path + `:5: auth.secret: environment variable AUTHD_TEST_UNSET_SECRET is not set`,
-		path + `:5: auth.secret: must be at least 32 bytes, got 0`,
 		path + `:6: auth.bcrypt_cost: must be between 4 and 31, got 99`,
 		path + `:7: auth.lockout.max_failure: unknown field "max_failure" (did you mean "max_failures"?)`,
 		"",

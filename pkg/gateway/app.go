@@ -34,7 +34,9 @@ func Open(cfg *config.Config, reg *plugins.Registry, logger *zap.Logger, version
 		if err != nil {
 			return nil, err
 		}
-		logger.Info("store: redis", zap.Strings("addrs", cfg.Redis.Addrs), zap.Bool("client_side_cache", cfg.Redis.CacheEnabled()))
+		rs := a.Store.(*redis.Store)
+		logger.Info("store: redis", zap.String("topology", rs.Topology()), zap.Strings("addrs", cfg.Redis.Addrs),
+			zap.Bool("client_side_cache", cfg.Redis.CacheEnabled()))
 	} else {
 		a.Store = memory.New()
 		logger.Info("store: in-process (single instance; add a redis: section to share limits and revocations)")

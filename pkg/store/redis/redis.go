@@ -1,8 +1,9 @@
 // Package redis is the Redis implementation of the store interfaces, on
 // rueidis (auto-pipelining, RESP3 client-side caching). It is the only
 // package that imports rueidis. It runs on one server, on Redis Cluster and
-// on a master found through Redis Sentinel: every key carries a hash tag
-// and every script and multi-key call stays within one hash slot.
+// on a master found through Redis Sentinel: every key carries a hash tag,
+// every script takes exactly one key and every command names keys of one
+// hash slot, so Redis Cluster never answers CROSSSLOT.
 //
 // Rate limiting runs one Lua script per Take (ratelimit.lua, called with
 // EVALSHA; rueidis resends it with EVAL when the server answers NOSCRIPT,
@@ -151,12 +152,39 @@ func (s *Store) Topology() string { return string(s.client.Mode()) }
 // stores of this package.
 func (s *Store) Client() rueidis.Client { return s.client }
 
-// Ping checks that Redis answers.
+// Ping checks that Redis answers. On a cluster it pings every node the
+// client routes to, at once, and succeeds when one answers: the cluster is
+// reachable even while one shard fails over (its keys then follow each
+// plugin's on_store_error), and a dead or black-holed node cannot stall
+// the check.
 func (s *Store) Ping(ctx context.Context) error {
-	if err := s.client.Do(ctx, s.client.B().Ping().Build()).Error(); err != nil {
-		return wrapErr("ping", err)
+	if s.client.Mode() != rueidis.ClientModeCluster {
+		if err := s.client.Do(ctx, s.client.B().Ping().Build()).Error(); err != nil {
+			return wrapErr("ping", err)
+		}
+		return nil
 	}
-	return nil
+	nodes := s.client.Nodes()
+	if len(nodes) == 0 {
+		return wrapErr("ping", rueidis.ErrNoSlot)
+	}
+	// Buffered: the pings still running after the first answer finish
+	// (within ctx) without a reader.
+	errs := make(chan error, len(nodes))
+	for _, n := range nodes {
+		go func() { errs <- n.Do(ctx, n.B().Ping().Build()).Error() }()
+	}
+	var first error
+	for range nodes {
+		err := <-errs
+		if err == nil {
+			return nil
+		}
+		if first == nil {
+			first = err
+		}
+	}
+	return wrapErr("ping", first)
 }
 
 // Close closes every connection.
