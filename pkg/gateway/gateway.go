@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gatewayd/gatewayd/configs"
 	"github.com/gatewayd/gatewayd/pkg/config"
 	"github.com/gatewayd/gatewayd/pkg/metrics"
 	"github.com/gatewayd/gatewayd/pkg/plugins"
@@ -216,6 +217,9 @@ func (g *Gateway) Reload() (ReloadResult, error) {
 	defer g.reloadMu.Unlock()
 	old := g.cur.Load()
 	path := old.cfg.File
+	if path == configs.DefaultName {
+		return g.reloadFailed(errors.New("the embedded default configuration cannot be reloaded: start gatewayd with -config FILE to reload that file"))
+	}
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return g.reloadFailed(fmt.Errorf("%s: %w", path, err))
