@@ -2,6 +2,7 @@ package cors
 
 import (
 	"encoding/json"
+	"github.com/gatewayd/gatewayd/internal/plugintest"
 	"os"
 	"slices"
 	"strings"
@@ -11,21 +12,11 @@ import (
 	"github.com/gatewayd/gatewayd/pkg/plugins"
 	"github.com/gatewayd/gatewayd/pkg/reqctx"
 	"github.com/valyala/fasthttp"
-	"gopkg.in/yaml.v3"
 )
 
 func section(t testing.TB, src string) config.Section {
 	t.Helper()
-	sec := config.Section{File: "gateway.yaml", Path: "routes[0].plugins[0].cors"}
-	if src == "" {
-		return sec
-	}
-	var doc yaml.Node
-	if err := yaml.Unmarshal([]byte(src), &doc); err != nil {
-		t.Fatal(err)
-	}
-	sec.Node = doc.Content[0]
-	return sec
+	return plugintest.Section(t, "routes[0].plugins[0].cors", src)
 }
 
 func mustBuild(t testing.TB, src string) *Plugin {

@@ -12,6 +12,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"github.com/gatewayd/gatewayd/internal/plugintest"
 	"os"
 	"path/filepath"
 	"sync"
@@ -27,7 +28,6 @@ import (
 	"github.com/valyala/fasthttp"
 	"go.uber.org/goleak"
 	"go.uber.org/zap"
-	"gopkg.in/yaml.v3"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -146,16 +146,7 @@ func mint(t testing.TB, m jwtlib.SigningMethod, key any, c jwtlib.MapClaims, kid
 // section parses a YAML snippet as a plugin section.
 func section(t testing.TB, src string) config.Section {
 	t.Helper()
-	sec := config.Section{File: "gateway.yaml", Path: "routes[0].plugins[1].jwt"}
-	if src == "" {
-		return sec
-	}
-	var doc yaml.Node
-	if err := yaml.Unmarshal([]byte(src), &doc); err != nil {
-		t.Fatal(err)
-	}
-	sec.Node = doc.Content[0]
-	return sec
+	return plugintest.Section(t, "routes[0].plugins[1].jwt", src)
 }
 
 // clock is a settable time source.

@@ -5,10 +5,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/gatewayd/gatewayd/pkg/config"
+	"github.com/gatewayd/gatewayd/internal/plugintest"
 	"github.com/gatewayd/gatewayd/pkg/reqctx"
 	"github.com/valyala/fasthttp"
-	"gopkg.in/yaml.v3"
 )
 
 var uuidRe = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
@@ -56,15 +55,7 @@ func TestAssign(t *testing.T) {
 
 func build(t *testing.T, src string) *Plugin {
 	t.Helper()
-	var sec config.Section
-	if src != "" {
-		var n yaml.Node
-		if err := yaml.Unmarshal([]byte(src), &n); err != nil {
-			t.Fatal(err)
-		}
-		sec = config.Section{File: "f.yaml", Path: "request-id", Node: n.Content[0]}
-	}
-	p, err := Factory{}.Build(sec, nil)
+	p, err := Factory{}.Build(plugintest.Section(t, "request-id", src), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,10 +103,8 @@ func TestHandleSetsRequestAndResponse(t *testing.T) {
 }
 
 func TestBuildErrors(t *testing.T) {
-	var n yaml.Node
-	_ = yaml.Unmarshal([]byte("header: \"X Bad\"\n"), &n)
-	_, err := Factory{}.Build(config.Section{File: "f.yaml", Path: "routes[0].plugins[0].request-id", Node: n.Content[0]}, nil)
-	if err == nil || err.Error() != `f.yaml:1: routes[0].plugins[0].request-id.header: invalid header name "X Bad"` {
+	_, err := Factory{}.Build(plugintest.Section(t, "routes[0].plugins[0].request-id", "header: \"X Bad\"\n"), nil)
+	if err == nil || err.Error() != `gateway.yaml:1: routes[0].plugins[0].request-id.header: invalid header name "X Bad"` {
 		t.Fatalf("err = %v", err)
 	}
 }
