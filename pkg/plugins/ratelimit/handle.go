@@ -65,7 +65,9 @@ func (l *Limiter) Handle(ctx *fasthttp.RequestCtx) plugins.Verdict {
 		// An in-process store never blocks: no deadline to allocate.
 		res, err = l.store.Take(context.Background(), key, l.rate, l.cost)
 	} else {
-		c, cancel := context.WithTimeout(context.Background(), l.timeout)
+		// A context shared with the calls of the same millisecond: its
+		// deadline is at most 1 ms sooner than store_timeout.
+		c, cancel := store.CallContext(l.timeout)
 		res, err = l.store.Take(c, key, l.rate, l.cost)
 		cancel()
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/gatewayd/gatewayd/pkg/store"
@@ -53,21 +54,58 @@ func (s *Store) Take(ctx context.Context, key []byte, r store.Rate, cost int64) 
 		return store.Result{}, ErrInvalidRate
 	}
 	vals, err := rateScript.Exec(ctx, s.client,
-		[]string{RateKey(key)},
-		[]string{
-			strconv.FormatInt(capU, 10), strconv.FormatInt(costU, 10),
-			strconv.FormatInt(unit, 10), strconv.FormatInt(rate, 10),
-		}).AsIntSlice()
+		[]string{RateKey(key)}, scriptArgs(capU, costU, unit, rate)).ToArray()
 	if err != nil {
 		return store.Result{}, wrapErr("ratelimit", err)
 	}
 	if len(vals) != 4 {
 		return store.Result{}, fmt.Errorf("redis: ratelimit: script returned %d values, want 4", len(vals))
 	}
+	// Read in place: the reply's own array, no []int64 copy.
+	var n [4]int64
+	for i := range vals {
+		if n[i], err = vals[i].AsInt64(); err != nil {
+			return store.Result{}, wrapErr("ratelimit", err)
+		}
+	}
 	return store.Result{
-		Allowed:    vals[0] == 1,
-		Remaining:  vals[1],
-		Reset:      time.Duration(vals[2]) * time.Microsecond,
-		RetryAfter: time.Duration(vals[3]) * time.Microsecond,
+		Allowed:    n[0] == 1,
+		Remaining:  n[1],
+		Reset:      time.Duration(n[2]) * time.Microsecond,
+		RetryAfter: time.Duration(n[3]) * time.Microsecond,
 	}, nil
+}
+
+// argsCacheSize is the number of argument lists scriptArgs keeps, a power
+// of two. A limiter plugin uses one (rate, cost), so a handful of slots
+// cover a configuration; two pairs that share a slot take turns in it.
+const argsCacheSize = 64
+
+// scriptArg is one formatted argument list of the rate script; it is never
+// modified once published.
+type scriptArg struct {
+	units [4]int64
+	args  []string
+}
+
+// argsCache maps the script's four integer arguments to their decimal
+// strings, so a Take in steady state formats nothing.
+var argsCache [argsCacheSize]atomic.Pointer[scriptArg]
+
+// scriptArgs returns the rate script's arguments capU, costU, unit and rate
+// in decimal. The slice is shared: callers only read it.
+func scriptArgs(capU, costU, unit, rate int64) []string {
+	u := [4]int64{capU, costU, unit, rate}
+	h := uint64(capU)*0x9e3779b97f4a7c15 ^ uint64(costU)*0xc2b2ae3d27d4eb4f ^
+		uint64(unit)*0x165667b19e3779f9 ^ uint64(rate)*0x27d4eb2f165667c5
+	slot := &argsCache[(h^h>>32)&(argsCacheSize-1)]
+	if e := slot.Load(); e != nil && e.units == u {
+		return e.args
+	}
+	e := &scriptArg{units: u, args: []string{
+		strconv.FormatInt(capU, 10), strconv.FormatInt(costU, 10),
+		strconv.FormatInt(unit, 10), strconv.FormatInt(rate, 10),
+	}}
+	slot.Store(e)
+	return e.args
 }

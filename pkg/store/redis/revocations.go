@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -29,6 +31,40 @@ func RevokedKey(jti string) string { return RevokedKeyPrefix + jti + "}" }
 
 // RevokeAllKey returns the key holding subject's revoke-all mark.
 func RevokeAllKey(subject string) string { return RevokeAllKeyPrefix + subject + "}" }
+
+// cachedGets pools the command arrays of IsRevoked's cached reads.
+var cachedGets = sync.Pool{New: func() any { return new([2]rueidis.CacheableTTL) }}
+
+// revocationKeys returns RevokedKey(jti) and RevokeAllKey(subject), or ""
+// for an empty id, in one allocation: both are parts of one string, which
+// is never modified.
+func revocationKeys(jti, subject []byte) (jtiKey, subjectKey string) {
+	size := 0
+	if len(jti) > 0 {
+		size += len(RevokedKeyPrefix) + len(jti) + 1
+	}
+	if len(subject) > 0 {
+		size += len(RevokeAllKeyPrefix) + len(subject) + 1
+	}
+	if size == 0 {
+		return "", ""
+	}
+	var b strings.Builder
+	b.Grow(size)
+	if len(jti) > 0 {
+		b.WriteString(RevokedKeyPrefix)
+		b.Write(jti)
+		b.WriteByte('}')
+	}
+	split := b.Len()
+	if len(subject) > 0 {
+		b.WriteString(RevokeAllKeyPrefix)
+		b.Write(subject)
+		b.WriteByte('}')
+	}
+	all := b.String()
+	return all[:split], all[split:]
+}
 
 var errTTL = errors.New("redis: revoke-all ttl must be at least 1ms")
 
@@ -74,12 +110,13 @@ func (s *Store) RevokeAll(ctx context.Context, subject string, at time.Time, ttl
 func (s *Store) IsRevoked(ctx context.Context, jti, subject []byte, issuedAtMs int64, maxStale time.Duration) (bool, error) {
 	var keys [2]string
 	n := 0
+	jtiKey, subjectKey := revocationKeys(jti, subject)
 	if len(jti) > 0 {
-		keys[n] = RevokedKey(string(jti))
+		keys[n] = jtiKey
 		n++
 	}
 	if len(subject) > 0 {
-		keys[n] = RevokeAllKey(string(subject))
+		keys[n] = subjectKey
 		n++
 	}
 	if n == 0 {
@@ -87,12 +124,18 @@ func (s *Store) IsRevoked(ctx context.Context, jti, subject []byte, issuedAtMs i
 	}
 	var res []rueidis.RedisResult
 	if s.cache && maxStale > 0 {
-		multi := make([]rueidis.CacheableTTL, n)
+		// rueidis reads the commands during the call and copies those it
+		// sends, so the array goes back to the pool when it returns.
+		multi := cachedGets.Get().(*[2]rueidis.CacheableTTL)
 		for i := range n {
 			multi[i] = rueidis.CT(s.client.B().Get().Key(keys[i]).Cache(), maxStale)
 		}
-		res = s.client.DoMultiCache(ctx, multi...)
+		res = s.client.DoMultiCache(ctx, multi[:n]...)
+		*multi = [2]rueidis.CacheableTTL{}
+		cachedGets.Put(multi)
 	} else {
+		// Not pooled: DoMulti queues this slice itself, and on a deadline it
+		// returns before the slice is written.
 		multi := make(rueidis.Commands, n)
 		for i := range n {
 			multi[i] = s.client.B().Get().Key(keys[i]).Build()
