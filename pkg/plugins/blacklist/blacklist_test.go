@@ -3,6 +3,7 @@ package blacklist
 import (
 	"context"
 	"encoding/json"
+	"github.com/gatewayd/gatewayd/internal/plugintest"
 	"os"
 	"slices"
 	"strings"
@@ -20,7 +21,6 @@ import (
 	"github.com/gatewayd/gatewayd/pkg/store/redis"
 	"github.com/valyala/fasthttp"
 	"go.uber.org/goleak"
-	"gopkg.in/yaml.v3"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -29,16 +29,7 @@ var t0 = time.Unix(1_700_000_000, 0)
 
 func section(t testing.TB, src string) config.Section {
 	t.Helper()
-	sec := config.Section{File: "gateway.yaml", Path: "routes[2].plugins[2].blacklist"}
-	if src == "" {
-		return sec
-	}
-	var doc yaml.Node
-	if err := yaml.Unmarshal([]byte(src), &doc); err != nil {
-		t.Fatal(err)
-	}
-	sec.Node = doc.Content[0]
-	return sec
+	return plugintest.Section(t, "routes[2].plugins[2].blacklist", src)
 }
 
 func mustBuild(t testing.TB, src string, env *plugins.Env) *Plugin {

@@ -3,6 +3,7 @@ package ratelimit
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"github.com/gatewayd/gatewayd/internal/plugintest"
 	"net"
 	"strings"
 	"testing"
@@ -16,7 +17,6 @@ import (
 	"github.com/gatewayd/gatewayd/pkg/store/redis"
 	"github.com/gatewayd/gatewayd/pkg/store/storetest"
 	"github.com/valyala/fasthttp"
-	"gopkg.in/yaml.v3"
 )
 
 const testPath = "routes[0].plugins[0].ratelimit"
@@ -25,16 +25,7 @@ const testPath = "routes[0].plugins[0].ratelimit"
 // empty snippet is a bare "ratelimit" entry.
 func section(t testing.TB, src string) config.Section {
 	t.Helper()
-	sec := config.Section{File: "gateway.yaml", Path: testPath}
-	if src == "" {
-		return sec
-	}
-	var doc yaml.Node
-	if err := yaml.Unmarshal([]byte(src), &doc); err != nil {
-		t.Fatal(err)
-	}
-	sec.Node = doc.Content[0]
-	return sec
+	return plugintest.Section(t, testPath, src)
 }
 
 // newMemory returns an in-process store on a clock moved by hand.
