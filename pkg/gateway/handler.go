@@ -189,7 +189,11 @@ func (g *Gateway) forward(ctx *fasthttp.RequestCtx, r *route, st *reqctx.State) 
 		p = stripPrefix(p, r.stripPrefix)
 	}
 	st.Scratch = router.AppendEscapedPath(st.Scratch[:0], p)
-	ctx.Request.URI().SetPathBytes(st.Scratch)
+	// Most paths are already in normal form: then the bytes on the wire are
+	// the client's and the URI need not be rewritten (and re-parsed).
+	if uri := ctx.Request.URI(); !bytes.Equal(st.Scratch, uri.PathOriginal()) {
+		uri.SetPathBytes(st.Scratch)
+	}
 	if r.builtin != nil {
 		r.builtin.Handle(ctx)
 		return
