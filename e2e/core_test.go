@@ -268,6 +268,9 @@ func TestMetricsAfterTraffic(t *testing.T) {
 	if t.Failed() {
 		t.Log(body)
 	}
+	if r := do(t, "GET", gw.AdminURL("/nope"), nil, ""); r.Status != 404 || decodeError(t, r).Error != "not_found" {
+		t.Fatalf("admin 404: %d %s", r.Status, r.Body)
+	}
 	for _, p := range []string{"/healthz", "/readyz"} {
 		if r := do(t, "GET", gw.AdminURL(p), nil, ""); r.Status != 200 {
 			t.Fatalf("%s = %d", p, r.Status)

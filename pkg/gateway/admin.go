@@ -22,6 +22,9 @@ func marshal(v any) []byte {
 
 // handleAdmin serves /metrics, /healthz, /readyz and POST /-/reload.
 func (g *Gateway) handleAdmin(ctx *fasthttp.RequestCtx) {
+	// Error bodies carry a request id here too.
+	st := reqctx.Acquire(ctx)
+	st.RequestID = appendUUID(st.RequestID[:0])
 	switch string(ctx.Path()) {
 	case "/metrics":
 		ctx.SetContentType("text/plain; version=0.0.4; charset=utf-8")
