@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
-	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -376,38 +375,7 @@ func testClusterInvalidation(t *testing.T, c *redistest.Cluster, a, b *redis.Sto
 		t.Fatalf("%d GETs reached the masters for cached checks, want 0", got-gets)
 	}
 
-	var delays []time.Duration
-	for round := range 20 {
-		jti, sub := "inv-j"+strconv.Itoa(round), "inv-u"+strconv.Itoa(round)
-		iat := time.Now().UnixMilli() - 1
-		if check(jti, sub, iat) {
-			t.Fatal("revoked before Revoke")
-		}
-		var err error
-		if round%2 == 0 {
-			err = b.Revoke(ctx, jti, time.Now().Add(time.Hour))
-		} else {
-			err = b.RevokeAll(ctx, sub, time.Now(), time.Hour)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		done := time.Now()
-		for !check(jti, sub, iat) {
-			if time.Since(done) > maxStale/2 {
-				t.Fatalf("round %d: revocation through another client not seen after %v", round, time.Since(done))
-			}
-			time.Sleep(50 * time.Microsecond)
-		}
-		delays = append(delays, time.Since(done))
-		// The client that revoked sees it on its very next check.
-		if ok, err := b.IsRevoked(ctx, []byte(jti), []byte(sub), iat, maxStale); err != nil || !ok {
-			t.Fatalf("round %d: the revoking client's next check = %v, %v; want revoked", round, ok, err)
-		}
-	}
-	sort.Slice(delays, func(i, j int) bool { return delays[i] < delays[j] })
-	t.Logf("cluster invalidation delay over %d revocations: min %v, median %v, max %v",
-		len(delays), delays[0], delays[len(delays)/2], delays[len(delays)-1])
+	measureInvalidation(t, "cluster invalidation delay", "inv-", b, check, maxStale, true)
 }
 
 // testClusterFailover kills the master serving a bucket and a revocation,
