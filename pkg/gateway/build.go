@@ -131,12 +131,7 @@ func build(cfg *config.Config, d *deps) (*generation, error) {
 		}
 		r.signature = routeSignature(rc, chain)
 		g.routes = append(g.routes, r)
-		methods := rc.Match.Methods
-		if len(methods) > 0 && contains(chain.Kinds(), "cors") && !contains(methods, "OPTIONS") {
-			// CORS preflights are answered by the cors plugin, so the
-			// route must accept OPTIONS even when it lists its methods.
-			methods = append(append([]string(nil), methods...), "OPTIONS")
-		}
+		methods := routeMethods(rc.Match.Methods, chain)
 		rrs = append(rrs, &router.Route{
 			Name:       rc.Name,
 			Host:       rc.Match.Host,
@@ -328,6 +323,28 @@ func buildNamed(cfg *config.Config, name string, d *deps, routeName string) (plu
 	env.Route = routeName
 	p, err := f.Build(config.Section{File: cfg.File, Path: path, Node: settings}, &env)
 	return p, kind, err
+}
+
+// routeMethods returns the methods the router accepts for a route: the
+// listed ones plus those its plugins answer themselves (a CORS preflight
+// must reach the cors plugin on a GET-only route). No list means any method.
+func routeMethods(listed []string, chain *plugins.Chain) []string {
+	if len(listed) == 0 {
+		return nil
+	}
+	methods := listed
+	for _, p := range chain.Plugins() {
+		ma, ok := p.(plugins.MethodAnswerer)
+		if !ok {
+			continue
+		}
+		for _, m := range ma.AnsweredMethods() {
+			if !contains(methods, m) {
+				methods = append(append([]string(nil), methods...), m)
+			}
+		}
+	}
+	return methods
 }
 
 func contains(xs []string, x string) bool {

@@ -55,6 +55,13 @@ type HeaderClaimer interface {
 	ClaimHeaders() []string
 }
 
+// MethodAnswerer is implemented by plugins that answer some methods
+// themselves whatever the route lists (cors answers OPTIONS preflights). The
+// gateway adds those methods to a route that restricts its methods.
+type MethodAnswerer interface {
+	AnsweredMethods() []string
+}
+
 // Factory builds plugins of one kind.
 type Factory interface {
 	// Kind is the name used in YAML ("jwt", "ratelimit").

@@ -6,6 +6,7 @@ package cors
 import (
 	"errors"
 	"fmt"
+	"github.com/valyala/fasthttp"
 	"strconv"
 	"strings"
 	"time"
@@ -35,7 +36,14 @@ type Settings struct {
 // Factory builds cors plugins. The zero value is ready to use.
 type Factory struct{}
 
-var _ plugins.Factory = Factory{}
+var (
+	_ plugins.Factory        = Factory{}
+	_ plugins.MethodAnswerer = (*Plugin)(nil)
+)
+
+// AnsweredMethods implements plugins.MethodAnswerer: preflights (OPTIONS)
+// are answered here even on a route that lists only other methods.
+func (p *Plugin) AnsweredMethods() []string { return []string{fasthttp.MethodOptions} }
 
 // Kind implements plugins.Factory.
 func (Factory) Kind() string { return Kind }
