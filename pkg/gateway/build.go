@@ -50,7 +50,7 @@ type generation struct {
 	cfg      *config.Config
 	table    *router.Table
 	routes   []*route
-	strip    [][]byte
+	identity *proxy.IdentityHeaders
 	trusted  *proxy.TrustedProxies
 	releases []func()
 
@@ -100,14 +100,14 @@ func build(cfg *config.Config, d *deps) (*generation, error) {
 		ups[name] = up
 	}
 
-	claimHeaders := map[string]bool{}
+	var claimHeaders []string
 	var rrs []*router.Route
 	for i, rc := range cfg.Routes {
 		if rc == nil {
 			continue
 		}
 		path := config.IndexPath("routes", i)
-		chain, cerrs := buildChain(cfg, path, rc, d, claimHeaders)
+		chain, cerrs := buildChain(cfg, path, rc, d, &claimHeaders)
 		errs = append(errs, cerrs...)
 		r := &route{
 			name:         rc.Name,
@@ -164,6 +164,10 @@ func build(cfg *config.Config, d *deps) (*generation, error) {
 			errs = append(errs, config.Errors(err)...)
 			continue
 		}
+		// Its headers are identity headers all the same: a route may use
+		// it after the next reload, and stripping never depends on which
+		// routes use which instance.
+		claimHeaders = append(claimHeaders, claimedHeaders(p)...)
 		_ = p.Close()
 	}
 
@@ -184,10 +188,7 @@ func build(cfg *config.Config, d *deps) (*generation, error) {
 		}
 		g.table = table
 	}
-	for h := range claimHeaders {
-		g.strip = append(g.strip, []byte(h))
-	}
-	sort.Slice(g.strip, func(i, j int) bool { return string(g.strip[i]) < string(g.strip[j]) })
+	g.identity = proxy.NewIdentityHeaders(claimHeaders)
 
 	if len(errs) > 0 {
 		g.close()
@@ -214,7 +215,7 @@ func entryName(p *yaml.Node) (string, *yaml.Node) {
 	return "", nil
 }
 
-func buildChain(cfg *config.Config, path string, rc *config.Route, d *deps, claims map[string]bool) (*plugins.Chain, []error) {
+func buildChain(cfg *config.Config, path string, rc *config.Route, d *deps, claims *[]string) (*plugins.Chain, []error) {
 	var (
 		errs  []error
 		ps    []plugins.Plugin
@@ -272,11 +273,7 @@ func buildChain(cfg *config.Config, path string, rc *config.Route, d *deps, clai
 				}
 			}
 		}
-		if hc, ok := p.(plugins.HeaderClaimer); ok {
-			for _, h := range hc.ClaimHeaders() {
-				claims[http1Canonical(h)] = true
-			}
-		}
+		*claims = append(*claims, claimedHeaders(p)...)
 		ps = append(ps, p)
 		kinds = append(kinds, kind)
 	}
@@ -356,17 +353,13 @@ func contains(xs []string, x string) bool {
 	return false
 }
 
-// http1Canonical returns the canonical form of a header name.
-func http1Canonical(h string) string {
-	b := []byte(strings.ToLower(h))
-	up := true
-	for i, c := range b {
-		if up && c >= 'a' && c <= 'z' {
-			b[i] = c - 'a' + 'A'
-		}
-		up = c == '-'
+// claimedHeaders returns the identity headers p claims (see
+// plugins.HeaderClaimer), or nil.
+func claimedHeaders(p plugins.Plugin) []string {
+	if hc, ok := p.(plugins.HeaderClaimer); ok {
+		return hc.ClaimHeaders()
 	}
-	return string(b)
+	return nil
 }
 
 func routeSignature(rc *config.Route, chain *plugins.Chain) string {

@@ -70,7 +70,7 @@ func (g *Gateway) Handle(ctx *fasthttp.RequestCtx) {
 	// Checked before header hygiene, which drops Connection and
 	// Transfer-Encoding.
 	smuggled := ctx.Request.Header.ConnectionClose() && ambiguousFraming(ctx.Request.Header.RawHeaders())
-	st.ClientIP = proxy.PrepareRequest(&ctx.Request, ctx.RemoteIP(), ctx.IsTLS(), gen.trusted, gen.strip, st.ClientIP)
+	st.ClientIP = proxy.PrepareRequest(&ctx.Request, ctx.RemoteIP(), ctx.IsTLS(), gen.trusted, gen.identity, st.ClientIP)
 
 	var r *route
 	if smuggled {

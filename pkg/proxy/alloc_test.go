@@ -10,7 +10,7 @@ import (
 )
 
 func TestPrepareRequestDoesNotAllocate(t *testing.T) {
-	tmpl, tp, strip := benchPrepare(t)
+	tmpl, tp, ids := benchPrepare(t)
 	tests := []struct {
 		name     string
 		givePeer net.IP
@@ -25,7 +25,7 @@ func TestPrepareRequestDoesNotAllocate(t *testing.T) {
 			dst := make([]byte, 0, 128)
 			allocs := testing.AllocsPerRun(200, func() {
 				tmpl.CopyTo(&req)
-				dst = PrepareRequest(&req, tt.givePeer, true, tp, strip, dst[:0])
+				dst = PrepareRequest(&req, tt.givePeer, true, tp, ids, dst[:0])
 			})
 			if allocs != 0 {
 				t.Errorf("PrepareRequest allocates %.1f times per call", allocs)

@@ -20,17 +20,17 @@ const benchRequest = "GET /v1/users/42?expand=roles HTTP/1.1\r\n" +
 	"Cookie: session=abc\r\n" +
 	"\r\n"
 
-func benchPrepare(tb testing.TB) (tmpl *fasthttp.Request, tp *TrustedProxies, strip [][]byte) {
+func benchPrepare(tb testing.TB) (tmpl *fasthttp.Request, tp *TrustedProxies, ids *IdentityHeaders) {
 	tb.Helper()
 	tp, err := ParseTrustedProxies([]string{"10.0.0.0/8", "fd00::/8"})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return rawRequest(tb, benchRequest), tp, [][]byte{[]byte("X-Auth-Subject"), []byte("X-Tenant")}
+	return rawRequest(tb, benchRequest), tp, NewIdentityHeaders([]string{"X-Auth-Subject", "X-Tenant"})
 }
 
 func BenchmarkPrepareRequest(b *testing.B) {
-	tmpl, tp, strip := benchPrepare(b)
+	tmpl, tp, ids := benchPrepare(b)
 	peers := []struct {
 		name string
 		ip   net.IP
@@ -45,7 +45,7 @@ func BenchmarkPrepareRequest(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				tmpl.CopyTo(&req)
-				dst = PrepareRequest(&req, p.ip, false, tp, strip, dst[:0])
+				dst = PrepareRequest(&req, p.ip, false, tp, ids, dst[:0])
 			}
 		})
 	}

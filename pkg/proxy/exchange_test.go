@@ -19,11 +19,11 @@ import (
 
 // startGateway serves a minimal gateway in front of u: header hygiene, Do,
 // error mapping, response cleaning.
-func startGateway(t testing.TB, u *Upstream, tp *TrustedProxies, strip [][]byte) *backend {
+func startGateway(t testing.TB, u *Upstream, tp *TrustedProxies, ids *IdentityHeaders) *backend {
 	t.Helper()
 	return startBackend(t, func(ctx *fasthttp.RequestCtx) {
 		var scratch [64]byte
-		ip := PrepareRequest(&ctx.Request, ctx.RemoteIP(), ctx.IsTLS(), tp, strip, scratch[:0])
+		ip := PrepareRequest(&ctx.Request, ctx.RemoteIP(), ctx.IsTLS(), tp, ids, scratch[:0])
 		if err := u.Do(&ctx.Request, &ctx.Response, 0); err != nil {
 			status, code := Classify(err)
 			ctx.Response.Reset()

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"sort"
 	"strings"
 	"unsafe"
 
@@ -35,16 +36,18 @@ var (
 		[]byte("Upgrade"),
 	}
 
-	// Lower-case prefixes and names matched case-insensitively.
+	// Folded prefixes and names (see foldByte), matched by folded name.
 	prefixUser      = []byte("x-user-")
 	prefixForwarded = []byte("x-forwarded-")
 	nameForwarded   = []byte("forwarded")
 	nameRealIP      = []byte("x-real-ip")
-	nameCL          = []byte("content-length")
-	nameTE          = []byte("transfer-encoding")
-	nameHost        = []byte("host")
-	nameClose       = []byte("close")
-	nameKeepAlive   = []byte("keep-alive")
+
+	// Lower-case names matched case-insensitively.
+	nameCL        = []byte("content-length")
+	nameTE        = []byte("transfer-encoding")
+	nameHost      = []byte("host")
+	nameClose     = []byte("close")
+	nameKeepAlive = []byte("keep-alive")
 )
 
 // TrustedProxies is a compiled set of the networks whose peers may set
@@ -119,6 +122,106 @@ func (t *TrustedProxies) ContainsAddr(a netip.Addr) bool {
 	return false
 }
 
+// IdentityHeaders is the set of request headers only the gateway may set:
+// every name starting with "X-User-", and the names plugins claim for the
+// identity they establish (jwt's forward_claims, ...). Client-sent copies
+// are removed from every request, on every route.
+//
+// Names are matched folded: ASCII case is ignored and '_' is the same byte
+// as '-'. CGI, WSGI, Rack and the frameworks built on them expose headers as
+// variables such as HTTP_X_USER_ID, which X-User-ID, X_User_ID and
+// x_user-id all become, so an application cannot tell a client's X_User_ID
+// from the gateway's X-User-ID; all of them are removed. A nil
+// *IdentityHeaders holds the "X-User-" prefix only.
+type IdentityHeaders struct {
+	// folded holds the claimed names folded, sorted and without repeats.
+	folded [][]byte
+}
+
+// NewIdentityHeaders compiles the claimed header names. Names that fold to
+// the same bytes count once.
+func NewIdentityHeaders(names []string) *IdentityHeaders {
+	seen := map[string]bool{}
+	ids := &IdentityHeaders{}
+	for _, n := range names {
+		f := string(AppendFoldedName(nil, []byte(n)))
+		if f == "" || seen[f] || hasPrefixFolded([]byte(f), prefixUser) {
+			continue
+		}
+		seen[f] = true
+		ids.folded = append(ids.folded, []byte(f))
+	}
+	sort.Slice(ids.folded, func(i, j int) bool { return string(ids.folded[i]) < string(ids.folded[j]) })
+	return ids
+}
+
+// Names returns the folded claimed names ("x-tenant"), sorted; the
+// "X-User-" prefix is implied and not listed.
+func (ids *IdentityHeaders) Names() []string {
+	if ids == nil {
+		return nil
+	}
+	out := make([]string, len(ids.folded))
+	for i, f := range ids.folded {
+		out[i] = string(f)
+	}
+	return out
+}
+
+// Contains reports whether a header of this name is an identity header:
+// its folded form starts with "x-user-" or is a claimed name. It does not
+// allocate.
+func (ids *IdentityHeaders) Contains(name []byte) bool {
+	if hasPrefixFolded(name, prefixUser) {
+		return true
+	}
+	if ids == nil {
+		return false
+	}
+	for _, f := range ids.folded {
+		if equalFolded(name, f) {
+			return true
+		}
+	}
+	return false
+}
+
+// AppendFoldedName appends the folded form of a header name to dst: ASCII
+// letters in lower case and '_' as '-'.
+func AppendFoldedName(dst, name []byte) []byte {
+	for _, c := range name {
+		dst = append(dst, foldByte(c))
+	}
+	return dst
+}
+
+// foldByte folds one header-name byte: lower case, and '_' as '-'.
+func foldByte(c byte) byte {
+	if c == '_' {
+		return '-'
+	}
+	return lower(c)
+}
+
+// equalFolded reports whether name folds to folded, which is already folded.
+func equalFolded(name, folded []byte) bool {
+	if len(name) != len(folded) {
+		return false
+	}
+	for i := range name {
+		if foldByte(name[i]) != folded[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// hasPrefixFolded reports whether name's folded form starts with the
+// folded prefix.
+func hasPrefixFolded(name, prefix []byte) bool {
+	return len(name) >= len(prefix) && equalFolded(name[:len(prefix)], prefix)
+}
+
 // addrFromIP converts ip without allocating; nil or malformed gives the zero
 // Addr.
 func addrFromIP(ip net.IP) netip.Addr {
@@ -137,13 +240,14 @@ func addrFromIP(ip net.IP) netip.Addr {
 // Proxy-Connection, Proxy-Authenticate, Proxy-Authorization, TE, Trailer,
 // Transfer-Encoding, Upgrade), every header the client named in Connection
 // (except the framing headers Content-Length, Transfer-Encoding and Host,
-// which fasthttp manages), request trailers, every header in strip (exact
-// names, case-insensitive) and every header whose name starts with "X-User-".
-// Body framing is unaffected: fasthttp writes Content-Length or chunked
+// which fasthttp manages), request trailers, and every identity header of
+// ids, matched by folded name (see IdentityHeaders). Body framing is unaffected: fasthttp writes Content-Length or chunked
 // encoding from the body itself.
 //
 // Then it sets the forwarding headers. From a peer outside tp, every
-// X-Forwarded-* header, Forwarded and X-Real-IP are dropped and
+// X-Forwarded-* header, Forwarded and X-Real-IP are dropped (by folded name,
+// so X_Forwarded_For too; from a trusted peer only the spellings with '_'
+// are) and
 // X-Forwarded-For becomes the peer address, X-Forwarded-Proto "https" or
 // "http" after isTLS, X-Forwarded-Host the request Host. From a trusted peer,
 // the peer is appended to X-Forwarded-For (several X-Forwarded-For headers are
@@ -156,7 +260,7 @@ func addrFromIP(ip net.IP) netip.Addr {
 // the trusted address to its right, as the chain cannot be followed past it.
 // The spare capacity of dstIP is used as scratch space, so reusing one buffer
 // keeps PrepareRequest free of allocations.
-func PrepareRequest(req *fasthttp.Request, peer net.IP, isTLS bool, tp *TrustedProxies, strip [][]byte, dstIP []byte) (clientIP []byte) {
+func PrepareRequest(req *fasthttp.Request, peer net.IP, isTLS bool, tp *TrustedProxies, ids *IdentityHeaders, dstIP []byte) (clientIP []byte) {
 	h := &req.Header
 	peerAddr := addrFromIP(peer)
 	trusted := tp.ContainsAddr(peerAddr)
@@ -189,12 +293,12 @@ func PrepareRequest(req *fasthttp.Request, peer net.IP, isTLS bool, tp *TrustedP
 		for len(raw) > 0 {
 			var name []byte
 			name, raw = nextHeaderName(raw)
-			if len(name) > 0 && mustStrip(name, trusted, strip) {
+			if len(name) > 0 && mustStrip(name, trusted, ids) {
 				h.DelBytes(name)
 			}
 		}
 	} else {
-		stripWithoutRaw(h, trusted, strip)
+		stripWithoutRaw(h, trusted, ids)
 	}
 	h.ResetConnectionClose()
 
@@ -308,20 +412,24 @@ func parseForwardedAddr(b []byte) (netip.Addr, bool) {
 
 // mustStrip reports whether the client header name is removed before the
 // request is forwarded.
-func mustStrip(name []byte, trusted bool, strip [][]byte) bool {
-	for _, s := range strip {
-		if equalFold(name, s) {
-			return true
-		}
+func mustStrip(name []byte, trusted bool, ids *IdentityHeaders) bool {
+	if ids.Contains(name) {
+		return true
 	}
 	// Every built-in name starts with one of these letters; most client
 	// headers are decided by this switch alone.
 	switch lower(name[0]) {
 	case 'x':
-		return hasPrefixFold(name, prefixUser) ||
-			(!trusted && (hasPrefixFold(name, prefixForwarded) || equalFold(name, nameRealIP)))
+		// A trusted proxy sets the forwarding headers with '-'; a spelling
+		// with '_' that it passed on is a client's, folded into the same
+		// variable by CGI-style applications.
+		if hasPrefixFolded(name, prefixForwarded) || equalFolded(name, nameRealIP) {
+			return !trusted || bytes.IndexByte(name, '_') >= 0
+		}
 	case 'f':
-		return !trusted && equalFold(name, nameForwarded)
+		if equalFolded(name, nameForwarded) {
+			return !trusted || bytes.IndexByte(name, '_') >= 0
+		}
 	case 'c', 'k', 'p', 't', 'u':
 		for _, hop := range hopByHop {
 			if equalFold(name, hop) {
@@ -335,10 +443,10 @@ func mustStrip(name []byte, trusted bool, strip [][]byte) bool {
 // stripWithoutRaw strips a request that was not read from the wire and so
 // has no raw header block. It collects names through All, which allocates;
 // requests the fasthttp server hands over never take this path.
-func stripWithoutRaw(h *fasthttp.RequestHeader, trusted bool, strip [][]byte) {
+func stripWithoutRaw(h *fasthttp.RequestHeader, trusted bool, ids *IdentityHeaders) {
 	var names [][]byte
 	for k := range h.All() {
-		if mustStrip(k, trusted, strip) {
+		if mustStrip(k, trusted, ids) {
 			names = append(names, append([]byte(nil), k...))
 		}
 	}
@@ -430,10 +538,4 @@ func lower(c byte) byte {
 		return c + 'a' - 'A'
 	}
 	return c
-}
-
-// hasPrefixFold reports whether name starts with the lower-case prefix,
-// ignoring ASCII case.
-func hasPrefixFold(name, prefix []byte) bool {
-	return len(name) >= len(prefix) && equalFold(name[:len(prefix)], prefix)
 }

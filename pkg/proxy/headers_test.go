@@ -149,28 +149,95 @@ func TestPrepareRequestKeepsFramingHeadersNamedInConnection(t *testing.T) {
 }
 
 func TestPrepareRequestStripsIdentityHeaders(t *testing.T) {
-	req := rawRequest(t, "GET / HTTP/1.1\r\n"+
-		"Host: a\r\n"+
-		"X-User-ID: 42\r\n"+
-		"x-user-role: admin\r\n"+
-		"X-USER-ANYTHING: x\r\n"+
-		"X-User-Id: 43\r\n"+
-		"X-Auth-Subject: alice\r\n"+
-		"x-tenant: t1\r\n"+
-		"X-Username: kept\r\n"+
-		"X-Userdata: kept\r\n"+
-		"\r\n")
-	strip := [][]byte{[]byte("X-Auth-Subject"), []byte("X-TENANT")}
-	PrepareRequest(req, net.ParseIP("203.0.113.7"), false, nil, strip, nil)
-	for _, name := range []string{"X-User-Id", "X-User-Role", "X-User-Anything", "X-Auth-Subject", "X-Tenant"} {
-		if v := req.Header.Peek(name); v != nil {
-			t.Errorf("%s = %q survived", name, v)
-		}
+	ids := NewIdentityHeaders([]string{"X-Auth-Subject", "X-TENANT"})
+	tests := []struct {
+		give      string
+		wantStrip bool
+	}{
+		{give: "X-User-ID", wantStrip: true},
+		{give: "x-user-role", wantStrip: true},
+		{give: "X-USER-ANYTHING", wantStrip: true},
+		{give: "X_User_ID", wantStrip: true},
+		{give: "x_user_role", wantStrip: true},
+		{give: "x-user_email", wantStrip: true},
+		{give: "X_USER-Id", wantStrip: true},
+		{give: "X-Auth-Subject", wantStrip: true},
+		{give: "x_auth_subject", wantStrip: true},
+		{give: "x-tenant", wantStrip: true},
+		{give: "X_Tenant", wantStrip: true},
+		{give: "X-Username", wantStrip: false},
+		{give: "X-Userdata", wantStrip: false},
+		{give: "X_Username", wantStrip: false},
+		{give: "X-Tenants", wantStrip: false},
+		{give: "X.Tenant", wantStrip: false},
+		{give: "X-Tenant-Id", wantStrip: false},
+		{give: "Tenant", wantStrip: false},
 	}
-	for _, name := range []string{"X-Username", "X-Userdata"} {
-		if got := string(req.Header.Peek(name)); got != "kept" {
-			t.Errorf("%s = %q, want kept", name, got)
-		}
+	for _, tt := range tests {
+		t.Run(tt.give, func(t *testing.T) {
+			req := rawRequest(t, "GET / HTTP/1.1\r\nHost: a\r\n"+tt.give+": v\r\nX-Other: kept\r\n\r\n")
+			PrepareRequest(req, net.ParseIP("203.0.113.7"), false, nil, ids, nil)
+			wire := req.String()
+			if got := strings.Contains(strings.ToLower(wire), "\r\n"+strings.ToLower(tt.give)+":"); got == tt.wantStrip {
+				t.Errorf("%s stripped = %v, want %v:\n%s", tt.give, !got, tt.wantStrip, wire)
+			}
+			if !strings.Contains(wire, "X-Other: kept\r\n") {
+				t.Errorf("X-Other removed:\n%s", wire)
+			}
+		})
+	}
+}
+
+func TestPrepareRequestStripsEveryCopyOfAnIdentityHeader(t *testing.T) {
+	req := rawRequest(t, "GET / HTTP/1.1\r\nHost: a\r\n"+
+		"X-User-ID: 42\r\nX_User_ID: 43\r\nx-user_id: 44\r\nX-User-Id: 45\r\n\r\n")
+	PrepareRequest(req, net.ParseIP("203.0.113.7"), false, nil, nil, nil)
+	if wire := req.String(); strings.Contains(strings.ToLower(wire), "user") {
+		t.Fatalf("a copy survived:\n%s", wire)
+	}
+}
+
+func TestPrepareRequestForwardingHeadersByFoldedName(t *testing.T) {
+	tests := []struct {
+		name        string
+		givePeer    string
+		give        string
+		wantPresent bool
+	}{
+		{name: "untrusted underscore xff", givePeer: "203.0.113.7", give: "X_Forwarded_For: 1.2.3.4", wantPresent: false},
+		{name: "untrusted underscore real ip", givePeer: "203.0.113.7", give: "x_real_ip: 1.2.3.4", wantPresent: false},
+		{name: "untrusted forwarded", givePeer: "203.0.113.7", give: "Forwarded: for=1.2.3.4", wantPresent: false},
+		{name: "trusted underscore xff", givePeer: "10.0.0.2", give: "X_Forwarded_For: 1.2.3.4", wantPresent: false},
+		{name: "trusted underscore proto", givePeer: "10.0.0.2", give: "X-Forwarded_Proto: https", wantPresent: false},
+		{name: "trusted real ip", givePeer: "10.0.0.2", give: "X-Real-IP: 1.2.3.4", wantPresent: true},
+		{name: "trusted forwarded", givePeer: "10.0.0.2", give: "Forwarded: for=1.2.3.4", wantPresent: true},
+	}
+	tp, err := ParseTrustedProxies([]string{"10.0.0.0/8"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req := rawRequest(t, "GET / HTTP/1.1\r\nHost: a\r\n"+tt.give+"\r\n\r\n")
+			PrepareRequest(req, net.ParseIP(tt.givePeer), false, tp, nil, nil)
+			name, _, _ := strings.Cut(tt.give, ":")
+			got := strings.Contains(strings.ToLower(req.String()), "\r\n"+strings.ToLower(name)+":")
+			if got != tt.wantPresent {
+				t.Errorf("%s present = %v, want %v:\n%s", name, got, tt.wantPresent, req.String())
+			}
+		})
+	}
+}
+
+func TestNewIdentityHeaders(t *testing.T) {
+	ids := NewIdentityHeaders([]string{"X-Tenant", "x_tenant", "X-User-Email", "Client_Cert", ""})
+	want := []string{"client-cert", "x-tenant"}
+	if got := ids.Names(); strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("Names() = %q, want %q", got, want)
+	}
+	var none *IdentityHeaders
+	if !none.Contains([]byte("X_USER_ID")) || none.Contains([]byte("X-Tenant")) || none.Names() != nil {
+		t.Fatal("a nil set holds exactly the X-User- prefix")
 	}
 }
 
@@ -377,7 +444,7 @@ func TestPrepareRequestWithoutRawHeaders(t *testing.T) {
 	req.Header.Set("X-Forwarded-Port", "1")
 	req.Header.Set("X-Strip", "1")
 	req.Header.Set("Accept", "*/*")
-	got := PrepareRequest(&req, net.ParseIP("203.0.113.7"), false, nil, [][]byte{[]byte("x-strip")}, nil)
+	got := PrepareRequest(&req, net.ParseIP("203.0.113.7"), false, nil, NewIdentityHeaders([]string{"x-strip"}), nil)
 	if string(got) != "203.0.113.7" {
 		t.Errorf("client IP = %q", got)
 	}
