@@ -481,7 +481,7 @@ var docs = map[string]fieldDoc{
 		Example: "api.example.com",
 	},
 	"match.methods": {
-		Desc:    "Methods served, upper case; a route that accepts GET also accepts HEAD, and a route with a `cors` plugin also accepts OPTIONS. A path that matches only with another method is answered 405 with `Allow`.",
+		Desc:    "Methods served, upper case, compared case-sensitively (`get` is not `GET`); a route that accepts GET also accepts HEAD, and a route with a `cors` plugin also accepts OPTIONS. The most specific matching path decides: when none of its routes accepts the method the answer is 405 with `Allow`, never a less specific route (a catch-all `/` does not serve a `PATCH` that `/v1/users/` refuses).",
 		Default: "every method",
 		Example: []any{"GET", "POST"}, Enum: httpMethods,
 	},

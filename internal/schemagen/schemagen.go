@@ -210,7 +210,7 @@ func newModel() (*model, error) {
 		intro: "A route sends the requests it matches through its plugin chain to its upstream. Paths are normalised first (`..`, `//`, percent-decoding), and the upstream receives the normalised path."})
 	add(&section{def: "match", title: "routes[].match", typ: reflect.TypeFor[config.Match](),
 		extra: object{{"oneOf", []any{object{{"required", []string{"path"}}}, object{{"required", []string{"path_prefix"}}}}}},
-		intro: "Give `path` or `path_prefix` (exactly one); `host` and `methods` narrow the match further. Two routes with the same host, path or prefix and methods are an error."})
+		intro: "Give `path` or `path_prefix` (exactly one); `host` and `methods` narrow the match further. The most specific match decides: host first (exact, then wildcard, then none), then the exact path, then the longest prefix; the method is checked only against the routes at that path, so a method they do not accept is a 405 with `Allow`, never a request for a less specific route. Two routes with the same host, path or prefix and methods are an error."})
 	for _, p := range m.plugins {
 		add(&section{def: "plugin-" + p.Kind, title: p.Kind, kind: p.Kind, typ: reflect.TypeOf(p.Defaults), defaults: reflect.ValueOf(p.Defaults), nullable: true,
 			intro: "Settings of the `" + p.Kind + "` plugin. See [plugins.md](plugins.md#" + p.Kind + ") for its behaviour and metrics."})

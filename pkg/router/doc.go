@@ -39,15 +39,18 @@
 //     from the longest prefix to the shortest; prefixes match whole segments,
 //     so "/v1/admin" matches "/v1/admin" and "/v1/admin/x" but not
 //     "/v1/adminx", and "/" matches everything;
-//  3. method: the first candidate whose Methods accept the request method
+//  3. method: the first candidate whose path matches decides. Among the
+//     routes at that path, the one whose Methods accept the request method
 //     wins; a route without Methods accepts every method, and one that
-//     accepts GET also accepts HEAD.
+//     accepts GET also accepts HEAD. Methods are compared case-sensitively
+//     (RFC 9110): "get" and "FOO" are accepted only by routes without
+//     Methods.
 //
-// If some routes match the path but none accepts the method, the result is a
-// 405 with an Allow value listing the union of their methods (sorted,
-// "GET, HEAD, POST"); if no route matches the path it is a 404. Because
-// method filtering is part of the selection, a less specific route that
-// accepts the method is chosen over a more specific one that does not.
+// If none of the routes at the most specific matching path accepts the
+// method, the result is a 405 with an Allow value listing the union of their
+// methods (sorted, "GET, HEAD, POST"); a less specific route is never tried,
+// so a catch-all "/" cannot serve a PATCH that a protected "/v1/users/"
+// refuses. If no route matches the path it is a 404.
 //
 // Two routes with the same host, the same path (or the same prefix, with or
 // without its trailing slash) and overlapping methods are an error, so the

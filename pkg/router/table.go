@@ -27,7 +27,8 @@ type Route struct {
 	// "/v1/admin/x" but never "/v1/adminx"; "/" matches every path.
 	PathPrefix string
 	// Methods lists the upper-case methods the route accepts; empty means
-	// every method. A route that accepts GET also accepts HEAD.
+	// every method, standard or not. A route that accepts GET also accepts
+	// HEAD. Request methods are compared case-sensitively.
 	Methods []string
 	// Value is opaque to the router.
 	Value any
@@ -58,11 +59,13 @@ type Result struct {
 	// Route is the selected route, or nil when Status is not 0.
 	Route *Route
 	// Status is 0 when a route was selected, 404 when no route matches the
-	// path, and 405 when routes match the path but none accepts the method.
+	// path, and 405 when none of the routes at the most specific matching
+	// path accepts the method.
 	Status int
 	// Allow is, for a 405, the value of the Allow header: the sorted union of
-	// the methods of the routes that match the path, such as "GET, HEAD,
-	// POST". It is shared by every call and must not be modified.
+	// the methods of the routes at the most specific path that matches, such
+	// as "GET, HEAD, POST". It is shared by every call and must not be
+	// modified.
 	Allow []byte
 }
 
@@ -280,27 +283,26 @@ const maxHostLength = 255
 
 // Match selects the route for a request. path must be the output of
 // NormalizePath; host is the Host header as received (a port and a final dot
-// are ignored, letters are compared case-insensitively).
+// are ignored, letters are compared case-insensitively); method is compared
+// case-sensitively (RFC 9110: "get" is not "GET").
 //
 // Candidates are taken from the exact host first, then from the wildcard
 // hosts from the longest suffix to the shortest, then from the routes without
 // a host; within each, an exact Path comes before the prefixes, longest
-// first. The first candidate that matches the path and accepts the method is
-// selected. When routes match the path but none accepts the method the
-// result is a 405 whose Allow lists the methods of all of them, otherwise a
-// 404. Match does not allocate.
+// first. The first candidate path that matches decides: the route there that
+// accepts the method is selected, and when none does the result is a 405
+// whose Allow lists the methods of the routes at that path. A less specific
+// path is never tried for a method the more specific one refuses. When no
+// route matches the path the result is a 404. Match does not allocate.
 func (t *Table) Match(method, host, path []byte) Result {
 	m := methodBit(method)
-	var tried methodSet
 	if len(t.hosts) > 0 || len(t.wildcards) > 0 {
 		var buf [maxHostLength]byte
 		if h := canonicalHost(&buf, host); len(h) > 0 {
 			if g := t.hosts[string(h)]; g != nil {
-				r, ms := g.match(m, path)
-				if r != nil {
-					return Result{Route: r}
+				if e := g.match(path); e != nil {
+					return e.decide(m)
 				}
-				tried |= ms
 			}
 			if len(t.wildcards) > 0 {
 				for i := 1; i < len(h)-1; i++ {
@@ -313,45 +315,42 @@ func (t *Table) Match(method, host, path []byte) Result {
 						break
 					}
 					if g := t.wildcards[string(h[i+1:])]; g != nil {
-						r, ms := g.match(m, path)
-						if r != nil {
-							return Result{Route: r}
+						if e := g.match(path); e != nil {
+							return e.decide(m)
 						}
-						tried |= ms
 					}
 				}
 			}
 		}
 	}
 	if t.anyHost != nil {
-		r, ms := t.anyHost.match(m, path)
-		if r != nil {
-			return Result{Route: r}
+		if e := t.anyHost.match(path); e != nil {
+			return e.decide(m)
 		}
-		tried |= ms
-	}
-	// Every route that matched the path without accepting the method lists
-	// methods, so tried is empty only when nothing matched the path.
-	if tried != 0 {
-		return Result{Status: 405, Allow: allowValues[tried]}
 	}
 	return Result{Status: 404}
 }
 
-// match returns the route of g selected for method m and path, or nil and the
-// union of the methods of the routes that matched the path.
-func (g *group) match(m methodSet, path []byte) (*Route, methodSet) {
-	var tried methodSet
+// decide selects the route of e that accepts method m, or answers 405 with
+// the methods of e's routes. Every route of an entry that refuses a method
+// lists methods, so the Allow value is never empty.
+func (e *entry) decide(m methodSet) Result {
+	if r := e.pick(m); r != nil {
+		return Result{Route: r}
+	}
+	return Result{Status: 405, Allow: allowValues[e.methods]}
+}
+
+// match returns the most specific entry of g whose path matches: the exact
+// path, else the longest prefix; nil when none does.
+func (g *group) match(path []byte) *entry {
 	if g.exact != nil {
 		if e := g.exact[string(path)]; e != nil {
-			if r := e.pick(m); r != nil {
-				return r, 0
-			}
-			tried |= e.methods
+			return e
 		}
 	}
 	if g.prefix == nil {
-		return nil, tried
+		return nil
 	}
 	q := path
 	if n := len(q); n > 0 && q[n-1] == '/' {
@@ -360,15 +359,12 @@ func (g *group) match(m methodSet, path []byte) (*Route, methodSet) {
 	for {
 		if len(q) <= g.maxPrefix {
 			if e := g.prefix[string(q)]; e != nil {
-				if r := e.pick(m); r != nil {
-					return r, 0
-				}
-				tried |= e.methods
+				return e
 			}
 		}
 		i := bytes.LastIndexByte(q, '/')
 		if i < 0 {
-			return nil, tried
+			return nil
 		}
 		q = q[:i]
 	}

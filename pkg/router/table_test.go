@@ -297,12 +297,12 @@ func TestMatch(t *testing.T) {
 		wantAllow  string
 	}{
 		{name: "exact beats prefix", giveMethod: "POST", givePath: "/v1/auth/login", wantRoute: "login"},
-		{name: "prefix when exact refuses the method", giveMethod: "GET", givePath: "/v1/auth/login", wantRoute: "auth"},
+		{name: "exact path refusing the method is 405", giveMethod: "GET", givePath: "/v1/auth/login", wantStatus: 405, wantAllow: "POST"},
 		{name: "prefix below exact", giveMethod: "POST", givePath: "/v1/auth/refresh", wantRoute: "auth"},
 		{name: "prefix matches itself", giveMethod: "GET", givePath: "/v1/auth", wantRoute: "auth"},
 		{name: "prefix matches itself with slash", giveMethod: "GET", givePath: "/v1/auth/", wantRoute: "auth"},
 		{name: "exact path with method", giveMethod: "GET", givePath: "/v1/users/me", wantRoute: "user-me"},
-		{name: "prefix for other method on exact path", giveMethod: "POST", givePath: "/v1/users/me", wantRoute: "users-write"},
+		{name: "no prefix for other method on exact path", giveMethod: "POST", givePath: "/v1/users/me", wantStatus: 405, wantAllow: "GET, HEAD"},
 		{name: "prefix without slash", giveMethod: "GET", givePath: "/v1/users", wantRoute: "users-read"},
 		{name: "method split on one prefix read", giveMethod: "GET", givePath: "/v1/users/42", wantRoute: "users-read"},
 		{name: "method split on one prefix write", giveMethod: "DELETE", givePath: "/v1/users/42", wantRoute: "users-write"},
@@ -320,7 +320,7 @@ func TestMatch(t *testing.T) {
 		{name: "exact path is not a prefix", giveMethod: "GET", givePath: "/healthz/x", wantStatus: 404},
 		{name: "root is not matched by deeper prefixes", giveMethod: "GET", givePath: "/", wantStatus: 404},
 		{name: "longest prefix", giveMethod: "GET", givePath: "/v1/admin/audit/2024", wantRoute: "admin-audit"},
-		{name: "shorter prefix for other method", giveMethod: "POST", givePath: "/v1/admin/audit", wantRoute: "admin"},
+		{name: "no shorter prefix for other method", giveMethod: "POST", givePath: "/v1/admin/audit", wantStatus: 405, wantAllow: "GET, HEAD"},
 		{name: "longest prefix whole segments", giveMethod: "GET", givePath: "/v1/admin/auditx", wantRoute: "admin"},
 		{name: "host beats a longer path", giveMethod: "GET", giveHost: "api.example.com", givePath: "/v1/users/42", wantRoute: "api-host"},
 		{name: "host case and port ignored", giveMethod: "GET", giveHost: "API.Example.COM:8443", givePath: "/v1/x", wantRoute: "api-host"},
@@ -334,11 +334,11 @@ func TestMatch(t *testing.T) {
 		{name: "wildcard needs a label", giveMethod: "GET", giveHost: ".tenants.example.com", givePath: "/x", wantStatus: 404},
 		{name: "longest wildcard", giveMethod: "GET", giveHost: "a.eu.tenants.example.com", givePath: "/x", wantRoute: "eu-tenant"},
 		{name: "wildcard longest prefix", giveMethod: "GET", giveHost: "A.Tenants.Example.Com", givePath: "/reports/q1", wantRoute: "tenant-reports"},
-		{name: "wildcard shorter prefix for method", giveMethod: "POST", giveHost: "a.tenants.example.com", givePath: "/reports/q1", wantRoute: "tenant"},
+		{name: "wildcard no shorter prefix for method", giveMethod: "POST", giveHost: "a.tenants.example.com", givePath: "/reports/q1", wantStatus: 405, wantAllow: "GET, HEAD"},
 		{name: "wildcard beats host-less exact", giveMethod: "POST", giveHost: "a.tenants.example.com", givePath: "/healthz", wantRoute: "tenant"},
 		{name: "exact host before host-less", giveMethod: "POST", giveHost: "api.example.com", givePath: "/reports", wantRoute: "api-reports"},
-		{name: "host-less after exact host refuses", giveMethod: "GET", giveHost: "api.example.com", givePath: "/reports", wantRoute: "reports"},
-		{name: "405 union across hosts", giveMethod: "DELETE", giveHost: "api.example.com", givePath: "/reports", wantStatus: 405, wantAllow: "GET, HEAD, POST"},
+		{name: "no host-less after exact host refuses", giveMethod: "GET", giveHost: "api.example.com", givePath: "/reports", wantStatus: 405, wantAllow: "POST"},
+		{name: "host-less for other hosts", giveMethod: "GET", giveHost: "www.example.com", givePath: "/reports", wantRoute: "reports"},
 		{name: "no host header", giveMethod: "GET", givePath: "/nothing", wantStatus: 404},
 		{name: "ipv6 host", giveMethod: "GET", giveHost: "[::1]:8080", givePath: "/static/app.js", wantRoute: "static"},
 		{name: "overlong host", giveMethod: "GET", giveHost: string(make([]byte, 300)), givePath: "/static/app.js", wantRoute: "static"},
@@ -358,6 +358,59 @@ func TestMatch(t *testing.T) {
 				t.Errorf("Match(%s %s %s) = route %q status %d allow %q, want route %q status %d allow %q",
 					tt.giveMethod, tt.giveHost, tt.givePath, gotRoute, got.Status, got.Allow,
 					tt.wantRoute, tt.wantStatus, tt.wantAllow)
+			}
+		})
+	}
+}
+
+// A method the most specific path refuses is a 405 there, never a pass to a
+// less specific route: with a public catch-all, a protected prefix that lists
+// its methods must not be reachable with another method through it.
+func TestMatchNoMethodFallThrough(t *testing.T) {
+	tbl, err := New([]*Route{
+		{Name: "public", PathPrefix: "/"},
+		{Name: "users", PathPrefix: "/v1/users/", Methods: []string{"GET", "POST"}},
+		{Name: "users-cors", PathPrefix: "/v1/users/", Methods: []string{"OPTIONS"}},
+		{Name: "login", Path: "/v1/auth/login", Methods: []string{"POST"}},
+		{Name: "auth", PathPrefix: "/v1/auth/", Methods: []string{"GET", "POST"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		giveMethod string
+		givePath   string
+		wantRoute  string
+		wantAllow  string
+	}{
+		{giveMethod: "GET", givePath: "/v1/users/123", wantRoute: "users"},
+		{giveMethod: "HEAD", givePath: "/v1/users/123", wantRoute: "users"},
+		{giveMethod: "OPTIONS", givePath: "/v1/users/123", wantRoute: "users-cors"},
+		{giveMethod: "PATCH", givePath: "/v1/users/123", wantAllow: "GET, HEAD, OPTIONS, POST"},
+		{giveMethod: "DELETE", givePath: "/v1/users", wantAllow: "GET, HEAD, OPTIONS, POST"},
+		{giveMethod: "FOO", givePath: "/v1/users/123", wantAllow: "GET, HEAD, OPTIONS, POST"},
+		{giveMethod: "get", givePath: "/v1/users/123", wantAllow: "GET, HEAD, OPTIONS, POST"},
+		{giveMethod: "Get", givePath: "/v1/users/123", wantAllow: "GET, HEAD, OPTIONS, POST"},
+		{giveMethod: "GET", givePath: "/v1/auth/login", wantAllow: "POST"},
+		{giveMethod: "DELETE", givePath: "/v1/auth/refresh", wantAllow: "GET, HEAD, POST"},
+		{giveMethod: "PATCH", givePath: "/v1/usersx", wantRoute: "public"},
+		{giveMethod: "FOO", givePath: "/elsewhere", wantRoute: "public"},
+		{giveMethod: "get", givePath: "/", wantRoute: "public"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.giveMethod+" "+tt.givePath, func(t *testing.T) {
+			got := tbl.Match([]byte(tt.giveMethod), nil, []byte(tt.givePath))
+			gotRoute := ""
+			if got.Route != nil {
+				gotRoute = got.Route.Name
+			}
+			wantStatus := 0
+			if tt.wantAllow != "" {
+				wantStatus = 405
+			}
+			if gotRoute != tt.wantRoute || got.Status != wantStatus || string(got.Allow) != tt.wantAllow {
+				t.Errorf("Match = route %q status %d allow %q, want route %q status %d allow %q",
+					gotRoute, got.Status, got.Allow, tt.wantRoute, wantStatus, tt.wantAllow)
 			}
 		})
 	}
