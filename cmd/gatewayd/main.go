@@ -30,7 +30,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("gatewayd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := fs.String("config", "", "configuration file (default: configs/gateway.yaml, else the embedded default)")
-	check := fs.Bool("check", false, "validate the configuration, print every error and exit (0 valid, 1 invalid)")
+	check := fs.Bool("check", false, "validate the configuration, print every warning and error and exit (0 valid, 1 invalid)")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -43,7 +43,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if *check {
 		// Plugin errors are reported with the file's, so one pass shows
 		// everything.
-		if err = gateway.Check(cfg, err, builtin.Registry()); err != nil {
+		warnings, err := gateway.CheckWarnings(cfg, err, builtin.Registry())
+		for _, w := range warnings {
+			fmt.Fprintln(stderr, w)
+		}
+		if err != nil {
 			printErrors(stderr, err)
 			return 1
 		}

@@ -588,12 +588,12 @@ var docs = map[string]fieldDoc{
 		Example: []any{"users:read"},
 	},
 	"plugin-rbac.rules": {
-		Desc:    "Per-method requirements; the first rule listing the request's method replaces `roles` and `scopes`.",
+		Desc:    "Per-method requirements; the first rule listing the request's method replaces `roles` and `scopes`, and a rule listing GET also covers HEAD. A method no rule covers uses `roles`/`scopes`; with neither, it is refused (403), and `-check` warns about the methods left out.",
 		Default: "none",
 		Example: []any{map[string]any{"methods": []any{"GET", "HEAD"}, "roles": []any{"admin", "user"}}},
 	},
 	"rbacRule.methods": {
-		Desc:     "Methods the rule covers (compared upper-case). A method may appear in one rule only.",
+		Desc:     "Methods the rule covers (written in any case, compared upper-case with the request's case-sensitive method). GET also covers HEAD unless a rule lists HEAD. A method may appear in one rule only.",
 		Required: true, Default: "none (required)",
 		Example: []any{"DELETE"}, Pattern: tokenPattern,
 	},

@@ -52,7 +52,8 @@ func (g *Gateway) handleAdmin(ctx *fasthttp.RequestCtx) {
 		}
 		writeJSON(ctx, fasthttp.StatusOK, map[string]any{"status": "reloaded", "summary": res.String(),
 			"unchanged": res.Unchanged, "routes_added": nonNil(res.Added), "routes_removed": nonNil(res.Removed),
-			"routes_changed": nonNil(res.Changed), "plugins_changed": nonNil(res.Plugins), "restart_needed": nonNil(res.Restart)})
+			"routes_changed": nonNil(res.Changed), "plugins_changed": nonNil(res.Plugins), "restart_needed": nonNil(res.Restart),
+			"warnings": nonNil(res.Warnings)})
 	default:
 		apierror.Write(ctx, fasthttp.StatusNotFound, apierror.CodeNotFound, "unknown admin endpoint")
 	}
@@ -95,6 +96,9 @@ func (g *Gateway) LogReload(source string, res ReloadResult, err error) {
 		zap.Strings("routes_changed", res.Changed), zap.Strings("plugins_changed", res.Plugins))
 	if len(res.Restart) > 0 {
 		g.logger.Warn("reload: these settings changed but only take effect after a restart", zap.Strings("fields", res.Restart))
+	}
+	for _, w := range res.Warnings {
+		g.logger.Warn("configuration warning: "+w, zap.String("source", source))
 	}
 }
 

@@ -105,9 +105,18 @@ func (a *App) Close() {
 // parseErr is what config.Parse returned for cfg: Check adds the errors the
 // build finds that parseErr does not already report, and returns them all.
 func Check(cfg *config.Config, parseErr error, reg *plugins.Registry) error {
+	_, err := CheckWarnings(cfg, parseErr, reg)
+	return err
+}
+
+// CheckWarnings is Check that also returns the configuration warnings the
+// build found, in file order. Warnings do not make a file invalid; they are
+// returned whether or not there are errors.
+func CheckWarnings(cfg *config.Config, parseErr error, reg *plugins.Registry) ([]*config.Warning, error) {
 	if cfg == nil {
-		return parseErr
+		return nil, parseErr
 	}
+	var warnings []*config.Warning
 	var errs []error
 	var auth AuthHandler
 	if cfg.Auth != nil {
@@ -119,6 +128,7 @@ func Check(cfg *config.Config, parseErr error, reg *plugins.Registry) error {
 	cd := checkDeps(reg)
 	defer cd.close()
 	cd.deps.auth = auth
+	cd.deps.env.Warn = func(w *config.Warning) { warnings = append(warnings, w) }
 	d := cd.deps
 	gen, err := build(cfg, d)
 	if err != nil {
@@ -126,7 +136,7 @@ func Check(cfg *config.Config, parseErr error, reg *plugins.Registry) error {
 	} else {
 		gen.close()
 	}
-	return config.Merge(parseErr, errors.Join(errs...))
+	return config.SortWarnings(warnings), config.Merge(parseErr, errors.Join(errs...))
 }
 
 // checkEnv is a throwaway build environment: an in-process store and no

@@ -51,6 +51,8 @@ type generation struct {
 	table    *router.Table
 	routes   []*route
 	identity *proxy.IdentityHeaders
+	// warnings are the configuration warnings found while building.
+	warnings []*config.Warning
 	trusted  *proxy.TrustedProxies
 	releases []func()
 
@@ -74,6 +76,18 @@ type deps struct {
 // is released and every error found is returned (as *config.Error values).
 func build(cfg *config.Config, d *deps) (*generation, error) {
 	g := &generation{cfg: cfg, idle: make(chan struct{}), unmatched: metrics.ForRoute(UnmatchedRoute)}
+	// Warnings go to this generation (and to the caller's d.env.Warn, which
+	// sees them even when the build fails); the deps are copied so that
+	// builds never share a collector.
+	dw := *d
+	outer := d.env.Warn
+	dw.env.Warn = func(w *config.Warning) {
+		g.warnings = append(g.warnings, w)
+		if outer != nil {
+			outer(w)
+		}
+	}
+	d = &dw
 	var errs []error
 	fail := func(n *yaml.Node, path, format string, args ...any) {
 		errs = append(errs, config.Errorf(cfg.File, n, path, fmt.Sprintf(format, args...)))
@@ -159,7 +173,10 @@ func build(cfg *config.Config, d *deps) (*generation, error) {
 		if used[name] {
 			continue
 		}
-		p, _, err := buildNamed(cfg, name, d, "")
+		// No route uses it, so there is nothing to warn about yet.
+		env := d.env
+		env.Warn = nil
+		p, _, err := buildNamed(cfg, name, d, &env)
 		if err != nil {
 			errs = append(errs, config.Errors(err)...)
 			continue
@@ -189,6 +206,7 @@ func build(cfg *config.Config, d *deps) (*generation, error) {
 		g.table = table
 	}
 	g.identity = proxy.NewIdentityHeaders(claimHeaders)
+	g.warnings = config.SortWarnings(g.warnings)
 
 	if len(errs) > 0 {
 		g.close()
@@ -217,9 +235,10 @@ func entryName(p *yaml.Node) (string, *yaml.Node) {
 
 func buildChain(cfg *config.Config, path string, rc *config.Route, d *deps, claims *[]string) (*plugins.Chain, []error) {
 	var (
-		errs  []error
-		ps    []plugins.Plugin
-		kinds []string
+		errs          []error
+		ps            []plugins.Plugin
+		kinds         []string
+		authenticated bool
 	)
 	for j, entry := range rc.Plugins {
 		epath := config.IndexPath(path+".plugins", j)
@@ -232,13 +251,26 @@ func buildChain(cfg *config.Config, path string, rc *config.Route, d *deps, clai
 			kind string
 			err  error
 		)
+		env := d.env
+		env.Route = rc.Name
+		env.Methods = rc.Match.Methods
+		env.Authenticated = authenticated
 		if _, named := cfg.Plugins[name]; named {
 			if settings != nil {
 				errs = append(errs, config.Errorf(cfg.File, entry.Content[0], epath+"."+name,
 					fmt.Sprintf("%q is a named instance under plugins: and takes no inline settings; define another instance instead", name)))
 				continue
 			}
-			p, kind, err = buildNamed(cfg, name, d, rc.Name)
+			// The instance's warnings point at its definition under
+			// plugins:, which several routes may use: say which one.
+			if warn := d.env.Warn; warn != nil {
+				env.Warn = func(w *config.Warning) {
+					c := *w
+					c.Msg = fmt.Sprintf("in route %q (%s): %s", rc.Name, epath, w.Msg)
+					warn(&c)
+				}
+			}
+			p, kind, err = buildNamed(cfg, name, d, &env)
 		} else {
 			kind = name
 			f, ok := d.registry.Lookup(kind)
@@ -257,8 +289,6 @@ func buildChain(cfg *config.Config, path string, rc *config.Route, d *deps, clai
 				errs = append(errs, config.Errorf(cfg.File, n, epath, fmt.Sprintf("unknown plugin %q%s", name, hint)))
 				continue
 			}
-			env := d.env
-			env.Route = rc.Name
 			p, err = f.Build(config.Section{File: cfg.File, Path: epath + "." + name, Node: settings}, &env)
 		}
 		if err != nil {
@@ -274,6 +304,9 @@ func buildChain(cfg *config.Config, path string, rc *config.Route, d *deps, clai
 			}
 		}
 		*claims = append(*claims, claimedHeaders(p)...)
+		if a, ok := p.(plugins.Authenticator); ok && a.Authenticates() {
+			authenticated = true
+		}
 		ps = append(ps, p)
 		kinds = append(kinds, kind)
 	}
@@ -285,8 +318,9 @@ func buildChain(cfg *config.Config, path string, rc *config.Route, d *deps, clai
 	return chain, nil
 }
 
-// buildNamed builds the named instance name (plugins: section) for route.
-func buildNamed(cfg *config.Config, name string, d *deps, routeName string) (plugins.Plugin, string, error) {
+// buildNamed builds the named instance name (plugins: section) with env,
+// which describes the route it serves.
+func buildNamed(cfg *config.Config, name string, d *deps, env *plugins.Env) (plugins.Plugin, string, error) {
 	def := cfg.Plugins[name]
 	path := "plugins." + name
 	if def == nil || def.Kind != yaml.MappingNode {
@@ -316,9 +350,7 @@ func buildNamed(cfg *config.Config, name string, d *deps, routeName string) (plu
 		}
 		return nil, "", config.Errorf(cfg.File, typeNode, path+".type", fmt.Sprintf("unknown plugin type %q%s", kind, hint))
 	}
-	env := d.env
-	env.Route = routeName
-	p, err := f.Build(config.Section{File: cfg.File, Path: path, Node: settings}, &env)
+	p, err := f.Build(config.Section{File: cfg.File, Path: path, Node: settings}, env)
 	return p, kind, err
 }
 

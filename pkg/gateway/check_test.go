@@ -17,16 +17,30 @@ var update = flag.Bool("update", false, "rewrite golden files")
 // checkFile runs what `gatewayd -check` runs and returns its error lines.
 func checkFile(t *testing.T, file string) string {
 	t.Helper()
+	_, errs := checkFileWarnings(t, file)
+	return errs
+}
+
+// checkFileWarnings runs what `gatewayd -check` runs and returns its
+// warning lines and its error lines.
+func checkFileWarnings(t *testing.T, file string) (warnings, errs string) {
+	t.Helper()
 	cfg, err := config.Load(file)
-	err = Check(cfg, err, builtin.Registry())
-	var lines []string
+	ws, err := CheckWarnings(cfg, err, builtin.Registry())
+	var wl, el []string
+	for _, w := range ws {
+		wl = append(wl, w.String())
+	}
 	for _, e := range config.Errors(err) {
-		lines = append(lines, e.Error())
+		el = append(el, e.Error())
 	}
-	if len(lines) == 0 {
-		return ""
+	lines := func(xs []string) string {
+		if len(xs) == 0 {
+			return ""
+		}
+		return strings.Join(xs, "\n") + "\n"
 	}
-	return strings.Join(lines, "\n") + "\n"
+	return lines(wl), lines(el)
 }
 
 func golden(t *testing.T, path, got string) {
@@ -67,6 +81,30 @@ func TestConfigFilesInvalid(t *testing.T) {
 	}
 }
 
+// TestConfigFilesWarning: each file loads (no errors) and -check prints
+// exactly the warnings of its .warn file.
+func TestConfigFilesWarning(t *testing.T) {
+	files, _ := filepath.Glob("../../testdata/config/warning/*.yaml")
+	if len(files) == 0 {
+		t.Fatal("no fixtures")
+	}
+	for _, file := range files {
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			rel := strings.TrimPrefix(file, "../../")
+			wd, _ := os.Getwd()
+			t.Chdir(filepath.Join(wd, "../.."))
+			warnings, errs := checkFileWarnings(t, rel)
+			if errs != "" {
+				t.Fatalf("errors:\n%s", errs)
+			}
+			if warnings == "" {
+				t.Fatal("no warning")
+			}
+			golden(t, filepath.Join(wd, strings.TrimSuffix(file, ".yaml")+".warn"), warnings)
+		})
+	}
+}
+
 func TestConfigFilesValid(t *testing.T) {
 	files, _ := filepath.Glob("../../testdata/config/valid/*.yaml")
 	files = append(files, "../../configs/gateway.yaml")
@@ -74,8 +112,12 @@ func TestConfigFilesValid(t *testing.T) {
 	t.Setenv("REDIS_PASSWORD", "")
 	for _, file := range files {
 		t.Run(filepath.Base(file), func(t *testing.T) {
-			if got := checkFile(t, file); got != "" {
+			warnings, got := checkFileWarnings(t, file)
+			if got != "" {
 				t.Fatalf("valid file rejected:\n%s", got)
+			}
+			if warnings != "" {
+				t.Fatalf("valid file warned:\n%s", warnings)
 			}
 			if strings.HasPrefix(file, "../../testdata/") {
 				cfg, _ := config.Load(file)

@@ -85,6 +85,9 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 	}
 	g.cur.Store(gen)
 	g.accessLog.Store(*cfg.Log.AccessLog)
+	for _, w := range gen.warnings {
+		g.logger.Warn("configuration warning: " + w.String())
+	}
 	g.server = g.newServer(cfg)
 	g.admin = &fasthttp.Server{
 		Handler:               g.handleAdmin,
@@ -183,6 +186,7 @@ type ReloadResult struct {
 	Changed   []string
 	Plugins   []string // named plugin instances whose settings changed
 	Restart   []string // fields that need a restart to take effect
+	Warnings  []string // configuration warnings of the new configuration
 }
 
 // String renders the summary for logs and the admin endpoint.
@@ -246,6 +250,9 @@ func (g *Gateway) Reload() (ReloadResult, error) {
 	gen, err := build(cfg, g.deps)
 	if err != nil {
 		return g.reloadFailed(err)
+	}
+	for _, w := range gen.warnings {
+		res.Warnings = append(res.Warnings, w.String())
 	}
 	// Settings that belong to listeners and the store are kept as they are.
 	gen.cfg.Listen, gen.cfg.Admin.Listen = old.cfg.Listen, old.cfg.Admin.Listen

@@ -65,6 +65,14 @@ type MethodAnswerer interface {
 	AnsweredMethods() []string
 }
 
+// Authenticator is implemented by plugins that establish who the caller is
+// (jwt). Authenticates reports whether every request the instance passes on
+// carries a verified identity; jwt with optional: true lets anonymous
+// requests through and so does not.
+type Authenticator interface {
+	Authenticates() bool
+}
+
 // Factory builds plugins of one kind.
 type Factory interface {
 	// Kind is the name used in YAML ("jwt", "ratelimit").
@@ -87,6 +95,24 @@ type Env struct {
 	Resources *Resources
 	// Now is the clock; tests may replace it.
 	Now func() time.Time
+	// Methods are the methods the route lists in match.methods; empty means
+	// every method (and for an instance no route uses).
+	Methods []string
+	// Authenticated reports whether an earlier plugin in the route's chain
+	// lets only requests with a verified identity through (an Authenticator
+	// that Authenticates).
+	Authenticated bool
+	// Warn receives the instance's configuration warnings (see
+	// config.Warning); nil discards them. Use Warning to report one.
+	Warn func(*config.Warning)
+}
+
+// Warning reports a configuration warning about the instance being built:
+// `gatewayd -check` prints it and the gateway logs it at start and reload.
+func (e *Env) Warning(w *config.Warning) {
+	if e != nil && e.Warn != nil {
+		e.Warn(w)
+	}
 }
 
 // Registry maps kinds to factories. It is built once at startup and then

@@ -26,7 +26,7 @@ func (p *Plugin) Handle(ctx *fasthttp.RequestCtx) plugins.Verdict {
 		apierror.Write(ctx, fasthttp.StatusUnauthorized, apierror.CodeUnauthorized, "authentication required")
 		return plugins.Done
 	}
-	if p.policyFor(ctx.Method()).allows(&st.Identity) {
+	if pol := p.policyFor(ctx.Method()); pol != nil && pol.allows(&st.Identity) {
 		return plugins.Next
 	}
 	p.forbidden.Inc()
@@ -35,7 +35,9 @@ func (p *Plugin) Handle(ctx *fasthttp.RequestCtx) plugins.Verdict {
 	return plugins.Done
 }
 
-// policyFor returns the first rule listing method, else the top level.
+// policyFor returns the first rule covering method, else the top level, or
+// nil when no rule covers it and there is no top-level policy. Methods are
+// compared case-sensitively: "get" is not covered by a GET rule.
 func (p *Plugin) policyFor(method []byte) *policy {
 	for i := range p.rules {
 		for _, m := range p.rules[i].methods {
@@ -43,6 +45,9 @@ func (p *Plugin) policyFor(method []byte) *policy {
 				return &p.rules[i].policy
 			}
 		}
+	}
+	if p.denyOthers {
+		return nil
 	}
 	return &p.top
 }

@@ -6,6 +6,8 @@ package rbac
 import (
 	"errors"
 	"fmt"
+	"slices"
+	"sort"
 	"strings"
 
 	vm "github.com/VictoriaMetrics/metrics"
@@ -25,7 +27,9 @@ type Settings struct {
 	// Scopes requires all of these scopes (the space-separated scope claim).
 	Scopes []string `yaml:"scopes"`
 	// Rules override Roles and Scopes for the methods they list; the first
-	// rule listing the request's method applies.
+	// rule listing the request's method applies, and a rule listing GET
+	// also covers HEAD unless a rule lists HEAD. Methods no rule covers use
+	// Roles and Scopes; with neither, they are denied.
 	Rules []Rule      `yaml:"rules"`
 	Meta  config.Meta `yaml:"-"`
 }
@@ -60,10 +64,13 @@ type rule struct {
 
 // Plugin is a compiled rbac plugin instance.
 type Plugin struct {
-	top       policy
-	rules     []rule
-	missing   *vm.Counter
-	forbidden *vm.Counter
+	top policy
+	// denyOthers is set when there are rules but no top-level roles or
+	// scopes: a method no rule covers is refused, never allowed by omission.
+	denyOthers bool
+	rules      []rule
+	missing    *vm.Counter
+	forbidden  *vm.Counter
 }
 
 var (
@@ -82,8 +89,13 @@ func (Factory) Build(sec config.Section, env *plugins.Env) (plugins.Plugin, erro
 		return nil, err
 	}
 	route := ""
+	var routeMethods []string
 	if env != nil {
-		route = env.Route
+		route, routeMethods = env.Route, env.Methods
+	}
+	if uncovered := p.uncovered(routeMethods); uncovered != "" {
+		env.Warning(sec.Warnf("rules", "no top-level roles or scopes, and the rules do not cover %s: "+
+			"those requests are refused (403) for every caller; list them in a rule, or add top-level roles or scopes", uncovered))
 	}
 	m := metrics.ForRoute(route)
 	p.missing = m.AuthRejected(metrics.ReasonMissing)
@@ -127,7 +139,54 @@ func compile(sec config.Section, s *Settings) (*Plugin, error) {
 	if len(c.errs) > 0 {
 		return nil, errors.Join(c.errs...)
 	}
+	// HEAD is a GET without the body: the rule that covers GET covers it,
+	// unless a rule of its own lists it.
+	if get, ok := seen["GET"]; ok {
+		if _, ok := seen["HEAD"]; !ok {
+			p.rules[get].methods = append(p.rules[get].methods, "HEAD")
+		}
+	}
+	p.denyOthers = len(s.Rules) > 0 && len(s.Roles) == 0 && len(s.Scopes) == 0
 	return p, nil
+}
+
+// standardMethods are the methods a route may list, in the router's order.
+var standardMethods = []string{"CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE"}
+
+// uncovered describes the methods of a route (routeMethods; empty means
+// every method) that p refuses to everyone because no rule covers them and
+// there is no top-level policy, or returns "" when there are none.
+func (p *Plugin) uncovered(routeMethods []string) string {
+	if !p.denyOthers {
+		return ""
+	}
+	covered := map[string]bool{}
+	for _, r := range p.rules {
+		for _, m := range r.methods {
+			covered[m] = true
+		}
+	}
+	candidates := routeMethods
+	if len(candidates) == 0 {
+		candidates = standardMethods
+	} else if slices.Contains(candidates, "GET") && !slices.Contains(candidates, "HEAD") {
+		// The router serves HEAD wherever GET is listed.
+		candidates = append(slices.Clip(candidates), "HEAD")
+	}
+	var out []string
+	for _, m := range candidates {
+		if !covered[m] {
+			out = append(out, m)
+		}
+	}
+	sort.Strings(out)
+	switch {
+	case len(routeMethods) == 0 && len(out) == 0:
+		return "methods outside the standard ones"
+	case len(routeMethods) == 0:
+		return strings.Join(out, ", ") + " and methods outside the standard ones"
+	}
+	return strings.Join(out, ", ")
 }
 
 type compiler struct {

@@ -144,8 +144,18 @@ rules:
 		{name: "rule without requirements still needs a token", giveYAML: rules, giveMethod: "OPTIONS", giveCaller: caller{anonymous: true}, wantStatus: 401},
 		{name: "other methods use the top level", giveYAML: rules, giveMethod: "POST", giveCaller: caller{role: "ops"}},
 		{name: "top level refuses a user's POST", giveYAML: rules, giveMethod: "POST", giveCaller: caller{role: "user", scope: "users:read"}, wantStatus: 403},
-		{name: "rules only: other methods need only a token", giveYAML: "rules:\n  - methods: [DELETE]\n    roles: [admin]", giveMethod: "PUT", giveCaller: caller{role: "user"}},
+		{name: "rules only: unlisted method denied", giveYAML: "rules:\n  - methods: [DELETE]\n    roles: [admin]", giveMethod: "PUT", giveCaller: caller{role: "admin"}, wantStatus: 403},
 		{name: "rules only: listed method enforced", giveYAML: "rules:\n  - methods: [DELETE]\n    roles: [admin]", giveMethod: "DELETE", giveCaller: caller{role: "user"}, wantStatus: 403},
+		{name: "rules only: listed method allowed", giveYAML: "rules:\n  - methods: [DELETE]\n    roles: [admin]", giveMethod: "DELETE", giveCaller: caller{role: "admin"}},
+		{name: "rules only: GET rule covers HEAD", giveYAML: "rules:\n  - methods: [GET]\n    roles: [user]", giveMethod: "HEAD", giveCaller: caller{role: "user"}},
+		{name: "rules only: GET rule refuses HEAD by role", giveYAML: "rules:\n  - methods: [GET]\n    roles: [admin]", giveMethod: "HEAD", giveCaller: caller{role: "user"}, wantStatus: 403},
+		{name: "rules only: OPTIONS denied", giveYAML: "rules:\n  - methods: [GET, POST]", giveMethod: "OPTIONS", giveCaller: caller{role: "admin"}, wantStatus: 403},
+		{name: "rules only: unknown method denied", giveYAML: "rules:\n  - methods: [GET, POST]", giveMethod: "FOO", giveCaller: caller{role: "admin"}, wantStatus: 403},
+		{name: "rules only: lower-case method denied", giveYAML: "rules:\n  - methods: [GET, POST]", giveMethod: "get", giveCaller: caller{role: "admin"}, wantStatus: 403},
+		{name: "own HEAD rule beats the GET rule", giveYAML: "rules:\n  - methods: [GET]\n    roles: [user]\n  - methods: [HEAD]\n    roles: [admin]", giveMethod: "HEAD", giveCaller: caller{role: "user"}, wantStatus: 403},
+		{name: "GET rule covers HEAD before the top level", giveYAML: "roles: [admin]\nrules:\n  - methods: [GET]\n    roles: [user]", giveMethod: "HEAD", giveCaller: caller{role: "user"}},
+		{name: "top level for unlisted methods", giveYAML: "roles: [admin]\nrules:\n  - methods: [GET]\n    roles: [user]", giveMethod: "FOO", giveCaller: caller{role: "admin"}},
+		{name: "top level refuses unlisted methods", giveYAML: "roles: [admin]\nrules:\n  - methods: [GET]\n    roles: [user]", giveMethod: "PATCH", giveCaller: caller{role: "user"}, wantStatus: 403},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -195,6 +205,69 @@ rules:
 			}
 			if counter.Get() != 1 {
 				t.Errorf("rejection counter = %d, want 1", counter.Get())
+			}
+		})
+	}
+}
+
+func TestBuildWarnsAboutUncoveredMethods(t *testing.T) {
+	const at = "gateway.yaml:3: routes[3].plugins[3].rbac.rules: warning: no top-level roles or scopes, and the rules do not cover "
+	const tail = ": those requests are refused (403) for every caller; list them in a rule, or add top-level roles or scopes"
+	tests := []struct {
+		name        string
+		giveYAML    string
+		giveMethods []string
+		want        string // "" = no warning
+	}{
+		{
+			name:     "every method route",
+			giveYAML: "rules:\n  - methods: [GET, POST]\n    roles: [user]",
+			want:     at + "CONNECT, DELETE, OPTIONS, PATCH, PUT, TRACE and methods outside the standard ones" + tail,
+		},
+		{
+			name:        "route methods all covered",
+			giveYAML:    "rules:\n  - methods: [GET, POST]\n    roles: [user]",
+			giveMethods: []string{"GET", "POST"},
+		},
+		{
+			name:        "route method left out",
+			giveYAML:    "rules:\n  - methods: [GET]\n    roles: [user]",
+			giveMethods: []string{"GET", "DELETE"},
+			want:        at + "DELETE" + tail,
+		},
+		{
+			name:        "HEAD through GET rule",
+			giveYAML:    "rules:\n  - methods: [GET]\n    roles: [user]",
+			giveMethods: []string{"GET"},
+		},
+		{
+			name:        "HEAD rule without GET",
+			giveYAML:    "rules:\n  - methods: [HEAD]\n    roles: [user]",
+			giveMethods: []string{"GET"},
+			want:        at + "GET" + tail,
+		},
+		{
+			name:     "top-level roles",
+			giveYAML: "roles: [admin]\nrules:\n  - methods: [GET]\n    roles: [user]",
+		},
+		{
+			name:     "no rules",
+			giveYAML: "roles: [admin]",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got []string
+			env := &plugins.Env{Route: "rbac-warn", Methods: tt.giveMethods, Warn: func(w *config.Warning) { got = append(got, w.String()) }}
+			if _, err := (Factory{}).Build(section(t, "\n"+tt.giveYAML), env); err != nil {
+				t.Fatal(err)
+			}
+			var want []string
+			if tt.want != "" {
+				want = []string{tt.want}
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("warnings:\n got %q\nwant %q", got, want)
 			}
 		})
 	}
