@@ -610,7 +610,7 @@ var docs = map[string]fieldDoc{
 
 	// ratelimit
 	"plugin-ratelimit.key": {
-		Desc:    "What a bucket is per: `ip`, `user` (the token's `sub`; needs jwt earlier in the chain), `route`, `header:NAME`, or a list of them.",
+		Desc:    "What a bucket is per: `ip`, `user` (the token's `sub`; needs jwt earlier in the chain), `route`, `header:NAME`, or a list of them. A `header:` key is advisory unless an authentication plugin comes earlier in the chain (a client changes the header to get a fresh bucket); `-check` warns otherwise.",
 		Example: []any{"user", "header:X-Tenant"},
 	},
 	"plugin-ratelimit.limit": {

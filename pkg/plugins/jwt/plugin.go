@@ -243,6 +243,11 @@ func (p *Plugin) ClaimHeaders() []string {
 	return out
 }
 
+// Authenticates implements plugins.Authenticator: every request the plugin
+// passes on carries a verified token, unless optional lets anonymous ones
+// through.
+func (p *Plugin) Authenticates() bool { return !p.optional }
+
 // validator collects the configuration errors of one section.
 type validator struct {
 	sec  config.Section

@@ -245,6 +245,15 @@ func TestClaimHeaders(t *testing.T) {
 	}
 }
 
+func TestAuthenticates(t *testing.T) {
+	if p := mustBuild(t, "secret: "+testSecret, nil); !p.Authenticates() {
+		t.Error("a required token does not count as authentication")
+	}
+	if p := mustBuild(t, "secret: "+testSecret+"\noptional: true", nil); p.Authenticates() {
+		t.Error("an optional token counts as authentication")
+	}
+}
+
 // TestReadmeListsSettings checks every YAML key is documented.
 func TestReadmeListsSettings(t *testing.T) {
 	data, err := os.ReadFile("README.md")

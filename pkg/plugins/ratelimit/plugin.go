@@ -8,6 +8,7 @@ package ratelimit
 
 import (
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -112,6 +113,11 @@ func (Factory) Build(sec config.Section, env *plugins.Env) (plugins.Plugin, erro
 	if err != nil {
 		return nil, err
 	}
+	if !env.Authenticated {
+		for _, w := range headerKeyWarnings(sec, s.Key) {
+			env.Warning(w)
+		}
+	}
 	l.store = env.Store
 	_, l.local = env.Store.(store.Local)
 	l.rejected = metrics.ForRoute(env.Route).RateLimitRejected()
@@ -213,6 +219,36 @@ func parse(sec config.Section, s *Settings, route string) (*Limiter, error) {
 	l.statePrefix = []byte(quoted + ";r=")
 	l.burstValue = []byte(strconv.FormatInt(s.Burst, 10))
 	return l, nil
+}
+
+// headerKeyWarnings warns about each header:NAME part of a valid key
+// setting: without an authentication plugin before the limiter, the header
+// is whatever the client says, and a new value is a new, full bucket.
+func headerKeyWarnings(sec config.Section, n *yaml.Node) []*config.Warning {
+	if n == nil {
+		return nil
+	}
+	path := config.JoinPath(sec.Path, "key")
+	items := []*yaml.Node{n}
+	if n.Kind == yaml.SequenceNode {
+		items = n.Content
+	}
+	var out []*config.Warning
+	for i, it := range items {
+		name, ok := strings.CutPrefix(it.Value, "header:")
+		if it.Kind != yaml.ScalarNode || !ok {
+			continue
+		}
+		ipath := path
+		if n.Kind == yaml.SequenceNode {
+			ipath = config.IndexPath(path, i)
+		}
+		name = strings.TrimSpace(name)
+		out = append(out, config.Warnf(sec.File, it, ipath, fmt.Sprintf(
+			"a limit keyed on %s is advisory: no authentication plugin (jwt without optional) comes before this ratelimit, "+
+				"so a client gets a fresh bucket by sending another %s value; authenticate first, or key on ip or user", name, name)))
+	}
+	return out
 }
 
 // parseKey compiles the key setting: one kind or a list of kinds.

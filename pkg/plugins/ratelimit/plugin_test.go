@@ -277,3 +277,52 @@ func TestHeaderNamesAreCanonical(t *testing.T) {
 		}
 	}
 }
+
+func TestHeaderKeyWarnings(t *testing.T) {
+	const advisory = ": warning: a limit keyed on X-API-Key is advisory: no authentication plugin (jwt without optional) comes before this ratelimit, " +
+		"so a client gets a fresh bucket by sending another X-API-Key value; authenticate first, or key on ip or user"
+	tests := []struct {
+		name              string
+		give              string
+		giveAuthenticated bool
+		want              []string
+	}{
+		{
+			name: "header key",
+			give: "key: header:X-API-Key\nlimit: 5\nperiod: 1m",
+			want: []string{"gateway.yaml:1: " + testPath + ".key" + advisory},
+		},
+		{
+			name: "header in a key list",
+			give: "key: [ip, header:X-API-Key]\nlimit: 5\nperiod: 1m",
+			want: []string{"gateway.yaml:1: " + testPath + ".key[1]" + advisory},
+		},
+		{
+			name:              "after authentication",
+			give:              "key: [user, header:X-API-Key]\nlimit: 5\nperiod: 1m",
+			giveAuthenticated: true,
+		},
+		{
+			name: "ip key",
+			give: "key: ip\nlimit: 5\nperiod: 1m",
+		},
+		{
+			name: "user key",
+			give: "key: [user, route]\nlimit: 5\nperiod: 1m",
+		},
+	}
+	st, _ := newMemory(t)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got []string
+			env := &plugins.Env{Route: "warn", Store: st, Authenticated: tt.giveAuthenticated,
+				Warn: func(w *config.Warning) { got = append(got, w.String()) }}
+			if _, err := (Factory{}).Build(section(t, tt.give), env); err != nil {
+				t.Fatal(err)
+			}
+			if strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
+				t.Errorf("warnings:\n got %q\nwant %q", got, tt.want)
+			}
+		})
+	}
+}
