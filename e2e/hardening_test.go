@@ -232,3 +232,27 @@ func TestCheckWarnsAndStillAccepts(t *testing.T) {
 		t.Errorf("the ratelimit warning is not in the start log:\n%s", gw.Logs())
 	}
 }
+
+func TestDropUnderscoreHeadersOptIn(t *testing.T) {
+	cfg := strings.Replace(fmt.Sprintf(hardeningConfig, startEcho(t, "echo")),
+		"log: { level: info }", "log: { level: info }\nserver: { drop_underscore_headers: true }", 1)
+	gw := gatewaytest.Start(t, cfg)
+	status, body, _ := rawRequest(t, gw.Addr, "GET /anything HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"+
+		"X_Api_Version: 1\r\nAccept_Language: de\r\nX-Api-Version: 2\r\n\r\n")
+	if !strings.HasPrefix(status, "200") {
+		t.Fatalf("%s: %s", status, body)
+	}
+	i := strings.Index(body, "{")
+	if i < 0 {
+		t.Fatalf("no JSON body:\n%s", body)
+	}
+	e := decodeEcho(t, response{Status: 200, Body: []byte(body[i:])})
+	for k := range e.Headers {
+		if strings.Contains(k, "_") {
+			t.Errorf("%s reached the upstream", k)
+		}
+	}
+	if got := header(e, "X-Api-Version"); got != "2" {
+		t.Errorf("X-Api-Version = %q, want 2", got)
+	}
+}

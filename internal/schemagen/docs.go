@@ -163,6 +163,11 @@ var docs = map[string]fieldDoc{
 		Default: "none",
 		Example: []any{"10.0.0.0/8", "192.168.1.1"},
 	},
+	"server.drop_underscore_headers": {
+		Desc:    "Remove every client request header whose name contains `_` before routing, as nginx does by default (`underscores_in_headers off`): CGI, WSGI and Rack applications read `X_Api_Version` and `X-Api-Version` as the same variable. Identity headers (`X-User-*`, every `forward_claims` name) are stripped by folded name whether or not this is set. Applied on reload.",
+		Default: "false",
+		Example: true,
+	},
 	"server.max_connections": {
 		Desc:    "Cap on concurrent client connections; `0` keeps fasthttp's default (262144). Connections over the cap are answered 503 and closed.",
 		Default: "0 (262144)",

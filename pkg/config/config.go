@@ -48,6 +48,10 @@ type Server struct {
 	// stops accepting, so load balancers notice (a pre-stop delay).
 	ShutdownDelay  Duration `yaml:"shutdown_delay"`
 	TrustedProxies []string `yaml:"trusted_proxies"`
+	// DropUnderscoreHeaders removes every client request header whose name
+	// contains '_' (nginx's underscores_in_headers off). Identity headers
+	// are stripped by folded name whatever this says.
+	DropUnderscoreHeaders bool `yaml:"drop_underscore_headers"`
 	// MaxConnections caps concurrent client connections (0 = fasthttp default).
 	MaxConnections int  `yaml:"max_connections"`
 	Meta           Meta `yaml:"-"`

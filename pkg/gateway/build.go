@@ -51,6 +51,8 @@ type generation struct {
 	table    *router.Table
 	routes   []*route
 	identity *proxy.IdentityHeaders
+	// dropUnderscore is server.drop_underscore_headers.
+	dropUnderscore bool
 	// warnings are the configuration warnings found while building.
 	warnings []*config.Warning
 	trusted  *proxy.TrustedProxies
@@ -98,6 +100,7 @@ func build(cfg *config.Config, d *deps) (*generation, error) {
 		fail(cfg.Server.Meta.Pos("trusted_proxies"), "server.trusted_proxies", "%v", err)
 	}
 	g.trusted = tp
+	g.dropUnderscore = cfg.Server.DropUnderscoreHeaders
 
 	ups := map[string]*proxy.Upstream{}
 	for _, name := range sortedKeys(cfg.Upstreams) {

@@ -328,12 +328,13 @@ func diff(old *generation, cfg *config.Config) ReloadResult {
 	if (cfg.Redis == nil) != (old.cfg.Redis == nil) || (cfg.Redis != nil && !sameYAML(cfg.Redis.Meta.Node, old.cfg.Redis.Meta.Node)) {
 		res.Restart = append(res.Restart, "redis")
 	}
-	// trusted_proxies is part of the generation and applies live; the
-	// listener's timeouts and limits do not.
+	// trusted_proxies and drop_underscore_headers are part of the
+	// generation and apply live; the listener's timeouts and limits do not.
 	ns, ps := cfg.Server, old.cfg.Server
 	for _, s := range []*config.Server{&ns, &ps} {
 		// Read per generation or at shutdown: these apply live.
 		s.TrustedProxies, s.ShutdownTimeout, s.ShutdownDelay, s.Meta = nil, 0, 0, config.Meta{}
+		s.DropUnderscoreHeaders = false
 	}
 	if !sameYAML(ns, ps) {
 		res.Restart = append(res.Restart, "server")

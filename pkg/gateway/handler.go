@@ -71,6 +71,9 @@ func (g *Gateway) Handle(ctx *fasthttp.RequestCtx) {
 	// Transfer-Encoding.
 	smuggled := ctx.Request.Header.ConnectionClose() && ambiguousFraming(ctx.Request.Header.RawHeaders())
 	st.ClientIP = proxy.PrepareRequest(&ctx.Request, ctx.RemoteIP(), ctx.IsTLS(), gen.trusted, gen.identity, st.ClientIP)
+	if gen.dropUnderscore {
+		proxy.DropUnderscoreHeaders(&ctx.Request)
+	}
 
 	var r *route
 	if smuggled {

@@ -34,6 +34,18 @@ func TestPrepareRequestDoesNotAllocate(t *testing.T) {
 	}
 }
 
+func TestDropUnderscoreHeadersDoesNotAllocate(t *testing.T) {
+	tmpl := rawRequest(t, "GET / HTTP/1.1\r\nHost: a\r\nX_Api_Version: 1\r\nAccept: */*\r\nX_Other: 2\r\n\r\n")
+	var req fasthttp.Request
+	allocs := testing.AllocsPerRun(200, func() {
+		tmpl.CopyTo(&req)
+		DropUnderscoreHeaders(&req)
+	})
+	if allocs != 0 {
+		t.Errorf("DropUnderscoreHeaders allocates %.1f times per call", allocs)
+	}
+}
+
 func TestCleanResponseDoesNotAllocate(t *testing.T) {
 	var tmpl, resp fasthttp.Response
 	if err := tmpl.Read(newReader("HTTP/1.1 200 OK\r\nConnection: close, X-Internal\r\nX-Internal: 1\r\n" +

@@ -440,6 +440,34 @@ func mustStrip(name []byte, trusted bool, ids *IdentityHeaders) bool {
 	return false
 }
 
+// DropUnderscoreHeaders removes every request header whose name contains
+// '_', as nginx does unless underscores_in_headers is on: applications that
+// fold '_' into '-' cannot tell such a header from its dash spelling. It
+// does not allocate for requests the fasthttp server read.
+func DropUnderscoreHeaders(req *fasthttp.Request) {
+	h := &req.Header
+	raw := h.RawHeaders()
+	if len(raw) == 0 {
+		var names [][]byte
+		for k := range h.All() {
+			if bytes.IndexByte(k, '_') >= 0 {
+				names = append(names, append([]byte(nil), k...))
+			}
+		}
+		for _, k := range names {
+			h.DelBytes(k)
+		}
+		return
+	}
+	for len(raw) > 0 {
+		var name []byte
+		name, raw = nextHeaderName(raw)
+		if bytes.IndexByte(name, '_') >= 0 {
+			h.DelBytes(name)
+		}
+	}
+}
+
 // stripWithoutRaw strips a request that was not read from the wire and so
 // has no raw header block. It collects names through All, which allocates;
 // requests the fasthttp server hands over never take this path.

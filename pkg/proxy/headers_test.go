@@ -229,6 +229,41 @@ func TestPrepareRequestForwardingHeadersByFoldedName(t *testing.T) {
 	}
 }
 
+func TestDropUnderscoreHeaders(t *testing.T) {
+	tests := []struct {
+		name string
+		give func(t *testing.T) *fasthttp.Request
+	}{
+		{name: "from the wire", give: func(t *testing.T) *fasthttp.Request {
+			return rawRequest(t, "GET / HTTP/1.1\r\nHost: a\r\nX_Api_Version: 1\r\nx_api_version: 2\r\n"+
+				"Accept_Language: de\r\nX-Api-Version: 3\r\nAccept: */*\r\n\r\n")
+		}},
+		{name: "built in code", give: func(t *testing.T) *fasthttp.Request {
+			var req fasthttp.Request
+			req.SetRequestURI("/")
+			req.Header.SetHost("a")
+			req.Header.Set("X_Api_Version", "1")
+			req.Header.Set("Accept_Language", "de")
+			req.Header.Set("X-Api-Version", "3")
+			req.Header.Set("Accept", "*/*")
+			return &req
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req := tt.give(t)
+			DropUnderscoreHeaders(req)
+			wire := req.String()
+			if strings.Contains(wire, "_") {
+				t.Errorf("a header with '_' survived:\n%s", wire)
+			}
+			if !strings.Contains(wire, "X-Api-Version: 3\r\n") || !strings.Contains(wire, "Accept: */*\r\n") {
+				t.Errorf("a header without '_' was removed:\n%s", wire)
+			}
+		})
+	}
+}
+
 func TestNewIdentityHeaders(t *testing.T) {
 	ids := NewIdentityHeaders([]string{"X-Tenant", "x_tenant", "X-User-Email", "Client_Cert", ""})
 	want := []string{"client-cert", "x-tenant"}
