@@ -196,12 +196,16 @@ func AppendFoldedName(dst, name []byte) []byte {
 }
 
 // foldByte folds one header-name byte: lower case, and '_' as '-'.
-func foldByte(c byte) byte {
-	if c == '_' {
-		return '-'
+func foldByte(c byte) byte { return foldTable[c] }
+
+// foldTable maps every byte to its folded form, so folding costs one load.
+var foldTable = func() (t [256]byte) {
+	for i := range t {
+		t[i] = lower(byte(i))
 	}
-	return lower(c)
-}
+	t['_'] = '-'
+	return t
+}()
 
 // equalFolded reports whether name folds to folded, which is already folded.
 func equalFolded(name, folded []byte) bool {
