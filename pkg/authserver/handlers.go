@@ -169,9 +169,12 @@ func (s *Server) login(ctx *fasthttp.RequestCtx) {
 		badRequest(ctx, auth.ErrPasswordTooLong.Error())
 		return
 	}
+	// The failure is reserved before the comparison, in one atomic store
+	// step: a count read before bcrypt would let every concurrent guess
+	// through. A right password releases it below.
 	sc, cancel := storeCtx()
 	defer cancel()
-	locked, err := s.users.LockedFor(sc, email, s.lockout)
+	locked, err := s.users.ReserveFailure(sc, email, s.lockout)
 	if err != nil {
 		s.fail(ctx, "lockout", err)
 		return
@@ -190,14 +193,14 @@ func (s *Server) login(ctx *fasthttp.RequestCtx) {
 		hash = u.PasswordHash
 	}
 	if bcrypt.CompareHashAndPassword(hash, []byte(req.Password)) != nil || u == nil {
-		if _, err := s.users.RecordFailure(sc, email, s.lockout); err != nil {
-			s.fail(ctx, "record failure", err)
-			return
-		}
 		apierror.Write(ctx, fasthttp.StatusUnauthorized, apierror.CodeUnauthorized, msgCredentials)
 		return
 	}
-	if err := s.users.ResetFailures(sc, email); err != nil {
+	// Under load the comparison can wait for a CPU longer than a store
+	// deadline: the calls after it get a deadline of their own.
+	sc2, cancel2 := storeCtx()
+	defer cancel2()
+	if err := s.users.ResetFailures(sc2, email); err != nil {
 		s.fail(ctx, "reset failures", err)
 		return
 	}
@@ -210,9 +213,9 @@ func (s *Server) login(ctx *fasthttp.RequestCtx) {
 		s.internal(ctx, "issue tokens", err)
 		return
 	}
-	sc2, cancel2 := storeCtx()
-	defer cancel2()
-	err = s.users.CreateSession(sc2, &store.Session{
+	sc3, cancel3 := storeCtx()
+	defer cancel3()
+	err = s.users.CreateSession(sc3, &store.Session{
 		ID: sid, UserID: u.ID, TokenHash: tokenHash(p.Refresh), ExpiresAt: time.Unix(p.RefreshExp, 0),
 	})
 	if err != nil {

@@ -442,6 +442,61 @@ func TestLockout(t *testing.T) {
 	})
 }
 
+// TestLockoutConcurrent fires wrong passwords for one account all at once
+// (as from many IPs): at most max_failures of them are compared before the
+// lock, the rest are refused with account_locked, and then so is the right
+// password.
+func TestLockoutConcurrent(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		cfg := testConfig()
+		// A cost that takes a few ms keeps every guess in flight together.
+		cfg.BcryptCost = 8
+		cfg.Lockout = config.Lockout{MaxFailures: 5, Window: config.Duration(time.Minute)}
+		h := newHarness(t, b, cfg)
+		h.signup("race@example.com", goodPassword)
+		body, err := json.Marshal(creds{"race@example.com", "Wrong-password-1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		const n = 40
+		statuses := make([]int, n)
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i := range n {
+			wg.Go(func() {
+				<-start
+				res, err := h.client.Post(h.base+PathLogin, "application/json", strings.NewReader(string(body)))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				_ = res.Body.Close()
+				statuses[i] = res.StatusCode
+			})
+		}
+		close(start)
+		wg.Wait()
+		var evaluated, locked int
+		for _, st := range statuses {
+			switch st {
+			case http.StatusUnauthorized:
+				evaluated++
+			case http.StatusTooManyRequests:
+				locked++
+			default:
+				t.Errorf("a wrong guess answered %d", st)
+			}
+		}
+		t.Logf("%d concurrent wrong guesses: %d evaluated, %d refused as locked", n, evaluated, locked)
+		if evaluated > cfg.Lockout.MaxFailures || evaluated+locked != n {
+			t.Fatalf("%d concurrent wrong guesses: %d evaluated, %d locked; want at most %d evaluated",
+				n, evaluated, locked, cfg.Lockout.MaxFailures)
+		}
+		wantError(t, h.do("POST", PathLogin, creds{"race@example.com", goodPassword}),
+			http.StatusTooManyRequests, apierror.CodeAccountLocked)
+	})
+}
+
 func TestLogout(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b backend) {
 		h := newHarness(t, b, testConfig())
