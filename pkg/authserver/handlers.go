@@ -428,7 +428,10 @@ func (s *Server) logout(ctx *fasthttp.RequestCtx) {
 	if !ok {
 		return
 	}
-	var sid string
+	// The access token names its session: logout ends it whether or not
+	// the refresh token is sent. A refresh token of the same account sent
+	// along ends its own session too, should it be another one.
+	sids := []string{claims.Session}
 	if token != "" {
 		rc, err := s.verifier.Verify(token, auth.TypeRefresh)
 		switch {
@@ -440,13 +443,17 @@ func (s *Server) logout(ctx *fasthttp.RequestCtx) {
 		case rc.Subject != claims.Subject:
 			badRequest(ctx, msgForeignRefresh)
 			return
-		default:
-			sid = rc.Session
+		case rc.Session != claims.Session:
+			sids = append(sids, rc.Session)
 		}
 	}
 	sc, cancel := storeCtx()
 	defer cancel()
-	if sid != "" {
+	for _, sid := range sids {
+		if sid == "" {
+			// An access token issued before tokens carried sid.
+			continue
+		}
 		if err := s.users.DeleteSession(sc, claims.Subject, sid); err != nil {
 			s.fail(ctx, "delete session", err)
 			return

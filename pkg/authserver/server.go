@@ -9,7 +9,8 @@
 // reads, so a logout is enforced by the gateway.
 //
 // Refresh rotation. Every login starts a session (a refresh family) whose
-// id is the refresh token's "sid" claim. The store keeps, per session, the
+// id is the "sid" claim of its refresh tokens and of its access tokens, so
+// a logout with the access token alone ends the session too. The store keeps, per session, the
 // SHA-256 of the current refresh token, the SHA-256 of the previous one,
 // when it was rotated, and a successor blob. A refresh presents token T:
 //

@@ -539,6 +539,41 @@ func TestLogout(t *testing.T) {
 			wantStatus(t, h.do("POST", PathLogout, nil, bearer(tk.AccessToken), withCookie(tk.RefreshToken)), http.StatusNoContent)
 			wantError(t, h.refresh(tk.RefreshToken), http.StatusUnauthorized, apierror.CodeUnauthorized)
 		})
+		t.Run("bearer only ends the session", func(t *testing.T) {
+			tk := h.login("henry@example.com", goodPassword)
+			kept := h.login("henry@example.com", goodPassword)
+			ac, err := h.srv.verifier.Verify(tk.AccessToken, auth.TypeAccess)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rc, err := h.srv.verifier.Verify(tk.RefreshToken, auth.TypeRefresh)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ac.Session == "" || ac.Session != rc.Session {
+				t.Fatalf("access sid %q, refresh sid %q: want the same session", ac.Session, rc.Session)
+			}
+			wantStatus(t, h.do("POST", PathLogout, nil, bearer(tk.AccessToken)), http.StatusNoContent)
+			wantError(t, h.refresh(tk.RefreshToken), http.StatusUnauthorized, apierror.CodeUnauthorized)
+			// Only that session: the account's other one lives on.
+			wantStatus(t, h.refresh(kept.RefreshToken), http.StatusOK)
+		})
+		t.Run("bearer only after a rotation", func(t *testing.T) {
+			tk := h.login("henry@example.com", goodPassword)
+			r := h.refresh(tk.RefreshToken)
+			wantStatus(t, r, http.StatusOK)
+			next := decodeTokens(t, r)
+			wantStatus(t, h.do("POST", PathLogout, nil, bearer(next.AccessToken)), http.StatusNoContent)
+			wantError(t, h.refresh(next.RefreshToken), http.StatusUnauthorized, apierror.CodeUnauthorized)
+		})
+		t.Run("refresh token of another session of the account", func(t *testing.T) {
+			a := h.login("henry@example.com", goodPassword)
+			b := h.login("henry@example.com", goodPassword)
+			r := h.do("POST", PathLogout, map[string]string{"refresh_token": b.RefreshToken}, bearer(a.AccessToken))
+			wantStatus(t, r, http.StatusNoContent)
+			wantError(t, h.refresh(a.RefreshToken), http.StatusUnauthorized, apierror.CodeUnauthorized)
+			wantError(t, h.refresh(b.RefreshToken), http.StatusUnauthorized, apierror.CodeUnauthorized)
+		})
 	})
 }
 
