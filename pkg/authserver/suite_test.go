@@ -313,6 +313,43 @@ func TestRefreshReuse(t *testing.T) {
 	})
 }
 
+// TestRefreshOtherSpelling: another spelling of the current refresh token
+// (spare bits of its last character set, or a line break the base64
+// decoder would skip) is refused at the door as an invalid token. It never
+// reaches reuse detection, so the family is not revoked.
+func TestRefreshOtherSpelling(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		h := newHarness(t, b, testConfig())
+		_, t1 := h.account("malleable@example.com")
+		r := h.refresh(t1.RefreshToken)
+		wantStatus(t, r, http.StatusOK)
+		t2 := decodeTokens(t, r)
+
+		const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+		tok := t2.RefreshToken
+		last := strings.IndexByte(alphabet, tok[len(tok)-1])
+		// An HS256 signature is 43 characters for 32 bytes: the last
+		// character's two low bits are spare.
+		variants := []string{tok + "\n", tok[:20] + "\r\n" + tok[20:]}
+		for x := 1; x < 4; x++ {
+			variants = append(variants, tok[:len(tok)-1]+string(alphabet[last^x]))
+		}
+		for _, v := range variants {
+			e := wantError(t, h.refresh(v), http.StatusUnauthorized, apierror.CodeUnauthorized)
+			if e.Message != msgBadRefresh {
+				t.Fatalf("refresh with %q: message %q, want %q", v, e.Message, msgBadRefresh)
+			}
+			if !strings.ContainsAny(v, "\r\n") {
+				wantError(t, h.do("POST", PathRefresh, nil, withCookie(v)), http.StatusUnauthorized, apierror.CodeUnauthorized)
+			}
+		}
+		// The family is intact: its access token works and its refresh
+		// token rotates.
+		wantStatus(t, h.do("GET", PathMe, nil, bearer(t2.AccessToken)), http.StatusOK)
+		wantStatus(t, h.refresh(t2.RefreshToken), http.StatusOK)
+	})
+}
+
 func TestRefreshGraceRetry(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b backend) {
 		cfg := testConfig()

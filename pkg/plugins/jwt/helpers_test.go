@@ -15,6 +15,7 @@ import (
 	"github.com/gatewayd/gatewayd/internal/plugintest"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -268,6 +269,26 @@ func jwkOf(t testing.TB, kid string, pub crypto.PublicKey) map[string]string {
 	}
 	t.Fatalf("unsupported key %T", pub)
 	return nil
+}
+
+// spellings returns the other spellings of tok that a lax base64url
+// decoder reads as the same bytes: the spare low bits of the signature's
+// last character set to every other value.
+func spellings(t testing.TB, tok string) []string {
+	t.Helper()
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	sig := tok[strings.LastIndexByte(tok, '.')+1:]
+	// A part of n chars carries floor(6n/8) bytes; the rest are spare bits.
+	spare := len(sig)*6 - len(sig)*6/8*8
+	if spare == 0 {
+		t.Fatalf("signature %q has no spare bits", sig)
+	}
+	last := strings.IndexByte(alphabet, tok[len(tok)-1])
+	var out []string
+	for x := 1; x < 1<<spare; x++ {
+		out = append(out, tok[:len(tok)-1]+string(alphabet[last^x]))
+	}
+	return out
 }
 
 func b64[T string | []byte](b T) string { return base64.RawURLEncoding.EncodeToString([]byte(b)) }

@@ -195,6 +195,9 @@ func build(sec config.Section, env *plugins.Env, s *Settings) (*Plugin, error) {
 		jwtlib.WithExpirationRequired(),
 		jwtlib.WithIssuedAt(),
 		jwtlib.WithTimeFunc(now),
+		// Spare bits in the last character of a part must be zero, so a
+		// token has one spelling (RFC 7515 §2, RFC 4648 §3.5).
+		jwtlib.WithStrictDecoding(),
 	}
 	if s.Issuer != "" {
 		opts = append(opts, jwtlib.WithIssuer(s.Issuer))
