@@ -13,7 +13,7 @@ import (
 	"github.com/gatewayd/gatewayd/internal/gatewaytest"
 )
 
-const testSecret = "e2e-secret-0123456789abcdef0123456789abcdef"
+const testSecret = "7qyN9gd3kDmE9aIU1W3wnPdgfKtyGpkOQ3yBD2kSDG8brjwr"
 
 // authConfig is a gateway with the built-in auth service, the in-process
 // store (or Redis when redisSection is set) and protected routes in front

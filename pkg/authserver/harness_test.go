@@ -29,7 +29,7 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.updateServerDate.func1"))
 }
 
-const testSecret = "0123456789abcdef0123456789abcdef-test"
+const testSecret = "vlKTBDtGeGFvRVNRuKTh8rmy7ESPNuCutUFBwP5fJ5leOFR"
 
 // testConfig is a valid config with bcrypt cost 4 (tests only).
 func testConfig() *config.Auth {

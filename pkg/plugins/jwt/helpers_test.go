@@ -34,7 +34,10 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // testSecret is a 32-byte HS256 secret.
-const testSecret = "0123456789abcdef0123456789abcdef"
+const testSecret = "PpOgJUqpwigVKdGcXn3UgYHUa20HITje"
+
+// testSecret512 is a 64-byte secret, long enough for HS512.
+const testSecret512 = testSecret + "rHVwmK4zV2I651epvN2lZBvStnFW4AZu"
 
 // t0 is the fixed "now" of the behaviour tests.
 var t0 = time.Unix(1_700_000_000, 0)

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gatewayd/gatewayd/pkg/auth"
 	"github.com/gatewayd/gatewayd/pkg/config"
 	"github.com/gatewayd/gatewayd/pkg/metrics"
 	"github.com/gatewayd/gatewayd/pkg/plugins"
@@ -412,8 +413,14 @@ func (v *validator) secretKey(s *Settings) {
 		}
 	}
 	if len(s.Secret) < need {
-		v.errf("secret", "must be at least %d bytes for %s, got %d: a shorter HMAC key can be brute-forced offline from any token it signed (RFC 7518 §3.2 requires a key as long as the hash output)",
-			need, needAlg, len(s.Secret))
+		v.errf("secret", "must be at least %d bytes for %s, got %d: a shorter HMAC key can be brute-forced offline from any token it signed (RFC 7518 §3.2 requires a key as long as the hash output); %s",
+			need, needAlg, len(s.Secret), auth.SecretAdvice)
+		return
+	}
+	// need is 0 when no algorithm is a valid HS* one: that error is
+	// reported already, and the secret would never be used.
+	if err := auth.CheckSecret([]byte(s.Secret)); need > 0 && err != nil {
+		v.errf("secret", "%v: %s", err, auth.SecretAdvice)
 		return
 	}
 	v.secret = []byte(s.Secret)
