@@ -279,7 +279,7 @@ func (t *RedisTLS) validate(v *validator) {
 func (v *validator) addrs(n *yaml.Node, path string, addrs []string) {
 	for i, a := range addrs {
 		if _, port, err := net.SplitHostPort(a); err != nil || port == "" {
-			v.at(seqItem(n, i), IndexPath(path, i), "expected host:port, got %q", a)
+			v.at(seqItem(n, i), IndexPath(path, i), "expected host:port, got %q", RedactURL(a))
 		}
 	}
 }

@@ -389,7 +389,7 @@ func (v *validator) keySource(s *Settings, fams map[algFamily]bool) {
 	case "jwks_url":
 		u, err := url.Parse(s.JWKSURL)
 		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			v.errf(source, "expected an http:// or https:// URL, got %q", s.JWKSURL)
+			v.errf(source, "expected an http:// or https:// URL, got %q", config.RedactURL(s.JWKSURL))
 		}
 		if s.JWKSRefresh.D() < minJWKSRefresh {
 			v.errf("jwks_refresh", "must be at least %s, got %s", minJWKSRefresh, s.JWKSRefresh)
