@@ -107,7 +107,7 @@ func (s *Server) signup(ctx *fasthttp.RequestCtx) {
 		badRequest(ctx, policyMessage(err))
 		return
 	}
-	sc, cancel := storeCtx()
+	sc, cancel := s.storeCtx()
 	defer cancel()
 	// Look first so a taken email costs no bcrypt work; CreateUser still
 	// decides races.
@@ -125,7 +125,7 @@ func (s *Server) signup(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	u := &store.User{ID: uuid.NewString(), Email: email, Role: RoleUser, PasswordHash: hash, CreatedAt: time.Now()}
-	sc2, cancel2 := storeCtx()
+	sc2, cancel2 := s.storeCtx()
 	defer cancel2()
 	if err := s.users.CreateUser(sc2, u); err != nil {
 		if errors.Is(err, store.ErrExists) {
@@ -172,7 +172,7 @@ func (s *Server) login(ctx *fasthttp.RequestCtx) {
 	// The failure is reserved before the comparison, in one atomic store
 	// step: a count read before bcrypt would let every concurrent guess
 	// through. A right password releases it below.
-	sc, cancel := storeCtx()
+	sc, cancel := s.storeCtx()
 	defer cancel()
 	locked, err := s.users.ReserveFailure(sc, email, s.lockout)
 	if err != nil {
@@ -192,13 +192,13 @@ func (s *Server) login(ctx *fasthttp.RequestCtx) {
 	if u != nil {
 		hash = u.PasswordHash
 	}
-	if bcrypt.CompareHashAndPassword(hash, []byte(req.Password)) != nil || u == nil {
+	if s.compare(hash, []byte(req.Password)) != nil || u == nil {
 		apierror.Write(ctx, fasthttp.StatusUnauthorized, apierror.CodeUnauthorized, msgCredentials)
 		return
 	}
 	// Under load the comparison can wait for a CPU longer than a store
 	// deadline: the calls after it get a deadline of their own.
-	sc2, cancel2 := storeCtx()
+	sc2, cancel2 := s.storeCtx()
 	defer cancel2()
 	if err := s.users.ResetFailures(sc2, email); err != nil {
 		s.fail(ctx, "reset failures", err)
@@ -213,7 +213,7 @@ func (s *Server) login(ctx *fasthttp.RequestCtx) {
 		s.internal(ctx, "issue tokens", err)
 		return
 	}
-	sc3, cancel3 := storeCtx()
+	sc3, cancel3 := s.storeCtx()
 	defer cancel3()
 	err = s.users.CreateSession(sc3, &store.Session{
 		ID: sid, UserID: u.ID, TokenHash: tokenHash(p.Refresh), ExpiresAt: time.Unix(p.RefreshExp, 0),
@@ -234,7 +234,7 @@ func (s *Server) rehash(u *store.User, password string) {
 	}
 	hash, err := bcrypt.GenerateFromPassword([]byte(password), s.cost)
 	if err == nil {
-		sc, cancel := storeCtx()
+		sc, cancel := s.storeCtx()
 		err = s.users.SetPasswordHash(sc, u.ID, hash)
 		cancel()
 	}
@@ -324,7 +324,7 @@ func (s *Server) refresh(ctx *fasthttp.RequestCtx) {
 		apierror.Write(ctx, fasthttp.StatusUnauthorized, apierror.CodeUnauthorized, msg)
 		return
 	}
-	sc, cancel := storeCtx()
+	sc, cancel := s.storeCtx()
 	defer cancel()
 	u, err := s.users.UserByID(sc, claims.Subject)
 	if errors.Is(err, store.ErrNotFound) {
@@ -404,7 +404,7 @@ func (s *Server) bearer(ctx *fasthttp.RequestCtx) *auth.Claims {
 		apierror.Write(ctx, fasthttp.StatusUnauthorized, apierror.CodeUnauthorized, msg)
 		return nil
 	}
-	sc, cancel := storeCtx()
+	sc, cancel := s.storeCtx()
 	defer cancel()
 	revoked, err := s.rev.IsRevoked(sc, []byte(claims.ID), []byte(claims.Subject), int64(claims.IssuedAt), 0)
 	if err != nil {
@@ -447,7 +447,7 @@ func (s *Server) logout(ctx *fasthttp.RequestCtx) {
 			sids = append(sids, rc.Session)
 		}
 	}
-	sc, cancel := storeCtx()
+	sc, cancel := s.storeCtx()
 	defer cancel()
 	for _, sid := range sids {
 		if sid == "" {
@@ -472,7 +472,7 @@ func (s *Server) logoutAll(ctx *fasthttp.RequestCtx) {
 	if claims == nil {
 		return
 	}
-	sc, cancel := storeCtx()
+	sc, cancel := s.storeCtx()
 	defer cancel()
 	// Sessions first: a refresh racing this request then fails instead of
 	// minting an access token after the mark.

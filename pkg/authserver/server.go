@@ -103,6 +103,11 @@ type Server struct {
 	// dummyHash is compared against when the email is unknown, so an
 	// unknown account costs the same bcrypt work as a wrong password.
 	dummyHash []byte
+	// storeTimeout is StoreTimeout; compare is
+	// bcrypt.CompareHashAndPassword. Tests slow the comparison down past
+	// the deadline.
+	storeTimeout time.Duration
+	compare      func(hash, password []byte) error
 
 	closed atomic.Bool
 }
@@ -133,6 +138,9 @@ func New(cfg *config.Auth, users store.AuthStore, rev store.Revocations, logger 
 		grace:      cfg.RefreshReuseGrace.D(),
 		cost:       cfg.BcryptCost,
 		lockout:    store.LockoutPolicy{MaxFailures: cfg.Lockout.MaxFailures, Window: cfg.Lockout.Window.D()},
+
+		storeTimeout: StoreTimeout,
+		compare:      bcrypt.CompareHashAndPassword,
 	}
 	if set, ok := key.JWKS(); ok {
 		if s.jwks, err = marshalJSON(set); err != nil {
@@ -253,8 +261,11 @@ func validRequestID(b []byte) bool {
 	return true
 }
 
-func storeCtx() (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.Background(), StoreTimeout)
+// storeCtx bounds one store call, or a few made back to back: never one
+// made before a bcrypt operation and one after it, since the operation can
+// wait for a CPU longer than the deadline.
+func (s *Server) storeCtx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), s.storeTimeout)
 }
 
 // fail answers 503 for a store error and logs it once.

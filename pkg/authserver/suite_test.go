@@ -534,6 +534,36 @@ func TestLockoutConcurrent(t *testing.T) {
 	})
 }
 
+// TestLoginSlowCompare: a password comparison that outlasts the store
+// deadline (bcrypt waiting for a CPU under load) does not turn the login
+// into a 503. The calls before the comparison and those after it have
+// deadlines of their own.
+func TestLoginSlowCompare(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		const timeout = 300 * time.Millisecond
+		cfg := testConfig()
+		cfg.Lockout = config.Lockout{MaxFailures: 2, Window: config.Duration(time.Minute)}
+		h := newHarness(t, b, cfg, func(s *Server) {
+			s.storeTimeout = timeout
+			s.compare = func(hash, password []byte) error {
+				time.Sleep(2 * timeout)
+				return bcrypt.CompareHashAndPassword(hash, password)
+			}
+		})
+		h.signup("slow@example.com", goodPassword)
+		tk := h.login("slow@example.com", goodPassword)
+		wantStatus(t, h.do("GET", PathMe, nil, bearer(tk.AccessToken)), http.StatusOK)
+		// Wrong passwords are counted before the comparison, so they lock
+		// the account however long it takes.
+		bad := creds{"slow@example.com", "Wrong-password-1"}
+		for range 2 {
+			wantError(t, h.do("POST", PathLogin, bad), http.StatusUnauthorized, apierror.CodeUnauthorized)
+		}
+		wantError(t, h.do("POST", PathLogin, creds{"slow@example.com", goodPassword}),
+			http.StatusTooManyRequests, apierror.CodeAccountLocked)
+	})
+}
+
 func TestLogout(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b backend) {
 		h := newHarness(t, b, testConfig())
