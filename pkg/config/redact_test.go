@@ -42,11 +42,23 @@ func TestRedactURL(t *testing.T) {
 // TestRedisAddrErrorHidesCredentials: an address written as a URL with a
 // password is refused without quoting the password.
 func TestRedisAddrErrorHidesCredentials(t *testing.T) {
-	_, err := Parse("gw.yaml", []byte(redisBase+`  addrs: ["redis://:hunter2@10.0.0.1:6379"]`+"\n"))
-	if err == nil {
-		t.Fatal("a URL with a password was accepted as an address")
+	tests := []struct {
+		name string
+		give string
+	}{
+		{name: "url", give: `  addrs: ["redis://:hunter2@10.0.0.1:6379"]`},
+		{name: "userinfo", give: `  addrs: ["hunter2@10.0.0.1:6379"]`},
+		{name: "sentinel", give: "  sentinel:\n    master_set: main\n    addrs: [\"u:hunter2@10.0.0.1:26379\"]"},
 	}
-	if msg := err.Error(); strings.Contains(msg, "hunter2") || !strings.Contains(msg, "10.0.0.1:6379") {
-		t.Fatalf("error %q: want the address without its password", msg)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse("gw.yaml", []byte(redisBase+tt.give+"\n"))
+			if err == nil {
+				t.Fatal("an address with a password was accepted")
+			}
+			if msg := err.Error(); strings.Contains(msg, "hunter2") || !strings.Contains(msg, "10.0.0.1:") {
+				t.Fatalf("error %q: want the address without its password", msg)
+			}
+		})
 	}
 }
