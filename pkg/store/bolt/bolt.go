@@ -425,8 +425,11 @@ func (s *Store) LockedFor(ctx context.Context, key string, p store.LockoutPolicy
 // bbolt runs one writer at a time, so concurrent reservations are
 // serialised.
 func (s *Store) ReserveFailure(ctx context.Context, key string, p store.LockoutPolicy) (time.Duration, error) {
-	if err := ctx.Err(); err != nil {
-		return 0, err
+	// Under a guessing attack the key is locked: answer that from a read
+	// transaction, without a commit and its fsync. The write transaction
+	// below checks again, so the answer stays atomic.
+	if left, err := s.LockedFor(ctx, key, p); err != nil || left > 0 {
+		return left, err
 	}
 	var left time.Duration
 	err := s.db.Update(func(tx *bbolt.Tx) error {
