@@ -362,7 +362,7 @@ func TestDockerfile(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, v := range envRefs(string(data)) {
-		t.Setenv(v, "docker-test-value-0123456789abcdef0123456789")
+		t.Setenv(v, "hXB6LJy1nz5_kWNx_UyUb463WpGKyzGXm_3NVrY9ZCiDW-M7")
 	}
 	cfg, err := config.Parse(src, data)
 	if err := gateway.Check(cfg, err, builtin.Registry()); err != nil {

@@ -210,7 +210,7 @@ func openStores(fc *fileConfig, logger *zap.Logger) (*stores, error) {
 			_ = rs.Close()
 			return nil, fmt.Errorf("redis: ping: %w", err)
 		}
-		logger.Info("state in redis", zap.Strings("addrs", fc.Redis.Addrs))
+		logger.Info("state in redis", zap.Strings("addrs", config.RedactURLs(fc.Redis.Addrs)))
 		return &stores{users: redis.NewAuth(rs), rev: rs, close: rs.Close}, nil
 	}
 	b, err := bolt.Open(fc.Auth.UsersFile)

@@ -377,7 +377,7 @@ var docs = map[string]fieldDoc{
 
 	// auth:
 	"auth.secret": {
-		Desc:    "HS256 signing secret, at least 32 bytes; the jwt plugin that checks the tokens needs the same secret. Set exactly one of `secret` and `private_key_file`.",
+		Desc:    "HS256 signing secret, at least 32 bytes of random data (placeholders such as REPLACE_ME, repeated characters or patterns and anything under about 128 bits of estimated entropy are refused; generate one with `head -c 48 /dev/urandom | base64`); the jwt plugin that checks the tokens needs the same secret. Set exactly one of `secret` and `private_key_file`.",
 		Default: "none",
 		Example: "${JWT_SECRET}",
 	},
@@ -503,7 +503,7 @@ var docs = map[string]fieldDoc{
 		Example: []any{"RS256"}, Enum: jwtAlgorithms,
 	},
 	"plugin-jwt.secret": {
-		Desc:    "HMAC secret for HS* tokens, at least as long as the hash (32 bytes for HS256, 48 for HS384, 64 for HS512). Exactly one of `secret`, `public_key_file`, `jwks_file` and `jwks_url` is set.",
+		Desc:    "HMAC secret for HS* tokens, at least as long as the hash (32 bytes for HS256, 48 for HS384, 64 for HS512) and random: placeholders such as REPLACE_ME, repeated characters or patterns and anything under about 128 bits of estimated entropy are refused (generate one with `head -c 48 /dev/urandom | base64`). Exactly one of `secret`, `public_key_file`, `jwks_file` and `jwks_url` is set.",
 		Default: "none",
 		Example: "${JWT_SECRET}",
 	},

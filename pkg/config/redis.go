@@ -278,8 +278,13 @@ func (t *RedisTLS) validate(v *validator) {
 // addrs checks each host:port of a list, positioned at its item.
 func (v *validator) addrs(n *yaml.Node, path string, addrs []string) {
 	for i, a := range addrs {
-		if _, port, err := net.SplitHostPort(a); err != nil || port == "" {
-			v.at(seqItem(n, i), IndexPath(path, i), "expected host:port, got %q", a)
+		switch _, port, err := net.SplitHostPort(a); {
+		case strings.ContainsAny(a, "@/"):
+			// "pass@host:6379" splits as a host: refuse it before the
+			// password reaches the client library and its errors.
+			v.at(seqItem(n, i), IndexPath(path, i), "expected host:port, got %q: credentials go in username and password, not in the address", RedactURL(a))
+		case err != nil || port == "":
+			v.at(seqItem(n, i), IndexPath(path, i), "expected host:port, got %q", RedactURL(a))
 		}
 	}
 }

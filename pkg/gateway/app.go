@@ -35,7 +35,7 @@ func Open(cfg *config.Config, reg *plugins.Registry, logger *zap.Logger, version
 			return nil, err
 		}
 		rs := a.Store.(*redis.Store)
-		logger.Info("store: redis", zap.String("topology", rs.Topology()), zap.Strings("addrs", cfg.Redis.Addrs),
+		logger.Info("store: redis", zap.String("topology", rs.Topology()), zap.Strings("addrs", config.RedactURLs(cfg.Redis.Addrs)),
 			zap.Bool("client_side_cache", cfg.Redis.CacheEnabled()))
 	} else {
 		a.Store = memory.New()

@@ -131,17 +131,18 @@ func New(cfg *config.Redis) (*Store, error) {
 	}
 	if cfg.Cluster && c.Mode() != rueidis.ClientModeCluster {
 		c.Close()
-		return nil, fmt.Errorf("%w: %v", ErrNotCluster, cfg.Addrs)
+		return nil, fmt.Errorf("%w: %v", ErrNotCluster, config.RedactURLs(cfg.Addrs))
 	}
 	return &Store{client: c, cache: cfg.CacheEnabled()}, nil
 }
 
-// describe names what New connects to, for errors.
+// describe names what New connects to, for errors, without any
+// credentials written into an address.
 func describe(cfg *config.Redis) string {
 	if s := cfg.Sentinel; s != nil {
-		return fmt.Sprintf("master set %q through sentinels %v", s.MasterSet, s.Addrs)
+		return fmt.Sprintf("master set %q through sentinels %v", s.MasterSet, config.RedactURLs(s.Addrs))
 	}
-	return fmt.Sprintf("%v", cfg.Addrs)
+	return fmt.Sprintf("%v", config.RedactURLs(cfg.Addrs))
 }
 
 // Topology reports how the store reaches Redis: "cluster", "sentinel" or
