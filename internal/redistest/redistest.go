@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -91,7 +92,8 @@ func (s *Server) start(args []string) {
 	s.t.Fatalf("redis-server on %s did not become ready: %s", s.addr, log)
 }
 
-// Kill stops the server at once (SIGKILL), like a crash. Data is lost.
+// Kill stops the server at once (SIGKILL), like a crash. Data is lost. A
+// paused server is resumed first, so no stopped process outlives the test.
 func (s *Server) Kill() {
 	s.mu.Lock()
 	cmd := s.cmd
@@ -100,8 +102,31 @@ func (s *Server) Kill() {
 	if cmd == nil || cmd.Process == nil {
 		return
 	}
+	_ = cmd.Process.Signal(syscall.SIGCONT)
 	_ = cmd.Process.Kill()
 	_ = cmd.Wait()
+}
+
+// Pause stops the server process (SIGSTOP) without closing its sockets:
+// the kernel still accepts connections and data, but nothing is answered,
+// like a hung or black-holed server. Resume (or Kill, at cleanup) lets it
+// go on.
+func (s *Server) Pause() { s.signal(syscall.SIGSTOP) }
+
+// Resume continues a paused server (SIGCONT).
+func (s *Server) Resume() { s.signal(syscall.SIGCONT) }
+
+func (s *Server) signal(sig syscall.Signal) {
+	s.t.Helper()
+	s.mu.Lock()
+	cmd := s.cmd
+	s.mu.Unlock()
+	if cmd == nil || cmd.Process == nil {
+		s.t.Fatalf("redis-server %s is not running", s.addr)
+	}
+	if err := cmd.Process.Signal(sig); err != nil {
+		s.t.Fatalf("signal redis-server %s: %v", s.addr, err)
+	}
 }
 
 // Restart starts the server again on the same port, empty.
