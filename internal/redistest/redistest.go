@@ -29,8 +29,9 @@ type Server struct {
 	dir      string
 	external bool
 
-	mu  sync.Mutex
-	cmd *exec.Cmd
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	paused bool
 }
 
 // Start starts a redis-server for t and stops it at t's cleanup. Extra
@@ -98,6 +99,7 @@ func (s *Server) Kill() {
 	s.mu.Lock()
 	cmd := s.cmd
 	s.cmd = nil
+	s.paused = false
 	s.mu.Unlock()
 	if cmd == nil || cmd.Process == nil {
 		return
@@ -111,22 +113,29 @@ func (s *Server) Kill() {
 // the kernel still accepts connections and data, but nothing is answered,
 // like a hung or black-holed server. Resume (or Kill, at cleanup) lets it
 // go on.
-func (s *Server) Pause() { s.signal(syscall.SIGSTOP) }
+func (s *Server) Pause() { s.signal(syscall.SIGSTOP, true) }
 
 // Resume continues a paused server (SIGCONT).
-func (s *Server) Resume() { s.signal(syscall.SIGCONT) }
+func (s *Server) Resume() { s.signal(syscall.SIGCONT, false) }
 
-func (s *Server) signal(sig syscall.Signal) {
+// Paused reports whether the server is paused.
+func (s *Server) Paused() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.paused
+}
+
+func (s *Server) signal(sig syscall.Signal, paused bool) {
 	s.t.Helper()
 	s.mu.Lock()
-	cmd := s.cmd
-	s.mu.Unlock()
-	if cmd == nil || cmd.Process == nil {
+	defer s.mu.Unlock()
+	if s.cmd == nil || s.cmd.Process == nil {
 		s.t.Fatalf("redis-server %s is not running", s.addr)
 	}
-	if err := cmd.Process.Signal(sig); err != nil {
+	if err := s.cmd.Process.Signal(sig); err != nil {
 		s.t.Fatalf("signal redis-server %s: %v", s.addr, err)
 	}
+	s.paused = paused
 }
 
 // Restart starts the server again on the same port, empty.
