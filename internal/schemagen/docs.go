@@ -263,7 +263,7 @@ var docs = map[string]fieldDoc{
 		Example: 256, Min: ptr(0), Max: ptr(1023),
 	},
 	"redis.breaker_failures": {
-		Desc:    "Store calls failing in a row (timeouts, refused or lost connections), with none succeeding for 100ms, that open the circuit breaker: store calls then fail at once, answered per `on_store_error`, until a probe succeeds.",
+		Desc:    "Store calls failing in a row (timeouts, calls over `max_in_flight`, refused or lost connections), with none succeeding for 100ms, that open the circuit breaker: store calls then fail at once, answered per `on_store_error`, until a probe succeeds.",
 		Example: 10, Min: ptr(0),
 	},
 	"redis.breaker_cooldown": {

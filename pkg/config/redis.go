@@ -93,8 +93,9 @@ type Redis struct {
 	// answered per its plugin's on_store_error.
 	MaxInFlight int `yaml:"max_in_flight"`
 	// BreakerFailures is how many store calls failing in a row (timeouts,
-	// refused or lost connections), with none succeeding for 100ms, open
-	// the circuit breaker: calls then fail at once (default 5).
+	// calls over max_in_flight, refused or lost connections), with none
+	// succeeding for 100ms, open the circuit breaker: calls then fail at
+	// once (default 5).
 	BreakerFailures int `yaml:"breaker_failures"`
 	// BreakerCooldown is how long the breaker stays open before one probe
 	// call goes through; its success closes the breaker (default 1s).

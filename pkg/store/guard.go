@@ -60,9 +60,9 @@ type GuardOptions struct {
 	// answered yet, whether or not their callers still wait. Admission is
 	// non-blocking: a call over the cap fails at once with ErrOverloaded.
 	MaxInFlight int
-	// BreakerFailures is how many failures in a row (timeouts and
-	// unavailability; no success between them for at least BreakerQuiet)
-	// open the breaker.
+	// BreakerFailures is how many failures in a row (timeouts, calls over
+	// the cap, unavailability; no success between them for at least
+	// BreakerQuiet) open the breaker.
 	BreakerFailures int
 	// BreakerCooldown is how long the breaker stays open before one probe
 	// call is let through (half-open); the probe's outcome closes it or
@@ -437,11 +437,9 @@ func (g *guard) begin(ctx context.Context) (*call, error) {
 	}
 	if g.inflight.Add(1) > int64(g.opts.MaxInFlight) {
 		g.inflight.Add(-1)
-		if probe {
-			// The store still holds MaxInFlight calls: no better than a
-			// failed probe.
-			g.trip(time.Now())
-		}
+		// The store holds MaxInFlight calls it has not answered: a
+		// failure like a timeout (a failed probe, half-open).
+		g.failure(probe, time.Now())
 		g.overloaded.Inc()
 		return nil, ErrOverloaded
 	}
