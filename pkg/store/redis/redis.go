@@ -16,6 +16,23 @@
 // Failures to reach Redis (refused or dropped connections, timeouts, a
 // server that is loading or a cluster that is down) are returned wrapping
 // store.ErrUnavailable.
+//
+// A silent server (paused, black-holed, busy in a script) needs more than
+// deadlines. rueidis queues each connection's commands in a ring of 1024
+// slots; an enqueue into a full ring waits for a free slot whatever its
+// context says (rueidis issue #858), and a call whose context ends keeps
+// its slot until the server answers. So the gateway and the auth service
+// use the store behind store.Guarded (see Guard): its in-flight cap,
+// max_in_flight, at most 1023, keeps every ring below full, and its
+// runners let callers return at their deadline. The connection's liveness
+// PING (Dialer.KeepAlive is its interval, ConnWriteTimeout its timeout)
+// closes a silent connection within 1.5 × command_timeout, failing every
+// call it held. Other rueidis settings were weighed and left alone:
+// DisableAutoPipelining would bound each call by a connection deadline,
+// but costs a pooled connection per call in flight and the pipelining the
+// limiter relies on; a larger RingScaleEachConn only delays a full ring;
+// MaxFlushDelay batches writes and the blocking pool serves blocking
+// commands, which the gateway does not send.
 package redis
 
 import (
