@@ -248,17 +248,25 @@ func (s *Guarded) Close() error {
 // do runs fn, which calls the store, under the guard: the call path of
 // everything but the hot-path calls, with one closure per call.
 func (s *Guarded) do(ctx context.Context, fn func(context.Context) error) error {
+	_, err := s.result(ctx, fn)
+	return err
+}
+
+// result is do for a call with results: fn stores them in variables of the
+// caller, which the caller may read only when result reports that the
+// store answered (after a timeout fn may still write them).
+func (s *Guarded) result(ctx context.Context, fn func(context.Context) error) (answered bool, err error) {
 	c, err := s.g.begin(ctx)
 	if err != nil {
-		return err
+		return false, err
 	}
 	c.op, c.s, c.fn = opFunc, s, fn
 	if !s.g.await(ctx, c) {
-		return ErrTimeout
+		return false, ErrTimeout
 	}
 	err = c.err
 	s.g.end(c)
-	return err
+	return true, err
 }
 
 // guardedAuth is the auth store of a Guarded, behind its guard.
@@ -270,15 +278,21 @@ func (a guardedAuth) CreateUser(ctx context.Context, u *User) error {
 }
 
 // UserByEmail implements UserStore.
-func (a guardedAuth) UserByEmail(ctx context.Context, email string) (u *User, err error) {
-	err = a.s.do(ctx, func(ctx context.Context) (err error) { u, err = a.s.auth.UserByEmail(ctx, email); return err })
-	return u, err
+func (a guardedAuth) UserByEmail(ctx context.Context, email string) (*User, error) {
+	var u *User
+	if ok, err := a.s.result(ctx, func(ctx context.Context) (err error) { u, err = a.s.auth.UserByEmail(ctx, email); return err }); !ok || err != nil {
+		return nil, err
+	}
+	return u, nil
 }
 
 // UserByID implements UserStore.
-func (a guardedAuth) UserByID(ctx context.Context, id string) (u *User, err error) {
-	err = a.s.do(ctx, func(ctx context.Context) (err error) { u, err = a.s.auth.UserByID(ctx, id); return err })
-	return u, err
+func (a guardedAuth) UserByID(ctx context.Context, id string) (*User, error) {
+	var u *User
+	if ok, err := a.s.result(ctx, func(ctx context.Context) (err error) { u, err = a.s.auth.UserByID(ctx, id); return err }); !ok || err != nil {
+		return nil, err
+	}
+	return u, nil
 }
 
 // SetPasswordHash implements UserStore.
@@ -292,9 +306,12 @@ func (a guardedAuth) CreateSession(ctx context.Context, sess *Session) error {
 }
 
 // RotateSession implements SessionStore.
-func (a guardedAuth) RotateSession(ctx context.Context, r *Rotation) (res RotateResult, err error) {
-	err = a.s.do(ctx, func(ctx context.Context) (err error) { res, err = a.s.auth.RotateSession(ctx, r); return err })
-	return res, err
+func (a guardedAuth) RotateSession(ctx context.Context, r *Rotation) (RotateResult, error) {
+	var res RotateResult
+	if ok, err := a.s.result(ctx, func(ctx context.Context) (err error) { res, err = a.s.auth.RotateSession(ctx, r); return err }); !ok || err != nil {
+		return RotateResult{}, err
+	}
+	return res, nil
 }
 
 // DeleteSession implements SessionStore.
@@ -308,15 +325,21 @@ func (a guardedAuth) DeleteUserSessions(ctx context.Context, userID string) erro
 }
 
 // LockedFor implements Lockouts.
-func (a guardedAuth) LockedFor(ctx context.Context, key string, p LockoutPolicy) (d time.Duration, err error) {
-	err = a.s.do(ctx, func(ctx context.Context) (err error) { d, err = a.s.auth.LockedFor(ctx, key, p); return err })
-	return d, err
+func (a guardedAuth) LockedFor(ctx context.Context, key string, p LockoutPolicy) (time.Duration, error) {
+	var d time.Duration
+	if ok, err := a.s.result(ctx, func(ctx context.Context) (err error) { d, err = a.s.auth.LockedFor(ctx, key, p); return err }); !ok || err != nil {
+		return 0, err
+	}
+	return d, nil
 }
 
 // RecordFailure implements Lockouts.
-func (a guardedAuth) RecordFailure(ctx context.Context, key string, p LockoutPolicy) (d time.Duration, err error) {
-	err = a.s.do(ctx, func(ctx context.Context) (err error) { d, err = a.s.auth.RecordFailure(ctx, key, p); return err })
-	return d, err
+func (a guardedAuth) RecordFailure(ctx context.Context, key string, p LockoutPolicy) (time.Duration, error) {
+	var d time.Duration
+	if ok, err := a.s.result(ctx, func(ctx context.Context) (err error) { d, err = a.s.auth.RecordFailure(ctx, key, p); return err }); !ok || err != nil {
+		return 0, err
+	}
+	return d, nil
 }
 
 // ResetFailures implements Lockouts.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/gatewayd/gatewayd/pkg/metrics"
 	"github.com/gatewayd/gatewayd/pkg/store"
+	"github.com/gatewayd/gatewayd/pkg/store/bolt"
 	"github.com/gatewayd/gatewayd/pkg/store/memory"
 )
 
@@ -335,5 +337,54 @@ func waitFor(t *testing.T, cond func() bool, what string) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// gateAuth is an embedded auth store whose UserByEmail waits for the gate
+// of a gateStore.
+type gateAuth struct {
+	*bolt.Store
+	gate *gateStore
+}
+
+func (a gateAuth) UserByEmail(ctx context.Context, email string) (*store.User, error) {
+	if err := a.gate.pass(); err != nil {
+		return nil, err
+	}
+	return a.Store.UserByEmail(ctx, email)
+}
+
+// TestGuardAuthStore: auth calls share the guard; one that times out
+// returns at its deadline and its late result is dropped.
+func TestGuardAuthStore(t *testing.T) {
+	b, err := bolt.Open(filepath.Join(t.TempDir(), "users.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	inner := newGateStore()
+	g := store.NewGuarded(inner, gateAuth{b, inner}, store.GuardOptions{})
+	defer g.Close()
+	users := g.Auth()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	u := &store.User{ID: "u1", Email: "a@example.com", Role: "user", PasswordHash: []byte("h"), CreatedAt: time.Now()}
+	if err := users.CreateUser(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	inner.hold()
+	short, cancelShort := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	got, err := users.UserByEmail(short, u.Email)
+	cancelShort()
+	if !errors.Is(err, store.ErrTimeout) || got != nil {
+		t.Fatalf("UserByEmail on a held store = %v, %v; want nil, ErrTimeout", got, err)
+	}
+	inner.release()
+	waitFor(t, func() bool { return g.InFlight() == 0 }, "the held call to be answered")
+	if got, err = users.UserByEmail(ctx, u.Email); err != nil || got.ID != u.ID {
+		t.Fatalf("UserByEmail = %+v, %v", got, err)
+	}
+	if _, err := users.UserByEmail(ctx, "nobody@example.com"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("unknown user: %v, want ErrNotFound", err)
 	}
 }
