@@ -94,7 +94,8 @@ func newFixture(tb testing.TB, withRedis bool) *fixture {
 		if err != nil {
 			tb.Fatal(err)
 		}
-		st = rs
+		// Behind the guard, as gatewayd runs it.
+		st = redis.Guard(rs, cfg.Redis)
 	} else {
 		st = memory.New()
 	}

@@ -241,7 +241,7 @@ var docs = map[string]fieldDoc{
 		Example: "1s",
 	},
 	"redis.command_timeout": {
-		Desc:    "How long a connection may wait for a reply before it is declared dead, closed and redialled (at least 10ms). A request still waits at most its plugin's `store_timeout`.",
+		Desc:    "How long a connection's liveness PING may go unanswered before the connection is declared dead, closed and redialled (at least 10ms). A connection that got no reply for a quarter of this (at most 1s) sends that PING, so a silent node (paused, black-holed, busy in a script) is detected within 1.5 × `command_timeout`. A request still waits at most its plugin's `store_timeout`.",
 		Example: "1s",
 	},
 	"redis.connections_per_node": {
@@ -262,6 +262,18 @@ var docs = map[string]fieldDoc{
 	"redis.max_flush_delay": {
 		Desc:    "How long the writer may wait to batch more commands into one write: less CPU on the gateway and on Redis, a little more latency.",
 		Example: "100us",
+	},
+	"redis.max_in_flight": {
+		Desc:    "Cap on the store calls in flight, counted until Redis answers them, whether or not the request still waits. Admission is non-blocking: a call over the cap fails at once and is answered per its plugin's `on_store_error`. At most 1023, below the 1024 commands the client library queues per connection, so no call ever waits for room in that queue.",
+		Example: 256, Min: ptr(0), Max: ptr(1023),
+	},
+	"redis.breaker_failures": {
+		Desc:    "Store calls failing in a row (timeouts, calls over `max_in_flight`, refused or lost connections), with none succeeding for 100ms, that open the circuit breaker: store calls then fail at once, answered per `on_store_error`, until a probe succeeds.",
+		Example: 10, Min: ptr(0),
+	},
+	"redis.breaker_cooldown": {
+		Desc:    "How long the breaker stays open before it lets one probe call through (at least 10ms); the probe's success closes it, its failure opens it for another cooldown.",
+		Example: "2s",
 	},
 	"redis.topology_refresh": {
 		Desc:    "How often the cluster slot map or the sentinels' master is read again in the background (at least 100ms); errors and MOVED replies trigger a refresh at once.",
