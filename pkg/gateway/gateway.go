@@ -150,8 +150,11 @@ func (g *Gateway) Serve(ln, adminLn net.Listener) error {
 	return nil
 }
 
-// Shutdown drains: /readyz turns 503 at once; after delay (a pre-stop
-// delay, so load balancers notice) the listener stops accepting and
+// Shutdown drains: /readyz turns 503 at once and every response from then
+// on carries Connection: close, so keep-alive clients move to new
+// connections (elsewhere, once the load balancer noticed) instead of
+// sending on one the drain closes; after delay (a pre-stop delay, so load
+// balancers notice) the listener stops accepting and
 // in-flight requests get up to timeout to finish; then the live generation
 // is closed and upstream connections released. The whole takes at most
 // delay + timeout.

@@ -91,6 +91,13 @@ func (g *Gateway) Handle(ctx *fasthttp.RequestCtx) {
 		r.chain.OnResponse(ctx, ran)
 	}
 
+	if g.draining.Load() {
+		// From the shutdown signal on, clients are told to reconnect: a
+		// kept-alive connection closed by the drain would otherwise meet
+		// the client's next request.
+		ctx.SetConnectionClose()
+	}
+
 	d := time.Since(start)
 	status := ctx.Response.StatusCode()
 	if r != nil {
