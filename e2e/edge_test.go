@@ -146,3 +146,38 @@ func TestDrainLosesNothing(t *testing.T) {
 		t.Fatal("no response carried Connection: close during the drain")
 	}
 }
+
+// TestAdminRefusesCrossSiteReload: a browser page cannot make the gateway
+// reload, neither by a cross-site POST (Origin) nor through DNS rebinding
+// (a foreign Host), while scrapers with any Host keep reading /metrics.
+func TestAdminRefusesCrossSiteReload(t *testing.T) {
+	gw := gatewaytest.Start(t, fmt.Sprintf(drainConfig, startEcho(t, "echo")))
+	_, port, _ := net.SplitHostPort(gw.AdminAddr)
+	tests := []struct {
+		name       string
+		giveMethod string
+		givePath   string
+		giveHdr    map[string]string
+		wantStatus int
+	}{
+		{name: "cross-site post", giveMethod: "POST", givePath: "/-/reload", giveHdr: map[string]string{"Origin": "http://evil.example"}, wantStatus: 403},
+		{name: "rebound host", giveMethod: "POST", givePath: "/-/reload", giveHdr: map[string]string{"Host": "evil.example"}, wantStatus: 403},
+		{name: "rebound host with port", giveMethod: "POST", givePath: "/-/reload", giveHdr: map[string]string{"Host": "evil.example:" + port}, wantStatus: 403},
+		{name: "operator", giveMethod: "POST", givePath: "/-/reload", wantStatus: 200},
+		{name: "operator by localhost", giveMethod: "POST", givePath: "/-/reload", giveHdr: map[string]string{"Host": "localhost:" + port}, wantStatus: 200},
+		{name: "scraper", giveMethod: "GET", givePath: "/metrics", giveHdr: map[string]string{"Host": "gw-1.internal:9901"}, wantStatus: 200},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := do(t, tt.giveMethod, gw.AdminURL(tt.givePath), tt.giveHdr, "")
+			if r.Status != tt.wantStatus {
+				t.Fatalf("status %d, want %d: %s", r.Status, tt.wantStatus, r.Body)
+			}
+			if tt.wantStatus == 403 {
+				if e := decodeError(t, r); e.Error != "forbidden" {
+					t.Fatalf("code %q", e.Error)
+				}
+			}
+		})
+	}
+}

@@ -4,6 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gatewayd/gatewayd/pkg/apierror"
@@ -25,6 +28,15 @@ func (g *Gateway) handleAdmin(ctx *fasthttp.RequestCtx) {
 	// Error bodies carry a request id here too.
 	st := reqctx.Acquire(ctx)
 	st.RequestID = appendUUID(st.RequestID[:0])
+	if g.draining.Load() {
+		ctx.SetConnectionClose()
+	}
+	if !ctx.IsGet() && !ctx.IsHead() {
+		if msg := g.crossSite(ctx); msg != "" {
+			apierror.Write(ctx, fasthttp.StatusForbidden, apierror.CodeForbidden, msg)
+			return
+		}
+	}
 	switch string(ctx.Path()) {
 	case "/metrics":
 		ctx.SetContentType("text/plain; version=0.0.4; charset=utf-8")
@@ -135,4 +147,72 @@ func nonNil(xs []string) []string {
 		return []string{}
 	}
 	return xs
+}
+
+// crossSite explains why a state-changing admin request may have been sent
+// by a browser on behalf of another site, or "" when it cannot have been.
+// The admin listener has no authentication, so a page the operator visits
+// could otherwise POST /-/reload to it: directly (a cross-site form or
+// fetch, which browsers mark with Origin) or through DNS rebinding (a name
+// of the attacker's that resolves to the listener, which the Host header
+// still names). Command-line clients (curl, scripts, systemctl reload) send
+// neither and address the listener by its own address or localhost.
+func (g *Gateway) crossSite(ctx *fasthttp.RequestCtx) string {
+	if ctx.Request.Header.Peek(fasthttp.HeaderOrigin) != nil {
+		return "state-changing admin requests must not carry an Origin header"
+	}
+	if !g.adminHostAllowed(string(ctx.Host())) {
+		return "state-changing admin requests must address the admin listener by its own address or localhost"
+	}
+	return ""
+}
+
+// adminHostAllowed reports whether host (a Host header value) names the
+// admin listener: localhost, a loopback address or the listener's own
+// address (any address of this machine when it listens on all of them),
+// with the listener's port. Names other than localhost are refused: only
+// a name can be rebound to this machine by someone else's DNS.
+func (g *Gateway) adminHostAllowed(host string) bool {
+	name, port, err := net.SplitHostPort(host)
+	if err != nil {
+		// No port: the default one.
+		name, port = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]"), "80"
+	}
+	la := g.adminAddr.Load()
+	tcp := la != nil
+	if tcp && port != strconv.Itoa(la.Port) {
+		return false
+	}
+	if strings.EqualFold(name, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(name)
+	switch {
+	case ip == nil:
+		return false
+	case ip.IsLoopback():
+		return true
+	case !tcp:
+		return false
+	case la.IP.Equal(ip):
+		return true
+	case la.IP.IsUnspecified():
+		return localAddress(ip)
+	}
+	return false
+}
+
+// localAddress reports whether ip is assigned to one of this machine's
+// interfaces.
+func localAddress(ip net.IP) bool {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return false
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.Equal(ip) {
+			return true
+		}
+	}
+	return false
 }

@@ -57,6 +57,10 @@ type Gateway struct {
 
 	server *fasthttp.Server
 	admin  *fasthttp.Server
+	// adminAddr is the admin listener's TCP address, set by Serve (nil on
+	// other listeners): state-changing admin requests must name it (or
+	// localhost) in Host.
+	adminAddr atomic.Pointer[net.TCPAddr]
 }
 
 // New builds the first generation of cfg. It returns every configuration
@@ -141,6 +145,9 @@ func (z zapPrintf) Printf(format string, args ...any) { z.l.Debug(fmt.Sprintf(fo
 // Shutdown. It returns the first serve error.
 func (g *Gateway) Serve(ln, adminLn net.Listener) error {
 	errc := make(chan error, 2)
+	if a, ok := adminLn.Addr().(*net.TCPAddr); ok {
+		g.adminAddr.Store(a)
+	}
 	go func() { errc <- g.admin.Serve(adminLn) }()
 	go func() { errc <- g.server.Serve(ln) }()
 	err := <-errc
