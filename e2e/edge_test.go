@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -179,5 +180,218 @@ func TestAdminRefusesCrossSiteReload(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+const floodConfig = `
+version: 1
+listen: "{{LISTEN}}"
+admin: { listen: "{{ADMIN}}" }
+server:
+  max_connections: 40
+  max_connections_per_ip: 10
+  header_timeout: 1s
+  read_timeout: 10s
+log: { level: warn, access_log: false }
+upstreams:
+  echo: { targets: ["http://%s"] }
+routes:
+  - name: api
+    match: { path_prefix: /v1/ }
+    upstream: echo
+`
+
+// dialFrom opens a connection to addr from the loopback address local
+// (127.0.0.0/8 is all loopback on Linux, so each is a distinct peer).
+func dialFrom(t *testing.T, local, addr string) net.Conn {
+	t.Helper()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}, Timeout: 2 * time.Second}
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatalf("dial from %s: %v", local, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// idleConns opens n connections from local that send nothing.
+func idleConns(t *testing.T, local, addr string, n int) []net.Conn {
+	t.Helper()
+	conns := make([]net.Conn, n)
+	for i := range conns {
+		conns[i] = dialFrom(t, local, addr)
+	}
+	return conns
+}
+
+// get sends one GET on c and returns the status line, headers and body.
+func get(t *testing.T, c net.Conn, path string) (*http.Response, []byte) {
+	t.Helper()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.WriteString(c, "GET "+path+" HTTP/1.1\r\nHost: gw\r\n\r\n"); err != nil {
+		t.Fatalf("write: %v", err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("read response: %v", err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, b
+}
+
+// wantUnavailable checks a connection-cap refusal: the JSON 503 of the
+// gateway's errors, never fasthttp's text/plain message.
+func wantUnavailable(t *testing.T, resp *http.Response, body []byte) {
+	t.Helper()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("status %d, want 503: %s", resp.StatusCode, body)
+	}
+	e := decodeError(t, response{Status: resp.StatusCode, Header: resp.Header, Body: body})
+	if e.Error != "unavailable" || strings.Contains(string(body), "Concurrency") {
+		t.Fatalf("refusal body %s", body)
+	}
+	if !resp.Close {
+		t.Fatal("a refused connection is not closed")
+	}
+}
+
+// TestConnectionFloodPerIP: idle connections from one address fill that
+// address's cap only; a client on another address is served at once, and
+// the flooder's next connection gets the JSON 503.
+func TestConnectionFloodPerIP(t *testing.T) {
+	gw := gatewaytest.Start(t, fmt.Sprintf(floodConfig, startEcho(t, "echo")))
+	idleConns(t, "127.0.0.1", gw.Addr, 10)
+	waitRefused(t, "127.0.0.1", gw.Addr)
+
+	c := dialFrom(t, "127.0.0.2", gw.Addr)
+	start := time.Now()
+	resp, body := get(t, c, "/v1/ok")
+	if resp.StatusCode != 200 {
+		t.Fatalf("another address: status %d: %s", resp.StatusCode, body)
+	}
+	// Well under header_timeout: the idle connections did not hold it up.
+	if d := time.Since(start); d > 900*time.Millisecond {
+		t.Fatalf("another address waited %v", d)
+	}
+
+	resp, body = get(t, dialFrom(t, "127.0.0.1", gw.Addr), "/v1/flood")
+	wantUnavailable(t, resp, body)
+	if !strings.Contains(string(body), "this address") {
+		t.Fatalf("per-address refusal says %s", body)
+	}
+}
+
+// waitRefused waits until a connection from local is refused with the 503,
+// i.e. the gateway has accepted every connection opened before.
+func waitRefused(t *testing.T, local, addr string) {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		c := dialFrom(t, local, addr)
+		_ = c.SetDeadline(time.Now().Add(300 * time.Millisecond))
+		_, _ = io.WriteString(c, "GET /v1/probe HTTP/1.1\r\nHost: gw\r\n\r\n")
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		c.Close()
+		if err == nil && resp.StatusCode == http.StatusServiceUnavailable {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("connections from %s are not refused (last: %v)", local, err)
+		}
+	}
+}
+
+// TestConnectionFloodGlobal: idle connections from many addresses fill
+// max_connections; the next one gets the JSON 503, and header_timeout
+// frees the slots within about a second, not read_timeout's 10.
+func TestConnectionFloodGlobal(t *testing.T) {
+	gw := gatewaytest.Start(t, fmt.Sprintf(floodConfig, startEcho(t, "echo")))
+	var idle []net.Conn
+	for i := 3; i < 7; i++ {
+		idle = append(idle, idleConns(t, fmt.Sprintf("127.0.0.%d", i), gw.Addr, 10)...)
+	}
+	opened := time.Now()
+	resp, body := get(t, dialFrom(t, "127.0.0.8", gw.Addr), "/v1/over")
+	wantUnavailable(t, resp, body)
+	if !strings.Contains(string(body), "too many connections") {
+		t.Fatalf("global refusal says %s", body)
+	}
+
+	// The idle connections are answered 408 and closed after header_timeout.
+	for _, c := range idle[:3] {
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatalf("idle connection: %v", err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusRequestTimeout || !strings.Contains(string(b), `"request_timeout"`) {
+			t.Fatalf("idle connection answered %d %s", resp.StatusCode, b)
+		}
+	}
+	if d := time.Since(opened); d > 5*time.Second {
+		t.Fatalf("idle connections held for %v", d)
+	}
+	// Their places are free again.
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		resp, body := get(t, dialFrom(t, "127.0.0.8", gw.Addr), "/v1/after")
+		if resp.StatusCode == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("still refused after the idle connections were closed: %d %s", resp.StatusCode, body)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestSlowHeadersClosed: a client dribbling its headers is cut off at
+// header_timeout, while a body may take longer than header_timeout
+// (read_timeout covers it).
+func TestSlowHeadersClosed(t *testing.T) {
+	gw := gatewaytest.Start(t, fmt.Sprintf(floodConfig, startEcho(t, "echo")))
+
+	c := dialFrom(t, "127.0.0.1", gw.Addr)
+	start := time.Now()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	slow := "GET /v1/slow HTTP/1.1\r\nHost: gw\r\nX-Slow: " + strings.Repeat("a", 40)
+	var werr error
+	for i := 0; i < len(slow) && werr == nil; i++ {
+		_, werr = c.Write([]byte{slow[i]})
+		time.Sleep(100 * time.Millisecond)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err == nil {
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusRequestTimeout {
+			t.Fatalf("slow headers answered %d %s", resp.StatusCode, b)
+		}
+		decodeError(t, response{Status: resp.StatusCode, Header: resp.Header, Body: b})
+	}
+	if d := time.Since(start); d > 4*time.Second {
+		t.Fatalf("slow-header connection kept for %v", d)
+	}
+
+	// Headers in time, body after header_timeout: served.
+	c = dialFrom(t, "127.0.0.1", gw.Addr)
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, "POST /v1/body HTTP/1.1\r\nHost: gw\r\nContent-Length: 5\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	if _, err := io.WriteString(c, "hello"); err != nil {
+		t.Fatal(err)
+	}
+	resp, err = http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("slow body: status %d", resp.StatusCode)
 	}
 }

@@ -131,8 +131,12 @@ var docs = map[string]fieldDoc{
 
 	// server:
 	"server.read_timeout": {
-		Desc:    "Time allowed to read a whole request, body included (for a keep-alive connection, counted from the request's first byte).",
+		Desc:    "Time allowed to read a request's body, counted from the end of its headers.",
 		Example: "5s",
+	},
+	"server.header_timeout": {
+		Desc:    "Time allowed to deliver a request's headers: from the moment a new connection opens, and from the first byte of each next request on a keep-alive connection. Connections that send nothing, or headers too slowly, are answered 408 and closed, so they cannot hold `max_connections` for long.",
+		Example: "3s",
 	},
 	"server.write_timeout": {
 		Desc:    "Time allowed to write a response, counted from the end of the handler: the upstream's time is bounded by the upstream or route `timeout`, not by this.",
@@ -164,9 +168,13 @@ var docs = map[string]fieldDoc{
 		Example: []any{"10.0.0.0/8", "192.168.1.1"},
 	},
 	"server.max_connections": {
-		Desc:    "Cap on concurrent client connections; `0` keeps fasthttp's default (262144). Connections over the cap are answered 503 and closed.",
+		Desc:    "Cap on concurrent client connections; `0` keeps fasthttp's default (262144). Connections over the cap are answered with the JSON 503 (`unavailable`) and closed.",
 		Default: "0 (262144)",
 		Example: 10000, Min: ptr(0),
+	},
+	"server.max_connections_per_ip": {
+		Desc:    "Cap on concurrent client connections from one peer address (the TCP peer, never a header); `0` for no cap. Connections over it are answered with the JSON 503 (`unavailable`) and closed. Peers in `trusted_proxies` (load balancers that carry many clients) are exempt and only count against `max_connections`.",
+		Example: 64, Min: ptr(0),
 	},
 
 	// log:

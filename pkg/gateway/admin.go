@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -118,8 +119,9 @@ func writeJSON(ctx *fasthttp.RequestCtx, status int, v any) {
 }
 
 // handleParseError answers requests fasthttp could not parse: oversized
-// headers (431) or bodies (413), smuggling attempts and other malformed
-// requests (400). The connection is closed afterwards.
+// headers (431) or bodies (413), requests not received within
+// header_timeout or read_timeout (408), smuggling attempts and other
+// malformed requests (400). The connection is closed afterwards.
 func (g *Gateway) handleParseError(ctx *fasthttp.RequestCtx, err error) {
 	st := reqctx.Acquire(ctx)
 	st.RequestID = appendUUID(st.RequestID[:0])
@@ -130,6 +132,8 @@ func (g *Gateway) handleParseError(ctx *fasthttp.RequestCtx, err error) {
 		apierror.Write(ctx, fasthttp.StatusRequestEntityTooLarge, apierror.CodePayloadTooLarge, "request body is larger than the gateway accepts")
 	case errors.As(err, &small) || errors.Is(err, fasthttp.ErrSmallReadBuffer):
 		apierror.Write(ctx, fasthttp.StatusRequestHeaderFieldsTooLarge, apierror.CodeHeaderTooLarge, "request headers are larger than the gateway accepts")
+	case isTimeout(err):
+		apierror.Write(ctx, fasthttp.StatusRequestTimeout, apierror.CodeRequestTimeout, "the request was not received in time")
 	default:
 		apierror.Write(ctx, fasthttp.StatusBadRequest, apierror.CodeBadRequest, "malformed HTTP request")
 	}
@@ -215,4 +219,10 @@ func localAddress(ip net.IP) bool {
 		}
 	}
 	return false
+}
+
+// isTimeout reports whether err is a read deadline passing.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
 }

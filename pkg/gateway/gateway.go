@@ -21,6 +21,7 @@ import (
 	"github.com/gatewayd/gatewayd/pkg/config"
 	"github.com/gatewayd/gatewayd/pkg/metrics"
 	"github.com/gatewayd/gatewayd/pkg/plugins"
+	"github.com/gatewayd/gatewayd/pkg/proxy"
 	"github.com/gatewayd/gatewayd/pkg/store"
 	"github.com/valyala/fasthttp"
 	"go.uber.org/zap"
@@ -57,6 +58,10 @@ type Gateway struct {
 
 	server *fasthttp.Server
 	admin  *fasthttp.Server
+	// maxConns and maxConnsPerIP are the client listener's connection caps
+	// (server.max_connections, fasthttp's default when 0, and
+	// server.max_connections_per_ip).
+	maxConns, maxConnsPerIP int
 	// adminAddr is the admin listener's TCP address, set by Serve (nil on
 	// other listeners): state-changing admin requests must name it (or
 	// localhost) in Host.
@@ -107,6 +112,8 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 	if opts.Store != nil {
 		metrics.StoreErrors("ping")
 	}
+	metrics.ConnectionsRejected(rejectMaxConnections)
+	metrics.ConnectionsRejected(rejectPerIP)
 	return g, nil
 }
 
@@ -115,19 +122,36 @@ func (g *Gateway) Config() *config.Config { return g.cur.Load().cfg }
 
 func (g *Gateway) newServer(cfg *config.Config) *fasthttp.Server {
 	s := cfg.Server
+	// Connections are capped by the connLimiter around the listener, which
+	// answers with the gateway's JSON 503; fasthttp's own cap (and its
+	// text/plain answer) sits above it, with room for connections the
+	// limiter already released while their worker is still finishing.
+	g.maxConns = s.MaxConnections
+	if g.maxConns <= 0 {
+		g.maxConns = fasthttp.DefaultConcurrency
+	}
+	g.maxConnsPerIP = s.MaxConnectionsPerIP
+	readTimeout := s.ReadTimeout.D()
 	return &fasthttp.Server{
-		Handler:                       g.Handle,
-		ErrorHandler:                  g.handleParseError,
-		Name:                          "gatewayd",
-		NoDefaultServerHeader:         true,
-		NoDefaultContentType:          true,
-		NoDefaultDate:                 false,
-		ReadTimeout:                   s.ReadTimeout.D(),
+		Handler:               g.Handle,
+		ErrorHandler:          g.handleParseError,
+		Name:                  "gatewayd",
+		NoDefaultServerHeader: true,
+		NoDefaultContentType:  true,
+		NoDefaultDate:         false,
+		// fasthttp's ReadTimeout runs from a new connection's start, and
+		// from the first byte of a keep-alive connection's next request,
+		// until the body is read: here it bounds the headers only, and
+		// HeaderReceived gives the body read_timeout from there on.
+		ReadTimeout: s.HeaderTimeout.D(),
+		HeaderReceived: func(*fasthttp.RequestHeader) fasthttp.RequestConfig {
+			return fasthttp.RequestConfig{ReadTimeout: readTimeout}
+		},
 		WriteTimeout:                  s.WriteTimeout.D(),
 		IdleTimeout:                   s.IdleTimeout.D(),
 		ReadBufferSize:                int(s.MaxRequestHeaderBytes),
 		MaxRequestBodySize:            int(s.MaxRequestBodyBytes),
-		Concurrency:                   s.MaxConnections,
+		Concurrency:                   2 * g.maxConns,
 		DisablePreParseMultipartForm:  true,
 		DisableHeaderNamesNormalizing: false,
 		CloseOnShutdown:               true,
@@ -149,6 +173,8 @@ func (g *Gateway) Serve(ln, adminLn net.Listener) error {
 		g.adminAddr.Store(a)
 	}
 	go func() { errc <- g.admin.Serve(adminLn) }()
+	ln = newConnLimiter(ln, g.maxConns, g.maxConnsPerIP, func() *proxy.TrustedProxies { return g.cur.Load().trusted },
+		g.logger.Named("http"))
 	go func() { errc <- g.server.Serve(ln) }()
 	err := <-errc
 	if err != nil && !g.draining.Load() {
