@@ -6,6 +6,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -394,4 +396,343 @@ func TestSlowHeadersClosed(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Fatalf("slow body: status %d", resp.StatusCode)
 	}
+}
+
+const bodyConfig = `
+version: 1
+listen: "{{LISTEN}}"
+admin: { listen: "{{ADMIN}}" }
+server:
+  read_timeout: 30s
+  max_connections_per_ip: 0
+log: { level: warn, access_log: false }
+upstreams:
+  sink: { targets: ["http://%s"], timeout: 30s }
+routes:
+  - name: upload
+    match: { path_prefix: /v1/ }
+    upstream: sink
+`
+
+// startSink runs an upstream that reads and drops request bodies of any
+// size, and answers with the number of bytes it read.
+func startSink(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n, err := io.Copy(io.Discard, r.Body)
+		if err != nil {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain")
+		fmt.Fprint(w, n)
+	})}
+	go func() { _ = s.Serve(ln) }()
+	t.Cleanup(func() { s.Close() })
+	return ln.Addr().String()
+}
+
+// rssBytes returns the resident set size of process pid, from
+// /proc/<pid>/status.
+func rssBytes(t *testing.T, pid int) int64 {
+	t.Helper()
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Skipf("no /proc: %v", err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(line); len(f) == 3 && f[0] == "VmRSS:" {
+			kb, err := strconv.ParseInt(f[1], 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return kb << 10
+		}
+	}
+	t.Fatal("no VmRSS in /proc status")
+	return 0
+}
+
+// TestHostileBodiesBoundedMemory holds 40 connections, each with an almost
+// complete 10MiB body, on a public route: the gateway streams them to the
+// upstream, so its RSS stays under 100MiB, and it falls back once the
+// clients leave. The binary is built without the race detector, which
+// would multiply the figures.
+func TestHostileBodiesBoundedMemory(t *testing.T) {
+	const (
+		clients = 40
+		size    = 10 << 20
+		held    = 4 << 10 // bytes never sent
+	)
+	gw := gatewaytest.Start(t, fmt.Sprintf(bodyConfig, startSink(t)), gatewaytest.Options{NoRace: true})
+	pid := gw.Cmd.Process.Pid
+	idle := rssBytes(t, pid)
+
+	chunk := make([]byte, 64<<10)
+	for i := range chunk {
+		chunk[i] = 'a' + byte(i%26)
+	}
+	conns := make([]net.Conn, clients)
+	var wg sync.WaitGroup
+	errs := make(chan error, clients)
+	for i := range conns {
+		c, err := net.DialTimeout("tcp", gw.Addr, 2*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns[i] = c
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = c.SetWriteDeadline(time.Now().Add(20 * time.Second))
+			hdr := "POST /v1/upload HTTP/1.1\r\nHost: gw\r\nContent-Type: application/octet-stream\r\nContent-Length: " + strconv.Itoa(size) + "\r\n\r\n"
+			if _, err := io.WriteString(c, hdr); err != nil {
+				errs <- err
+				return
+			}
+			for left := size - held; left > 0; {
+				n := min(left, len(chunk))
+				if _, err := c.Write(chunk[:n]); err != nil {
+					errs <- err
+					return
+				}
+				left -= n
+			}
+		}()
+	}
+	// Sample while the bodies arrive and while they are held.
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	peak := idle
+	sample := func() {
+		if r := rssBytes(t, pid); r > peak {
+			peak = r
+		}
+	}
+	for waiting := true; waiting; {
+		select {
+		case <-done:
+			waiting = false
+		case <-time.After(50 * time.Millisecond):
+			sample()
+		}
+	}
+	close(errs)
+	for err := range errs {
+		t.Fatalf("sending a body: %v", err)
+	}
+	for range 10 {
+		sample()
+		time.Sleep(50 * time.Millisecond)
+	}
+	holding := rssBytes(t, pid)
+
+	for _, c := range conns {
+		c.Close()
+	}
+	var after int64
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		after = rssBytes(t, pid)
+		if after < holding || after <= idle+16<<20 || time.Now().After(deadline) {
+			break
+		}
+	}
+	t.Logf("gateway RSS: idle %d MiB, peak %d MiB while %d clients held unfinished %d MiB bodies (%d MiB at the end), %d MiB after they left",
+		idle>>20, peak>>20, clients, size>>20, holding>>20, after>>20)
+	if peak >= 100<<20 {
+		t.Fatalf("RSS peaked at %d MiB, want under 100 MiB", peak>>20)
+	}
+	if after > holding && after > idle+16<<20 {
+		t.Fatalf("RSS did not fall after the clients left: %d MiB (held %d MiB, idle %d MiB)", after>>20, holding>>20, idle>>20)
+	}
+
+	// The gateway still serves bodies whole, small and large.
+	for _, n := range []int{10, 200 << 10} {
+		r := do(t, "POST", gw.URL("/v1/upload"), nil, strings.Repeat("x", n))
+		if r.Status != 200 || string(r.Body) != strconv.Itoa(n) {
+			t.Fatalf("a %d-byte body: %d %s", n, r.Status, r.Body)
+		}
+	}
+}
+
+// streamConfig streams bodies over 1KiB, accepts up to 256KiB, and serves
+// the in-process auth service.
+const streamConfig = `
+version: 1
+listen: "{{LISTEN}}"
+admin: { listen: "{{ADMIN}}" }
+server:
+  max_request_body_bytes: 256KiB
+  stream_request_body_threshold: 1KiB
+  read_timeout: 1s
+log: { level: warn, access_log: false }
+upstreams:
+  sink: { targets: ["http://%s"] }
+  echo: { targets: ["http://%s"] }
+auth:
+  secret: ${JWT_SECRET}
+  bcrypt_cost: 4
+  users_file: "{{DIR}}/users.db"
+routes:
+  - name: auth
+    match: { path_prefix: /v1/auth/ }
+    upstream: builtin:auth
+  - name: sink
+    match: { path_prefix: /sink/ }
+    upstream: sink
+  - name: echo
+    match: { path_prefix: /echo/ }
+    upstream: echo
+`
+
+// recordingSink is an upstream that records, for each request, how many
+// body bytes it read and whether the body ended properly.
+type recordingSink struct {
+	mu   sync.Mutex
+	seen []sinkRead
+}
+
+type sinkRead struct {
+	n        int64
+	complete bool
+}
+
+func (s *recordingSink) start(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n, err := io.Copy(io.Discard, r.Body)
+		s.mu.Lock()
+		s.seen = append(s.seen, sinkRead{n: n, complete: err == nil})
+		s.mu.Unlock()
+		fmt.Fprint(w, n)
+	})}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { srv.Close() })
+	return ln.Addr().String()
+}
+
+func (s *recordingSink) reads() []sinkRead {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]sinkRead(nil), s.seen...)
+}
+
+// chunked frames body as one chunk per 4KiB.
+func chunked(body string) string {
+	var sb strings.Builder
+	for len(body) > 0 {
+		n := min(len(body), 4<<10)
+		fmt.Fprintf(&sb, "%x\r\n%s\r\n", n, body[:n])
+		body = body[n:]
+	}
+	return sb.String()
+}
+
+// exchange writes raw on a new connection and reads the response.
+func exchange(t *testing.T, addr, raw string) (*http.Response, string) {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	go func() { _, _ = io.WriteString(c, raw) }()
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("read response: %v", err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return resp, string(b)
+}
+
+func TestStreamedRequestBodies(t *testing.T) {
+	var sink recordingSink
+	gw := gatewaytest.Start(t, fmt.Sprintf(streamConfig, sink.start(t), startEcho(t, "echo")),
+		gatewaytest.Options{Env: []string{"JWT_SECRET=" + testSecret}})
+	big := strings.Repeat("b", 200<<10)
+
+	t.Run("content-length over the limit is refused before the body", func(t *testing.T) {
+		// Only the headers are sent: the answer must not wait for the body.
+		resp, body := exchange(t, gw.Addr, "POST /sink/x HTTP/1.1\r\nHost: gw\r\nContent-Length: 1048576\r\n\r\n")
+		if resp.StatusCode != 413 || !strings.Contains(body, `"payload_too_large"`) || !resp.Close {
+			t.Fatalf("%d %s (close %v)", resp.StatusCode, body, resp.Close)
+		}
+	})
+	t.Run("expect 100-continue over the limit is refused without inviting the body", func(t *testing.T) {
+		resp, body := exchange(t, gw.Addr, "POST /sink/x HTTP/1.1\r\nHost: gw\r\nExpect: 100-continue\r\nContent-Length: 1048576\r\n\r\n")
+		if resp.StatusCode != 413 || !strings.Contains(body, `"payload_too_large"`) || !resp.Close {
+			t.Fatalf("%d %s (close %v)", resp.StatusCode, body, resp.Close)
+		}
+	})
+	t.Run("chunked over the limit is cut off and the upstream aborted", func(t *testing.T) {
+		before := len(sink.reads())
+		resp, body := exchange(t, gw.Addr, "POST /sink/x HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\n\r\n"+
+			chunked(strings.Repeat("c", 300<<10))+"0\r\n\r\n")
+		if resp.StatusCode != 413 || !strings.Contains(body, `"payload_too_large"`) || !resp.Close {
+			t.Fatalf("%d %s", resp.StatusCode, body)
+		}
+		// The upstream saw a body that never ended properly, never more
+		// than the limit.
+		deadline := time.Now().Add(3 * time.Second)
+		for len(sink.reads()) == before && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		reads := sink.reads()
+		if len(reads) != before+1 {
+			t.Fatalf("upstream saw %d requests", len(reads)-before)
+		}
+		if r := reads[before]; r.complete || r.n > 256<<10 {
+			t.Fatalf("upstream read %d bytes, complete %v", r.n, r.complete)
+		}
+	})
+	t.Run("large bodies stream through whole", func(t *testing.T) {
+		for _, raw := range []string{
+			"POST /sink/x HTTP/1.1\r\nHost: gw\r\nContent-Length: " + strconv.Itoa(len(big)) + "\r\n\r\n" + big,
+			"POST /sink/x HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked(big) + "0\r\n\r\n",
+		} {
+			resp, body := exchange(t, gw.Addr, raw)
+			if resp.StatusCode != 200 || body != strconv.Itoa(len(big)) {
+				t.Fatalf("%d %s", resp.StatusCode, body)
+			}
+		}
+	})
+	t.Run("small chunked bodies are buffered", func(t *testing.T) {
+		resp, body := exchange(t, gw.Addr, "POST /echo/x HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\n\r\n"+chunked("hello")+"0\r\n\r\n")
+		if resp.StatusCode != 200 || !strings.Contains(body, `"body_size": 5`) || !strings.Contains(body, `"Content-Length": [`) {
+			t.Fatalf("%d %s", resp.StatusCode, body)
+		}
+	})
+	t.Run("a stalled body gets 408", func(t *testing.T) {
+		resp, body := exchange(t, gw.Addr, "POST /sink/x HTTP/1.1\r\nHost: gw\r\nContent-Length: 100000\r\n\r\n"+strings.Repeat("s", 50000))
+		if resp.StatusCode != 408 || !strings.Contains(body, `"request_timeout"`) {
+			t.Fatalf("%d %s", resp.StatusCode, body)
+		}
+	})
+	t.Run("builtin auth reads bodies over the threshold", func(t *testing.T) {
+		// A JSON body over 1KiB (padded with whitespace): streamed by the
+		// listener, read whole for the auth service.
+		pad := strings.Repeat(" ", 4<<10)
+		r := do(t, "POST", gw.URL("/v1/auth/signup"), jsonHdr, `{"email":"big@example.com",`+pad+`"password":"correct-horse-battery-42"}`)
+		if r.Status != 201 {
+			t.Fatalf("signup: %d %s", r.Status, r.Body)
+		}
+		r = do(t, "POST", gw.URL("/v1/auth/login"), jsonHdr, `{"email":"big@example.com","password":"correct-horse-battery-42"}`)
+		if r.Status != 200 {
+			t.Fatalf("login: %d %s", r.Status, r.Body)
+		}
+		r = do(t, "POST", gw.URL("/v1/auth/login"), jsonHdr, `{"email":"big@example.com",`+strings.Repeat(" ", 100<<10)+`"password":"x"}`)
+		if r.Status != 413 || decodeError(t, r).Error != "payload_too_large" {
+			t.Fatalf("auth body over 64KiB: %d %s", r.Status, r.Body)
+		}
+	})
 }

@@ -131,7 +131,7 @@ var docs = map[string]fieldDoc{
 
 	// server:
 	"server.read_timeout": {
-		Desc:    "Time allowed to read a request's body, counted from the end of its headers.",
+		Desc:    "Time allowed to read a request's body, counted from the end of its headers. A streamed body (see `stream_request_body_threshold`) is read while it is sent upstream, so the upstream or route `timeout` bounds it as well.",
 		Example: "5s",
 	},
 	"server.header_timeout": {
@@ -151,8 +151,12 @@ var docs = map[string]fieldDoc{
 		Example: "16KiB",
 	},
 	"server.max_request_body_bytes": {
-		Desc:    "Largest request body accepted (at least 1 byte). Larger bodies get 413.",
+		Desc:    "Largest request body accepted (at least 1 byte). A larger `Content-Length` gets 413 before the body is read; a chunked body that grows past it is cut off, the upstream exchange aborted and the client answered 413.",
 		Example: "50MiB",
+	},
+	"server.stream_request_body_threshold": {
+		Desc:    "Largest request body read whole before the request is handled. Larger bodies (and chunked bodies that grow past it) stream to the upstream as they arrive, so memory does not grow with body size or with the number of clients sending bodies; they are never retried. `builtin:auth` reads bodies up to 64KiB whatever this says. `0` streams every body.",
+		Example: "256KiB",
 	},
 	"server.shutdown_timeout": {
 		Desc:    "On SIGTERM/SIGINT, the longest the whole shutdown may take, `shutdown_delay` included; requests still running then are cut off and the process exits 1. Read from the live configuration, so a reload changes it.",

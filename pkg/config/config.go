@@ -47,7 +47,10 @@ type Server struct {
 	HeaderTimeout         Duration `yaml:"header_timeout"`
 	MaxRequestHeaderBytes Size     `yaml:"max_request_header_bytes"`
 	MaxRequestBodyBytes   Size     `yaml:"max_request_body_bytes"`
-	ShutdownTimeout       Duration `yaml:"shutdown_timeout"`
+	// StreamRequestBodyThreshold is the largest request body read whole
+	// before the request is handled; larger bodies stream to the upstream.
+	StreamRequestBodyThreshold Size     `yaml:"stream_request_body_threshold"`
+	ShutdownTimeout            Duration `yaml:"shutdown_timeout"`
 	// ShutdownDelay is how long /readyz reports 503 before the listener
 	// stops accepting, so load balancers notice (a pre-stop delay).
 	ShutdownDelay  Duration `yaml:"shutdown_delay"`

@@ -12,6 +12,7 @@ const (
 	DefaultMaxRequestHeaderBytes = 8 << 10
 	DefaultMaxRequestBodyBytes   = 10 << 20
 	DefaultHeaderTimeout         = 5 * time.Second
+	DefaultStreamBodyThreshold   = 64 << 10
 	DefaultMaxConnectionsPerIP   = 256
 	DefaultShutdownTimeout       = 30 * time.Second
 	DefaultConnectTimeout        = time.Second
@@ -54,6 +55,9 @@ func (c *Config) applyDefaults() {
 		s.MaxRequestBodyBytes = DefaultMaxRequestBodyBytes
 	}
 	setDur(&s.HeaderTimeout, DefaultHeaderTimeout)
+	if s.StreamRequestBodyThreshold == 0 && !s.Meta.Has("stream_request_body_threshold") {
+		s.StreamRequestBodyThreshold = DefaultStreamBodyThreshold
+	}
 	if s.MaxConnectionsPerIP == 0 && !s.Meta.Has("max_connections_per_ip") {
 		s.MaxConnectionsPerIP = DefaultMaxConnectionsPerIP
 	}
