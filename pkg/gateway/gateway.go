@@ -71,7 +71,7 @@ type Gateway struct {
 	maxBody       int64
 	// oversized holds the request headers whose Content-Length was over
 	// maxBody, as HeaderReceived saw them, for Handle to answer 413 without
-	// reading the body (see markOversized); oversizedN counts them, so the
+	// reading the body (see checkContentLength); oversizedN counts them, so the
 	// common path costs one atomic load.
 	oversized  sync.Map // *fasthttp.RequestHeader -> struct{}
 	oversizedN atomic.Int64
