@@ -131,8 +131,12 @@ var docs = map[string]fieldDoc{
 
 	// server:
 	"server.read_timeout": {
-		Desc:    "Time allowed to read a whole request, body included (for a keep-alive connection, counted from the request's first byte).",
+		Desc:    "Time allowed to read a request's body, counted from the end of its headers. A streamed body (see `stream_request_body_threshold`) is read while it is sent upstream, so the upstream or route `timeout` bounds it as well.",
 		Example: "5s",
+	},
+	"server.header_timeout": {
+		Desc:    "Time allowed to deliver a request's headers: from the moment a new connection opens, and from the first byte of each next request on a keep-alive connection. Connections that send nothing, or headers too slowly, are answered 408 and closed, so they cannot hold `max_connections` for long.",
+		Example: "3s",
 	},
 	"server.write_timeout": {
 		Desc:    "Time allowed to write a response, counted from the end of the handler: the upstream's time is bounded by the upstream or route `timeout`, not by this.",
@@ -147,8 +151,12 @@ var docs = map[string]fieldDoc{
 		Example: "16KiB",
 	},
 	"server.max_request_body_bytes": {
-		Desc:    "Largest request body accepted (at least 1 byte). Larger bodies get 413.",
+		Desc:    "Largest request body accepted (at least 1 byte). A larger `Content-Length` gets 413 before the body is read; a chunked body that grows past it is cut off, the upstream exchange aborted and the client answered 413.",
 		Example: "50MiB",
+	},
+	"server.stream_request_body_threshold": {
+		Desc:    "Largest request body read whole before the request is handled. Larger bodies (and chunked bodies that grow past it) stream to the upstream as they arrive, so memory does not grow with body size or with the number of clients sending bodies; they are never retried. `builtin:auth` reads bodies up to 64KiB whatever this says. `0` streams every body.",
+		Example: "256KiB",
 	},
 	"server.shutdown_timeout": {
 		Desc:    "On SIGTERM/SIGINT, the longest the whole shutdown may take, `shutdown_delay` included; requests still running then are cut off and the process exits 1. Read from the live configuration, so a reload changes it.",
@@ -169,9 +177,13 @@ var docs = map[string]fieldDoc{
 		Example: true,
 	},
 	"server.max_connections": {
-		Desc:    "Cap on concurrent client connections; `0` keeps fasthttp's default (262144). Connections over the cap are answered 503 and closed.",
+		Desc:    "Cap on concurrent client connections; `0` keeps fasthttp's default (262144). Connections over the cap are answered with the JSON 503 (`unavailable`) and closed.",
 		Default: "0 (262144)",
 		Example: 10000, Min: ptr(0),
+	},
+	"server.max_connections_per_ip": {
+		Desc:    "Cap on concurrent client connections from one peer address (the TCP peer, never a header); `0` for no cap. Connections over it are answered with the JSON 503 (`unavailable`) and closed. Peers in `trusted_proxies` (load balancers that carry many clients) are exempt and only count against `max_connections`.",
+		Example: 64, Min: ptr(0),
 	},
 
 	// log:

@@ -208,6 +208,14 @@ func StoreTimeouts() *vm.Counter {
 	return vm.GetOrCreateCounter(`gateway_store_timeouts_total`)
 }
 
+// ConnectionsRejected returns gateway_connections_rejected_total{reason}:
+// client connections refused with a 503 because they were over
+// server.max_connections ("max_connections") or
+// server.max_connections_per_ip ("max_connections_per_ip").
+func ConnectionsRejected(reason string) *vm.Counter {
+	return vm.GetOrCreateCounter(`gateway_connections_rejected_total{reason="` + reason + `"}`)
+}
+
 // UpstreamDuration returns gateway_upstream_duration_seconds{upstream}.
 func UpstreamDuration(upstream string) *vm.PrometheusHistogram {
 	return vm.GetOrCreatePrometheusHistogramExt(
