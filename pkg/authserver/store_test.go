@@ -243,11 +243,13 @@ func TestStoreLockouts(t *testing.T) {
 			t.Fatal(err)
 		}
 		// Failures older than the window are forgotten.
-		short := store.LockoutPolicy{MaxFailures: 2, Window: 50 * time.Millisecond}
+		// The window is long enough that a slow disk (bbolt syncs every
+		// write) cannot make the lock lapse between two calls.
+		short := store.LockoutPolicy{MaxFailures: 2, Window: 400 * time.Millisecond}
 		if _, err := users.ReserveFailure(ctx, "s", short); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(80 * time.Millisecond)
+		time.Sleep(500 * time.Millisecond)
 		for i := range 2 {
 			if d, _ := users.ReserveFailure(ctx, "s", short); d != 0 {
 				t.Fatalf("reservation %d after the window refused for %v", i+1, d)
@@ -257,7 +259,7 @@ func TestStoreLockouts(t *testing.T) {
 		if d, _ := users.ReserveFailure(ctx, "s", short); d <= 0 {
 			t.Fatal("a locked key admitted a reservation")
 		}
-		time.Sleep(80 * time.Millisecond)
+		time.Sleep(500 * time.Millisecond)
 		if d, _ := users.ReserveFailure(ctx, "s", short); d != 0 {
 			t.Fatalf("reservation after the lock expired refused for %v", d)
 		}
