@@ -111,16 +111,28 @@ func serve(cfg *config.Config) error {
 		ln.Close()
 		return err
 	}
+	ls := gateway.Listeners{Client: ln, Admin: adminLn}
+	if cfg.RedirectHTTP != "" {
+		if ls.Redirect, err = net.Listen("tcp", cfg.RedirectHTTP); err != nil {
+			ln.Close()
+			adminLn.Close()
+			return err
+		}
+	}
 	gw := app.Gateway
-	logger.Info("gatewayd started", zap.String("version", version), zap.String("config", cfg.File),
-		zap.String("listen", ln.Addr().String()), zap.String("admin", adminLn.Addr().String()),
-		zap.Int("routes", len(cfg.Routes)))
+	fields := []zap.Field{zap.String("version", version), zap.String("config", cfg.File),
+		zap.String("listen", ln.Addr().String()), zap.Bool("tls", cfg.TLS != nil), zap.String("admin", adminLn.Addr().String()),
+		zap.Int("routes", len(cfg.Routes))}
+	if ls.Redirect != nil {
+		fields = append(fields, zap.String("redirect_http", ls.Redirect.Addr().String()))
+	}
+	logger.Info("gatewayd started", fields...)
 
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
 	defer signal.Stop(sigs)
 	errc := make(chan error, 1)
-	go func() { errc <- gw.Serve(ln, adminLn) }()
+	go func() { errc <- gw.ServeListeners(ls) }()
 
 	for {
 		select {

@@ -109,6 +109,16 @@ var docs = map[string]fieldDoc{
 		Desc:    "Named pools of targets that routes send requests to. Names use letters, digits, `_`, `.` and `-`; `builtin:` is reserved.",
 		Example: map[string]any{"users": map[string]any{"targets": []any{"http://127.0.0.1:9002"}}},
 	},
+	"gateway.tls": {
+		Desc:    "Serve HTTPS on `listen`: certificates picked by SNI, TLS 1.2 or later, optional client certificates. Absent, `listen` serves plain HTTP. The files are read again on every reload; adding or removing the section needs a restart. See [tls.md](tls.md).",
+		Default: "off (plain HTTP)",
+		Example: map[string]any{"certificates": []any{map[string]any{"cert_file": "certs/api.pem", "key_file": "certs/api-key.pem"}}},
+	},
+	"gateway.redirect_http": {
+		Desc:    "host:port of an optional plain-HTTP listener that answers every request with `308` to `https://<host><uri>` (the Host header's host, plus the TLS listener's port unless it is 443); a missing or malformed Host is a 400. Needs `tls`. A change needs a restart.",
+		Default: "off",
+		Example: ":8080", Pattern: hostPortPattern,
+	},
 	"gateway.auth": {
 		Desc:    "The in-process auth service, reached by routes whose upstream is `builtin:auth`. A change needs a restart.",
 		Example: map[string]any{"secret": "${JWT_SECRET}"},
@@ -184,6 +194,47 @@ var docs = map[string]fieldDoc{
 	"server.max_connections_per_ip": {
 		Desc:    "Cap on concurrent client connections from one peer address (the TCP peer, never a header); `0` for no cap. Connections over it are answered with the JSON 503 (`unavailable`) and closed. Peers in `trusted_proxies` (load balancers that carry many clients) are exempt and only count against `max_connections`.",
 		Example: 64, Min: ptr(0),
+	},
+
+	// tls:
+	"tls.certificates": {
+		Desc:     "Server certificates, PEM files (the chain leaf first, and its private key). The client's server name (SNI) picks the certificate whose DNS names match it, exactly or by a `*.` wildcard covering one label; the first is served for no or an unknown name. An unreadable file, bad PEM or a key that does not match is an error (on reload: the old certificates keep serving); an expired or not yet valid certificate is a warning.",
+		Required: true, Default: "none (required)",
+		Example: []any{map[string]any{"cert_file": "certs/api.pem", "key_file": "certs/api-key.pem"}},
+	},
+	"tls.min_version": {
+		Desc:    "Lowest TLS version accepted: `\"1.2\"` or `\"1.3\"`; nothing older is ever served. Cipher suites are Go's defaults (AEAD with forward secrecy). Applied on reload.",
+		Example: "1.3", Enum: []string{"1.2", "1.3"},
+	},
+	"tls.client_ca_file": {
+		Desc:    "PEM certificates of the CAs that sign client certificates. Needed by, and only used with, `client_auth: request` or `require`.",
+		Default: "none",
+		Example: "certs/clients-ca.pem",
+	},
+	"tls.client_auth": {
+		Desc:    "Client certificates (mTLS): `none`; `request` asks for one and verifies it against `client_ca_file` when sent; `require` refuses the handshake without one that verifies. Applied on reload, to new connections.",
+		Example: "require", Enum: []string{"none", "request", "require"},
+	},
+	"tls.alpn": {
+		Desc:    "Application protocols offered in the handshake (ALPN). Only `http/1.1` is served: `h2` is refused, see [tls.md](tls.md#http2-and-grpc) for why and what to put in front for HTTP/2 and gRPC.",
+		Example: []any{"http/1.1"}, Enum: []string{"http/1.1"},
+	},
+	"tls.forward_client_cert": {
+		Desc:    "Request header that carries the verified client certificate's subject CN and names upstream, as `CN=alice;DNS=alice.example;URI=spiffe://example/alice;Email=a@example;IP=192.0.2.1` (bytes outside printable ASCII and `;`, `=`, `,`, `%`, `\"` percent-encoded). Client-sent copies are always removed, by folded name like the other identity headers. Needs `client_auth: request` or `require`; without a verified certificate the header is not set.",
+		Default: "off",
+		Example: "X-Client-Cert-Subject", Pattern: `^[!#$%&'*+.^_|~0-9A-Za-z-]+$`,
+	},
+
+	// tls.certificates[]:
+	"tlsCertificate.cert_file": {
+		Desc:     "PEM certificate chain, leaf first.",
+		Required: true, Default: "none (required)",
+		Example: "certs/api.pem",
+	},
+	"tlsCertificate.key_file": {
+		Desc:     "PEM private key of `cert_file` (PKCS #1, PKCS #8 or SEC 1).",
+		Required: true, Default: "none (required)",
+		Example: "certs/api-key.pem",
 	},
 
 	// log:

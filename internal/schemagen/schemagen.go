@@ -194,6 +194,11 @@ func newModel() (*model, error) {
 		intro: "The admin listener serves `GET /metrics` (Prometheus text), `GET /healthz` (200 while the process runs), `GET /readyz` (503 while draining or when the store does not answer a ping within 500ms) and `POST /-/reload`."})
 	add(&section{def: "server", title: "server", typ: reflect.TypeFor[config.Server](), defaults: reflect.ValueOf(cfg.Server), nullable: true,
 		intro: "The client-facing listener. `trusted_proxies`, `shutdown_timeout` and `shutdown_delay` take effect on reload; the other keys when the process restarts (a reload that changes this section logs that a restart is needed)."})
+	add(&section{def: "tls", title: "tls", typ: reflect.TypeFor[config.TLS](), nullable: true,
+		defaults: reflect.ValueOf(config.TLS{MinVersion: config.DefaultTLSMinVersion, ClientAuth: config.DefaultTLSClientAuth, ALPN: []string{config.ALPNHTTP11}}),
+		intro:    "TLS termination on the client listener (see [tls.md](tls.md)). The certificate, key and client CA files are read at start and on every reload: new handshakes get the new ones, open connections keep theirs; a reload that cannot load them fails and the old ones keep serving. `gateway_tls_certificate_expiry_seconds{name}` reports the seconds left on each certificate."})
+	add(&section{def: "tlsCertificate", title: "tls.certificates[]", typ: reflect.TypeFor[config.TLSCertificate](),
+		intro: "One certificate and its key."})
 	add(&section{def: "log", title: "log", typ: reflect.TypeFor[config.Log](), defaults: reflect.ValueOf(cfg.Log), nullable: true,
 		intro: "Logs are JSON lines (or console text) on stderr. Tokens and passwords are never logged."})
 	add(&section{def: "redis", title: "redis", typ: reflect.TypeFor[config.Redis](), defaults: reflect.ValueOf(rd), nullable: true,

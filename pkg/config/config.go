@@ -10,14 +10,19 @@ import (
 
 // Config is a whole gateway.yaml.
 type Config struct {
-	Version   int                  `yaml:"version"`
-	Listen    string               `yaml:"listen"`
-	Admin     Admin                `yaml:"admin"`
-	Server    Server               `yaml:"server"`
-	Log       Log                  `yaml:"log"`
-	Redis     *Redis               `yaml:"redis"`
-	Upstreams map[string]*Upstream `yaml:"upstreams"`
-	Auth      *Auth                `yaml:"auth"`
+	Version int    `yaml:"version"`
+	Listen  string `yaml:"listen"`
+	// TLS, when present, makes listen serve HTTPS.
+	TLS *TLS `yaml:"tls"`
+	// RedirectHTTP is an optional plain-HTTP listener that answers every
+	// request with a 308 to the same URL on https (needs TLS).
+	RedirectHTTP string               `yaml:"redirect_http"`
+	Admin        Admin                `yaml:"admin"`
+	Server       Server               `yaml:"server"`
+	Log          Log                  `yaml:"log"`
+	Redis        *Redis               `yaml:"redis"`
+	Upstreams    map[string]*Upstream `yaml:"upstreams"`
+	Auth         *Auth                `yaml:"auth"`
 	// Plugins holds named, reusable plugin settings. Each value is a mapping
 	// with a "type" key; the plugin factory decodes the rest.
 	Plugins map[string]*yaml.Node `yaml:"plugins"`

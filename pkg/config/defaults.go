@@ -43,6 +43,9 @@ func (c *Config) applyDefaults() {
 	}
 	setStr(&c.Listen, DefaultListen)
 	setStr(&c.Admin.Listen, DefaultAdminListen)
+	if c.TLS != nil {
+		c.TLS.applyDefaults()
+	}
 	s := &c.Server
 	setDur(&s.ReadTimeout, DefaultReadTimeout)
 	setDur(&s.WriteTimeout, DefaultWriteTimeout)

@@ -36,6 +36,12 @@ func (c *Config) validate() error {
 	if c.Listen == c.Admin.Listen {
 		v.at(c.Admin.Meta.Pos("listen"), "admin.listen", "must differ from listen (%s)", c.Listen)
 	}
+	switch {
+	case c.TLS != nil:
+		v.tls(c)
+	case c.RedirectHTTP != "":
+		v.redirectWithoutTLS(c)
+	}
 	v.server(&c.Server)
 	v.log(&c.Log)
 	if c.Redis != nil {

@@ -56,7 +56,12 @@ type generation struct {
 	// warnings are the configuration warnings found while building.
 	warnings []*config.Warning
 	trusted  *proxy.TrustedProxies
-	releases []func()
+	// tls holds the certificates and client certificate settings of the
+	// TLS listener (nil without a tls: section); forwardCert is its
+	// forward_client_cert header name, nil when off.
+	tls         *tlsState
+	forwardCert []byte
+	releases    []func()
 
 	unmatched *metrics.Route
 
@@ -102,6 +107,19 @@ func build(cfg *config.Config, d *deps) (*generation, error) {
 	g.trusted = tp
 	g.dropUnderscore = cfg.Server.DropUnderscoreHeaders
 
+	var claimHeaders []string
+	if cfg.TLS != nil {
+		st, terrs := buildTLS(cfg, d.env.Now(), d.env.Warn)
+		errs = append(errs, terrs...)
+		if st != nil {
+			g.tls, g.forwardCert = st, st.forward
+		}
+		if h := cfg.TLS.ForwardClientCert; h != "" {
+			// Only the gateway sets it, from the verified certificate.
+			claimHeaders = append(claimHeaders, h)
+		}
+	}
+
 	ups := map[string]*proxy.Upstream{}
 	for _, name := range sortedKeys(cfg.Upstreams) {
 		u := cfg.Upstreams[name]
@@ -117,7 +135,6 @@ func build(cfg *config.Config, d *deps) (*generation, error) {
 		ups[name] = up
 	}
 
-	var claimHeaders []string
 	var rrs []*router.Route
 	for i, rc := range cfg.Routes {
 		if rc == nil {

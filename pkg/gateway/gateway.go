@@ -7,11 +7,13 @@ package gateway
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -59,6 +61,14 @@ type Gateway struct {
 
 	server *fasthttp.Server
 	admin  *fasthttp.Server
+	// redirect serves redirect_http (nil without it).
+	redirect *fasthttp.Server
+	// tlsListener says the client listener serves TLS: fixed at start, as
+	// switching between TLS and plain HTTP needs a restart.
+	tlsListener bool
+	// httpsPort is the TLS listener's port as redirects name it: empty for
+	// 443. Set by Serve.
+	httpsPort atomic.Pointer[string]
 	// maxConns and maxConnsPerIP are the client listener's connection caps
 	// (server.max_connections, fasthttp's default when 0, and
 	// server.max_connections_per_ip).
@@ -111,6 +121,13 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 		g.logger.Warn("configuration warning: " + w.String())
 	}
 	g.server = g.newServer(cfg)
+	g.tlsListener = cfg.TLS != nil
+	if cfg.RedirectHTTP != "" {
+		g.redirect = g.newRedirectServer(cfg)
+	}
+	if gen.tls != nil {
+		metrics.SetTLSCertificates(gen.tls.certs.infos)
+	}
 	g.admin = &fasthttp.Server{
 		Handler:               g.handleAdmin,
 		Name:                  "gatewayd-admin",
@@ -187,17 +204,52 @@ type zapPrintf struct{ l *zap.Logger }
 
 func (z zapPrintf) Printf(format string, args ...any) { z.l.Debug(fmt.Sprintf(format, args...)) }
 
+// Listeners are the sockets a Gateway serves on.
+type Listeners struct {
+	// Client is the client listener (listen): plain TCP, which the Gateway
+	// wraps in TLS when the configuration has a tls: section.
+	Client net.Listener
+	// Admin is the admin listener (admin.listen).
+	Admin net.Listener
+	// Redirect is the redirect_http listener, nil without it.
+	Redirect net.Listener
+}
+
 // Serve serves clients on ln and the admin endpoints on adminLn until
 // Shutdown. It returns the first serve error.
 func (g *Gateway) Serve(ln, adminLn net.Listener) error {
-	errc := make(chan error, 2)
+	return g.ServeListeners(Listeners{Client: ln, Admin: adminLn})
+}
+
+// ServeListeners serves every listener of ls until Shutdown. It returns the
+// first serve error.
+func (g *Gateway) ServeListeners(ls Listeners) error {
+	errc := make(chan error, 3)
+	adminLn := ls.Admin
 	if a, ok := adminLn.Addr().(*net.TCPAddr); ok {
 		g.adminAddr.Store(a)
 	}
 	go func() { errc <- g.admin.Serve(adminLn) }()
-	ln = newConnLimiter(ln, g.maxConns, g.maxConnsPerIP, func() *proxy.TrustedProxies { return g.cur.Load().trusted },
-		g.logger.Named("http"))
+	trusted := func() *proxy.TrustedProxies { return g.cur.Load().trusted }
+	limiter := newConnLimiter(ls.Client, g.maxConns, g.maxConnsPerIP, trusted, g.logger.Named("http"))
+	var ln net.Listener = limiter
+	if g.tlsListener {
+		base := g.tlsBaseConfig()
+		// Over-cap connections are answered after the handshake: a TLS
+		// client cannot read a plain-text 503.
+		limiter.wrapReject = func(c net.Conn) net.Conn { return tls.Server(c, base) }
+		ln = &tlsListener{Listener: limiter, config: base}
+	}
+	port := ""
+	if a, ok := ls.Client.Addr().(*net.TCPAddr); ok && a.Port != 443 {
+		port = strconv.Itoa(a.Port)
+	}
+	g.httpsPort.Store(&port)
 	go func() { errc <- g.server.Serve(ln) }()
+	if ls.Redirect != nil && g.redirect != nil {
+		rl := newConnLimiter(ls.Redirect, g.maxConns, g.maxConnsPerIP, trusted, g.logger.Named("redirect"))
+		go func() { errc <- g.redirect.Serve(rl) }()
+	}
 	err := <-errc
 	if err != nil && !g.draining.Load() {
 		return err
@@ -221,7 +273,18 @@ func (g *Gateway) Shutdown(delay, timeout time.Duration) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
+	var rdone chan struct{}
+	if g.redirect != nil {
+		rdone = make(chan struct{})
+		go func() {
+			defer close(rdone)
+			_ = g.redirect.ShutdownWithContext(ctx)
+		}()
+	}
 	err := g.server.ShutdownWithContext(ctx)
+	if rdone != nil {
+		<-rdone
+	}
 	_ = g.admin.ShutdownWithContext(ctx)
 	g.retiring.Wait()
 	if gen := g.cur.Load(); gen != nil {
@@ -295,7 +358,7 @@ func (g *Gateway) Reload() (ReloadResult, error) {
 		}
 		return g.reloadFailed(err)
 	}
-	if cfg.Hash == old.cfg.Hash {
+	if cfg.Hash == old.cfg.Hash && (old.tls == nil || cfg.TLS == nil || !old.tls.filesChanged(cfg.TLS)) {
 		return ReloadResult{Unchanged: true}, nil
 	}
 	res := diff(old, cfg)
@@ -310,8 +373,19 @@ func (g *Gateway) Reload() (ReloadResult, error) {
 		res.Warnings = append(res.Warnings, w.String())
 	}
 	// Settings that belong to listeners and the store are kept as they are.
-	gen.cfg.Listen, gen.cfg.Admin.Listen = old.cfg.Listen, old.cfg.Admin.Listen
+	gen.cfg.Listen, gen.cfg.Admin.Listen, gen.cfg.RedirectHTTP = old.cfg.Listen, old.cfg.Admin.Listen, old.cfg.RedirectHTTP
+	if g.tlsListener && gen.tls == nil {
+		// tls: was removed: the TLS listener keeps its certificates
+		// until the restart that makes it plain.
+		gen.tls, gen.forwardCert = old.tls, old.forwardCert
+		if old.forwardCert != nil {
+			gen.identity = proxy.NewIdentityHeaders(append(gen.identity.Names(), string(old.forwardCert)))
+		}
+	}
 	g.cur.Store(gen)
+	if g.tlsListener {
+		metrics.SetTLSCertificates(gen.tls.certs.infos)
+	}
 	g.accessLog.Store(*cfg.Log.AccessLog)
 	g.retire(old)
 	metrics.ConfigReloads("success").Inc()
@@ -379,6 +453,14 @@ func diff(old *generation, cfg *config.Config) ReloadResult {
 	}
 	if cfg.Admin.Listen != old.cfg.Admin.Listen {
 		res.Restart = append(res.Restart, "admin.listen")
+	}
+	// The listener's protocol is fixed at start; the tls: settings
+	// themselves (certificates, client certificates, versions) apply live.
+	if (cfg.TLS == nil) != (old.cfg.TLS == nil) {
+		res.Restart = append(res.Restart, "tls")
+	}
+	if cfg.RedirectHTTP != old.cfg.RedirectHTTP {
+		res.Restart = append(res.Restart, "redirect_http")
 	}
 	if (cfg.Redis == nil) != (old.cfg.Redis == nil) || (cfg.Redis != nil && !sameYAML(cfg.Redis.Meta.Node, old.cfg.Redis.Meta.Node)) {
 		res.Restart = append(res.Restart, "redis")

@@ -74,6 +74,9 @@ func (g *Gateway) Handle(ctx *fasthttp.RequestCtx) {
 	if gen.dropUnderscore {
 		proxy.DropUnderscoreHeaders(&ctx.Request)
 	}
+	if gen.forwardCert != nil {
+		setClientCert(ctx, gen.forwardCert)
+	}
 
 	var (
 		r    *route

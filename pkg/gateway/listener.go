@@ -50,6 +50,11 @@ type connLimiter struct {
 	perIP   int // 0: no cap
 	trusted func() *proxy.TrustedProxies
 	logger  *zap.Logger
+	// wrapReject, when set, wraps a connection before it is answered 503:
+	// on a TLS listener, the answer is written after the handshake (within
+	// the same rejectLinger deadline), since a TLS client cannot read it
+	// in plain text.
+	wrapReject func(net.Conn) net.Conn
 
 	mu        sync.Mutex
 	total     int
@@ -129,6 +134,9 @@ func (l *connLimiter) reject(c net.Conn, ip netip.Addr, reason string) {
 	}
 	go func() {
 		defer l.rejecting.Add(-1)
+		if l.wrapReject != nil {
+			c = l.wrapReject(c)
+		}
 		writeUnavailable(c, reason)
 	}()
 }
