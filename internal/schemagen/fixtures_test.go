@@ -15,11 +15,14 @@ import (
 // what a JSON Schema can express. -check must reject them; the schema's
 // verdict is not compared.
 var semanticOnly = map[string]string{
-	"duplicate_match.yaml": "two routes with the same host, path_prefix and methods: a relation between list items",
-	"references.yaml":      "names that must exist in other sections (upstream, plugin), unique route names, builtin:auth without auth:",
-	"unset_env.yaml":       "an unset environment variable: the schema sees the ${VAR} placeholder, whose value only exists at load time",
-	"plugin_order.yaml":    "plugins listed before the jwt plugin they need: an order between list items",
-	"weak_secrets.yaml":    "secrets long enough but guessable (placeholders, repetition, low entropy): judged by estimating their entropy",
+	"duplicate_match.yaml":      "two routes with the same host, path_prefix and methods: a relation between list items",
+	"references.yaml":           "names that must exist in other sections (upstream, plugin), unique route names, builtin:auth without auth:",
+	"unset_env.yaml":            "an unset environment variable: the schema sees the ${VAR} placeholder, whose value only exists at load time",
+	"plugin_order.yaml":         "plugins listed before the jwt plugin they need: an order between list items",
+	"weak_secrets.yaml":         "secrets long enough but guessable (placeholders, repetition, low entropy): judged by estimating their entropy",
+	"tls_files.yaml":            "certificate, key and CA files that cannot be read or hold no PEM: only reading them tells",
+	"redirect_without_tls.yaml": "redirect_http without a tls: section: a relation between two top-level keys",
+	"tls_client_auth.yaml":      "client_auth without client_ca_file: a relation between two keys",
 }
 
 // check runs what `gatewayd -check -config file` runs and returns the

@@ -41,6 +41,12 @@ func TestReloadDiff(t *testing.T) {
 		{name: "server timeout", give: func(s string) string { return strings.Replace(s, "read_timeout: 10s", "read_timeout: 5s", 1) }, wantRestart: []string{"server"}},
 		{name: "route changed", give: func(s string) string { return strings.Replace(s, "path_prefix: /two/", "path_prefix: /deux/", 1) }, wantChanged: []string{"two"}},
 		{name: "route renamed", give: func(s string) string { return strings.Replace(s, "name: one", "name: uno", 1) }, wantAdded: []string{"uno"}, wantRemoved: []string{"one"}},
+		{name: "tls added", give: func(s string) string {
+			return s + "tls: { certificates: [{ cert_file: a.pem, key_file: a-key.pem }] }\n"
+		}, wantRestart: []string{"tls"}},
+		{name: "tls and redirect added", give: func(s string) string {
+			return s + "redirect_http: \":8081\"\ntls: { certificates: [{ cert_file: a.pem, key_file: a-key.pem }] }\n"
+		}, wantRestart: []string{"tls", "redirect_http"}},
 		{name: "redis added", give: func(s string) string { return s + "redis: { addrs: [\"127.0.0.1:6379\"] }\n" }, wantRestart: []string{"redis"}},
 	}
 	oldCfg, err := config.Parse("a.yaml", []byte(diffBase))
