@@ -2,9 +2,17 @@ package deploy
 
 import (
 	"bufio"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -196,6 +204,7 @@ func TestAlertRulesShape(t *testing.T) {
 		{giveAlert: "GatewayRateLimitRejectionSpike", wantContains: []string{"gateway_ratelimit_rejected_total"}},
 		{giveAlert: "GatewayUpstreamTargetDown", wantContains: []string{"gateway_upstream_target_healthy == 0"}},
 		{giveAlert: "GatewayUpstreamAllTargetsDown", wantContains: []string{"gateway_upstream_target_healthy"}},
+		{giveAlert: "GatewayTLSCertificateExpiringSoon", wantContains: []string{"gateway_tls_certificate_expiry_seconds", "< 14 * 86400"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.giveAlert, func(t *testing.T) {
@@ -527,6 +536,7 @@ version: 1
 listen: "{{LISTEN}}"
 admin: { listen: "{{ADMIN}}" }
 log: { level: warn, access_log: false }
+tls: { certificates: [{ cert_file: "%[4]s", key_file: "%[5]s" }] }
 upstreams:
   echo: { targets: ["http://%[1]s"] }
 plugins:
@@ -540,6 +550,43 @@ routes:
     match: { path_prefix: /public/ }
     upstream: echo
 %[3]s`
+
+// scrapeCertificate writes a self-signed certificate for 127.0.0.1 and its
+// key, and returns them with a pool that trusts the certificate.
+func scrapeCertificate(t *testing.T) (certFile, keyFile string, roots *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "deploy-test"},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(24 * time.Hour),
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	roots = x509.NewCertPool()
+	roots.AddCert(cert)
+	return certFile, keyFile, roots
+}
 
 func startEcho(t *testing.T) string {
 	t.Helper()
@@ -583,9 +630,11 @@ func TestMonitoringMetricsExported(t *testing.T) {
 
 	secret := "8mwrnq_BlKAxLWBlObN6_lDvE4myvl9jCMIoZ0bcyvJIWKUC"
 	upstream := startEcho(t)
-	cfg := fmt.Sprintf(scrapeConfig, upstream, secret, "")
+	// Served over TLS, so that the certificate expiry series exists.
+	certFile, keyFile, roots := scrapeCertificate(t)
+	cfg := fmt.Sprintf(scrapeConfig, upstream, secret, "", certFile, keyFile)
 	gw := gatewaytest.Start(t, cfg)
-	c := &http.Client{Timeout: 10 * time.Second}
+	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
 
 	now := time.Now()
 	token, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
@@ -609,13 +658,13 @@ func TestMonitoringMetricsExported(t *testing.T) {
 		{name: "no route", givePath: "/nothing", wantStatus: 404},
 	}
 	for _, st := range steps {
-		if got := request(t, c, "GET", gw.URL(st.givePath), st.giveToken); got != st.wantStatus {
+		if got := request(t, c, "GET", "https://"+gw.Addr+st.givePath, st.giveToken); got != st.wantStatus {
 			t.Fatalf("%s: GET %s = %d, want %d", st.name, st.givePath, got, st.wantStatus)
 		}
 	}
 
 	// A successful reload, then a rejected one: both result series exist.
-	gw.WriteConfig(fmt.Sprintf(scrapeConfig, upstream, secret, "  - name: extra\n    match: { path: /extra }\n    upstream: echo\n"))
+	gw.WriteConfig(fmt.Sprintf(scrapeConfig, upstream, secret, "  - name: extra\n    match: { path: /extra }\n    upstream: echo\n", certFile, keyFile))
 	if got := request(t, c, "POST", gw.AdminURL("/-/reload"), ""); got != 200 {
 		t.Fatalf("valid reload = %d, want 200", got)
 	}
