@@ -2,7 +2,14 @@ package loadgen
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"errors"
+	"math/big"
 	"net"
 	"strings"
 	"sync/atomic"
@@ -83,7 +90,7 @@ func TestRunOptionErrors(t *testing.T) {
 		want error
 	}{
 		{name: "no scheme", give: Options{URL: "127.0.0.1:1/x", Duration: time.Second}, want: ErrBadURL},
-		{name: "https", give: Options{URL: "https://127.0.0.1:1/", Duration: time.Second}, want: ErrBadURL},
+		{name: "other scheme", give: Options{URL: "ftp://127.0.0.1:1/", Duration: time.Second}, want: ErrBadURL},
 		{name: "no duration", give: Options{URL: "http://127.0.0.1:1/"}, want: ErrNoDuration},
 		{name: "negative rate", give: Options{URL: "http://127.0.0.1:1/", Duration: time.Second, Rate: -1}, want: ErrBadRate},
 		{name: "bad header", give: Options{URL: "http://127.0.0.1:1/", Duration: time.Second, Headers: []string{"nocolon"}}, want: ErrBadHeader},
@@ -222,5 +229,50 @@ func TestRunReconnectsPerConn(t *testing.T) {
 	}
 	if min := int64(res.Requests / 10); conns.Load() < min {
 		t.Fatalf("%d connections for %d requests, want at least %d", conns.Load(), res.Requests, min)
+	}
+}
+
+// TestRunHTTPSHandshakePerRequest: an https URL with one request per
+// connection makes every request a full TLS handshake.
+func TestRunHTTPSHandshakePerRequest(t *testing.T) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var handshakes atomic.Int64
+	cfg := &tls.Config{
+		Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}},
+		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
+			handshakes.Add(1)
+			return nil, nil
+		},
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
+		if !ctx.IsTLS() {
+			ctx.SetStatusCode(fasthttp.StatusBadRequest)
+		}
+	}}
+	go func() { _ = srv.Serve(tls.NewListener(ln, cfg)) }()
+	t.Cleanup(func() { _ = srv.Shutdown() })
+	res, err := Run(context.Background(), Options{URL: "https://" + ln.Addr().String() + "/", Connections: 2,
+		Duration: 300 * time.Millisecond, RequestsPerConn: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Requests == 0 || res.Errors != 0 || res.Non2xx != 0 {
+		t.Fatalf("result %+v", res)
+	}
+	if got := uint64(handshakes.Load()); got < res.Requests {
+		t.Fatalf("%d handshakes for %d requests", got, res.Requests)
 	}
 }

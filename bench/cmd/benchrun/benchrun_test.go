@@ -142,17 +142,27 @@ func TestReport(t *testing.T) {
 	add(scChainRedis, []float64{30, 29, 31}, 1.9, "")
 	add(scNginx, []float64{45, 46, 44}, 1.1, "")
 	add(scHAProxyJWT, nil, 0, "haproxy not installed")
+	add(scChainTLS, []float64{30, 31, 29}, 1.5, "")
+	add(scNginxTLS, []float64{40, 40, 40}, 1.3, "")
+	hs := r.add(&scenario{name: scChainTLSHandshake})
+	hs.Phases = append(hs.Phases, thr(5), thr(6), thr(4))
+	hn := r.add(&scenario{name: scNginxTLSHandshake})
+	hn.Phases = append(hn.Phases, thr(8), thr(8), thr(8))
 	r.Micro = []microResult{{Name: "BenchmarkChain/memory", AllocsPerOp: 0}}
 	r.finish()
 
 	if s := r.byName[scPassthrough]; s.RPS != 49 || s.P99 != 1.0 || math.Abs(*s.AddedP99-0.5) > 1e-9 {
 		t.Fatalf("passthrough summary %+v", s)
 	}
+	if s := r.byName[scChainTLSHandshake]; s.RPS != 5 || s.AddedP99 != nil {
+		t.Fatalf("handshake summary %+v (no latency phase, so no added p99)", s)
+	}
 	want := map[string]string{
 		"passthrough / fasthttp-min":          "PASS", // 49/50
 		"passthrough / nginx":                 "PASS", // 49/45
 		"chain-memory / passthrough":          "MISS", // 40/49
 		"chain-redis / haproxy-jwt":           "n/a",
+		"chain-tls / nginx-tls":               "MISS", // 30/40
 		"allocs/op, Chain/memory":             "PASS",
 		"RSS at 256 connections, chain-redis": "PASS",
 	}
@@ -166,7 +176,8 @@ func TestReport(t *testing.T) {
 		}
 	}
 	md := r.markdown()
-	for _, s := range []string{"| passthrough | 49 | 1.09 |", "haproxy-jwt | skipped: haproxy not installed", "chain-memory / passthrough | 0.82 × | ≥ 0.85 × | MISS (4.0 % below the target)", "only ratios from the same run"} {
+	for _, s := range []string{"| passthrough | 49 | 1.09 |", "haproxy-jwt | skipped: haproxy not installed", "chain-memory / passthrough | 0.82 × | ≥ 0.85 × | MISS (4.0 % below the target)", "only ratios from the same run",
+		"chain-tls / nginx-tls | 0.75 × | ≥ 0.80 × | MISS", "chain-tls-handshake 5 req/s, nginx-tls-handshake 8 req/s (0.62 × nginx)"} {
 		if !strings.Contains(md, s) {
 			t.Fatalf("markdown lacks %q:\n%s", s, md)
 		}
@@ -186,8 +197,11 @@ func TestReport(t *testing.T) {
 // TestGatewayConfigsAreValid checks the scenario configurations with the
 // same build gatewayd -check runs, so they follow the configuration format.
 func TestGatewayConfigsAreValid(t *testing.T) {
-	e := &env{upstream: "127.0.0.1:9", redis: "127.0.0.1:6379", secret: randomSecret()}
-	for _, name := range []string{scPassthrough, scChainMemory, scChainRedis} {
+	e := &env{dir: t.TempDir(), upstream: "127.0.0.1:9", redis: "127.0.0.1:6379", secret: randomSecret()}
+	if err := e.tlsCertificate(); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{scPassthrough, scChainMemory, scChainRedis, scChainTLS, scChainTLSHandshake} {
 		t.Run(name, func(t *testing.T) {
 			cfg, err := config.Parse(name+".yaml", []byte(e.gatewayYAML(name, 8080, 9901)))
 			if err := gateway.Check(cfg, err, builtin.Registry()); err != nil {

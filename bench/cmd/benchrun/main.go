@@ -251,7 +251,9 @@ func benchmark(ctx context.Context, o *options, log io.Writer) (*report, error) 
 		}
 		sum[sc.name].Phases = append(sum[sc.name].Phases, ph)
 		logf(log, "warm-up     %-13s %8.0f req/s", sc.name, ph.RPS)
-		if sc.name != scDirect {
+		// Handshake scenarios measure connection setup: their rate says
+		// nothing about the rate the latency phase can hold.
+		if sc.name != scDirect && sc.perConn == 0 {
 			slowest = min(slowest, ph.RPS)
 		}
 	}
@@ -273,9 +275,22 @@ func benchmark(ctx context.Context, o *options, log io.Writer) (*report, error) 
 			if err := ctx.Err(); err != nil {
 				return nil, err
 			}
-			ph, err := g.run(ctx, sc, "throughput", thrTool, o.conns, o.duration, 0)
+			tool := thrTool
+			if sc.perConn > 0 {
+				// wrk keeps its connections alive.
+				tool = "load"
+			}
+			ph, err := g.run(ctx, sc, "throughput", tool, o.conns, o.duration, 0)
 			if err != nil {
 				return nil, fmt.Errorf("%s throughput: %w", sc.name, err)
+			}
+			if sc.perConn > 0 {
+				// No latency phase: its rate is sized for keep-alive
+				// connections.
+				sum[sc.name].Phases = append(sum[sc.name].Phases, ph)
+				logf(log, "round %d/%d %-13s %8.0f req/s  proxy cpu %3.0f%%  %s  (a new connection per request)  errors %d",
+					r, o.rounds, sc.name, ph.RPS, ph.ProxyCPU, describeBusy(ph.CPUBusy), ph.Non2xx+ph.Errors)
+				continue
 			}
 			lat, err := g.run(ctx, sc, "latency", "load", o.conns, o.latencyDur, rate)
 			if err != nil {
@@ -291,6 +306,9 @@ func benchmark(ctx context.Context, o *options, log io.Writer) (*report, error) 
 		for _, sc := range active {
 			if err := ctx.Err(); err != nil {
 				return nil, err
+			}
+			if sc.perConn > 0 {
+				continue
 			}
 			ph, err := g.run(ctx, sc, "conns", "load", o.connsHigh, o.highDur, 0)
 			if err != nil {
@@ -325,14 +343,23 @@ func startScenarios(e *env, names []string, rep *report, log io.Writer) []*scena
 	var scs []*scenario
 	for _, name := range names {
 		sc := &scenario{name: name}
+		if handshakeScenarios[name] {
+			sc.perConn = 1
+		}
 		scs = append(scs, sc)
 		var err error
+		if tlsScenarios[name] {
+			if err = e.tlsCertificate(); err != nil {
+				sc.skip = "failed to make the TLS certificate: " + err.Error()
+				continue
+			}
+		}
 		switch name {
 		case scDirect:
 			sc.url = "http://" + e.upstream + benchPath
 		case scFasthttpMin:
 			err = e.startFasthttpMin(sc)
-		case scPassthrough, scChainMemory:
+		case scPassthrough, scChainMemory, scChainTLS, scChainTLSHandshake:
 			err = e.startGateway(sc)
 		case scChainRedis:
 			redisBin, lerr := exec.LookPath("redis-server")
@@ -346,7 +373,7 @@ func startScenarios(e *env, names []string, rep *report, log io.Writer) []*scena
 				}
 			}
 			err = e.startGateway(sc)
-		case scNginx:
+		case scNginx, scNginxTLS, scNginxTLSHandshake:
 			bin, lerr := lookPath("nginx", "/usr/sbin/nginx")
 			if lerr != nil {
 				sc.skip = "nginx not installed (apt-get install -y nginx)"

@@ -116,6 +116,9 @@ func (g *generator) runLoad(ctx context.Context, sc *scenario, conns int, dur ti
 	if rate > 0 {
 		args = append(args, "-rate", strconv.FormatFloat(rate, 'f', 0, 64))
 	}
+	if sc.perConn > 0 {
+		args = append(args, "-requests-per-conn", strconv.Itoa(sc.perConn))
+	}
 	cmd := g.env.pin.command(g.env.pin.loadCPU, g.loadBin, args...)
 	cmd.Env = append(os.Environ(), "GOMAXPROCS=1")
 	if out, err := runCmd(ctx, cmd); err != nil {

@@ -3,6 +3,8 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -112,10 +114,13 @@ func freePort() (int, error) {
 // errNotReady is returned when a started process never became ready.
 var errNotReady = errors.New("not ready")
 
+// benchRoots trusts the TLS scenarios' certificate (nil: the system roots).
+var benchRoots *x509.CertPool
+
 // waitHTTP polls url (with the headers) until it answers want, the process
 // exits or timeout passes.
 func waitHTTP(p *proc, url string, hdr map[string]string, want int, timeout time.Duration) error {
-	c := &http.Client{Timeout: time.Second}
+	c := &http.Client{Timeout: time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: benchRoots}}}
 	deadline := time.Now().Add(timeout)
 	var last string
 	for time.Now().Before(deadline) {

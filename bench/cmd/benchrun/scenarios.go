@@ -1,7 +1,15 @@
 package main
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
+	"math/big"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,11 +27,21 @@ const (
 	scChainRedis  = "chain-redis"
 	scNginx       = "nginx"
 	scHAProxyJWT  = "haproxy-jwt"
+
+	// TLS termination (SPEC §15): the full chain over TLS 1.3 against nginx
+	// terminating TLS 1.3 with the same certificate, on keep-alive
+	// connections and with one request per connection (a full handshake
+	// each).
+	scChainTLS          = "chain-tls"
+	scNginxTLS          = "nginx-tls"
+	scChainTLSHandshake = "chain-tls-handshake"
+	scNginxTLSHandshake = "nginx-tls-handshake"
 )
 
 // allScenarios is the default order, which is also the order of every
 // round.
-var allScenarios = []string{scDirect, scFasthttpMin, scPassthrough, scChainMemory, scChainRedis, scNginx, scHAProxyJWT}
+var allScenarios = []string{scDirect, scFasthttpMin, scPassthrough, scChainMemory, scChainRedis, scNginx, scHAProxyJWT,
+	scChainTLS, scNginxTLS, scChainTLSHandshake, scNginxTLSHandshake}
 
 var scenarioDescriptions = map[string]string{
 	scDirect:      "no proxy: the load generator talks to the upstream (the ceiling)",
@@ -33,7 +51,18 @@ var scenarioDescriptions = map[string]string{
 	scChainRedis:  "gatewayd, the same chain on a local redis-server (client-side cache on)",
 	scNginx:       "nginx, plain reverse proxy, upstream keep-alive, 1 worker",
 	scHAProxyJWT:  "HAProxy, jwt_verify HS256 + alg + exp + role check + per-user stick-table rate limit, nbthread 1",
+	scChainTLS:    "gatewayd, the chain-memory chain behind TLS 1.3 termination (ECDSA P-256 certificate, X25519), keep-alive",
+	scNginxTLS:    "nginx terminating TLS 1.3 with the same certificate, plain proxy_pass, 1 worker, keep-alive",
+	scChainTLSHandshake: "chain-tls with one request per connection: a full TLS 1.3 handshake (no resumption) for every request; " +
+		"bench/load measures it (wrk cannot disable keep-alive)",
+	scNginxTLSHandshake: "nginx-tls with one request per connection, as chain-tls-handshake",
 }
+
+// handshakeScenarios send one request per connection.
+var handshakeScenarios = map[string]bool{scChainTLSHandshake: true, scNginxTLSHandshake: true}
+
+// tlsScenarios serve HTTPS with the bench certificate.
+var tlsScenarios = map[string]bool{scChainTLS: true, scNginxTLS: true, scChainTLSHandshake: true, scNginxTLSHandshake: true}
 
 // benchPath is the request path of every scenario.
 const benchPath = "/bench/hello"
@@ -45,6 +74,9 @@ type scenario struct {
 	proc  *proc // the proxy under test (nil for direct)
 	admin string
 	skip  string // why it did not run
+	// perConn, when positive, is the number of requests sent on each
+	// connection before a new one is opened (bench/load only).
+	perConn int
 }
 
 // env holds what the scenarios share.
@@ -58,6 +90,9 @@ type env struct {
 	redis    string
 	tokens   []string
 	procs    []*proc
+	// certFile and keyFile are the self-signed certificate every TLS
+	// scenario serves (made by tlsCertificate on first use).
+	certFile, keyFile string
 }
 
 func (e *env) track(p *proc) *proc {
@@ -119,6 +154,7 @@ log: { level: warn, format: json, access_log: false }
 {{REDIS}}
 upstreams:
   bench: { targets: ["http://{{UPSTREAM}}"], timeout: 10s, retries: 0 }
+{{TLS}}
 {{PLUGINS}}
 routes:
   - name: bench
@@ -149,7 +185,10 @@ const gatewayChain = `    plugins:
 func (e *env) gatewayYAML(name string, port, admin int) string {
 	r := map[string]string{
 		"{{PORT}}": strconv.Itoa(port), "{{ADMIN}}": strconv.Itoa(admin),
-		"{{UPSTREAM}}": e.upstream, "{{REDIS}}": "", "{{PLUGINS}}": "", "{{CHAIN}}": "",
+		"{{UPSTREAM}}": e.upstream, "{{REDIS}}": "", "{{PLUGINS}}": "", "{{CHAIN}}": "", "{{TLS}}": "",
+	}
+	if tlsScenarios[name] {
+		r["{{TLS}}"] = `tls: { min_version: "1.3", certificates: [{ cert_file: "` + e.certFile + `", key_file: "` + e.keyFile + `" }] }`
 	}
 	if name != scPassthrough {
 		r["{{PLUGINS}}"] = strings.ReplaceAll(gatewayPlugins, "{{SECRET}}", e.secret)
@@ -190,7 +229,7 @@ func (e *env) startGateway(sc *scenario) error {
 	}
 	sc.proc = e.track(p)
 	sc.admin = "127.0.0.1:" + strconv.Itoa(admin)
-	sc.url = "http://127.0.0.1:" + strconv.Itoa(port) + benchPath
+	sc.url = scheme(sc.name) + "127.0.0.1:" + strconv.Itoa(port) + benchPath
 	if err := waitHTTP(p, "http://"+sc.admin+"/readyz", nil, 200, 20*time.Second); err != nil {
 		return err
 	}
@@ -217,16 +256,16 @@ func (e *env) startFasthttpMin(sc *scenario) error {
 const nginxConfig = `worker_processes 1;
 daemon off;
 master_process on;
-pid {{DIR}}/nginx.pid;
-error_log {{DIR}}/nginx-error.log warn;
+pid {{DIR}}/{{NAME}}.pid;
+error_log {{DIR}}/{{NAME}}-error.log warn;
 events { worker_connections 8192; }
 http {
     access_log off;
-    client_body_temp_path {{DIR}}/nginx-tmp/body;
-    proxy_temp_path {{DIR}}/nginx-tmp/proxy;
-    fastcgi_temp_path {{DIR}}/nginx-tmp/fastcgi;
-    uwsgi_temp_path {{DIR}}/nginx-tmp/uwsgi;
-    scgi_temp_path {{DIR}}/nginx-tmp/scgi;
+    client_body_temp_path {{DIR}}/{{NAME}}-tmp/body;
+    proxy_temp_path {{DIR}}/{{NAME}}-tmp/proxy;
+    fastcgi_temp_path {{DIR}}/{{NAME}}-tmp/fastcgi;
+    uwsgi_temp_path {{DIR}}/{{NAME}}-tmp/uwsgi;
+    scgi_temp_path {{DIR}}/{{NAME}}-tmp/scgi;
     keepalive_requests 1000000;
     upstream bench {
         server {{UPSTREAM}};
@@ -234,8 +273,8 @@ http {
         keepalive_requests 1000000;
     }
     server {
-        listen 127.0.0.1:{{PORT}};
-        location / {
+        listen 127.0.0.1:{{PORT}}{{LISTEN_TLS}};
+{{TLS}}        location / {
             proxy_pass http://bench;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
@@ -244,28 +283,100 @@ http {
 }
 `
 
+// nginxTLS is the TLS part of the nginx-tls scenarios: TLS 1.3 only, as
+// gatewayd's, with the same certificate. Session tickets and the session
+// cache are off, as in gatewayd's handshake scenario the client never
+// resumes anyway.
+const nginxTLS = `        ssl_certificate {{CERT}};
+        ssl_certificate_key {{KEY}};
+        ssl_protocols TLSv1.3;
+        ssl_session_tickets off;
+        ssl_session_cache off;
+`
+
+// nginxText renders the nginx configuration of a scenario.
+func (e *env) nginxText(name string, port int) string {
+	listenTLS, tlsBlock := "", ""
+	if tlsScenarios[name] {
+		listenTLS = " ssl"
+		tlsBlock = strings.NewReplacer("{{CERT}}", e.certFile, "{{KEY}}", e.keyFile).Replace(nginxTLS)
+	}
+	return strings.NewReplacer("{{DIR}}", e.dir, "{{NAME}}", name, "{{UPSTREAM}}", e.upstream, "{{PORT}}", strconv.Itoa(port),
+		"{{LISTEN_TLS}}", listenTLS, "{{TLS}}", tlsBlock).Replace(nginxConfig)
+}
+
 // startNginx starts nginx (one worker) on the proxy CPU.
 func (e *env) startNginx(sc *scenario, bin string) error {
 	port, err := freePort()
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Join(e.dir, "nginx-tmp"), 0o777); err != nil {
+	if err := os.MkdirAll(filepath.Join(e.dir, sc.name+"-tmp"), 0o777); err != nil {
 		return err
 	}
-	cfg := filepath.Join(e.dir, "nginx.conf")
-	text := strings.NewReplacer("{{DIR}}", e.dir, "{{UPSTREAM}}", e.upstream, "{{PORT}}", strconv.Itoa(port)).Replace(nginxConfig)
-	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
+	cfg := filepath.Join(e.dir, sc.name+".conf")
+	if err := os.WriteFile(cfg, []byte(e.nginxText(sc.name, port)), 0o644); err != nil {
 		return err
 	}
-	cmd := e.pin.command(e.pin.proxyCPU, bin, "-p", e.dir, "-c", cfg, "-e", filepath.Join(e.dir, "nginx-error.log"))
+	cmd := e.pin.command(e.pin.proxyCPU, bin, "-p", e.dir, "-c", cfg, "-e", filepath.Join(e.dir, sc.name+"-error.log"))
 	p, err := startProc(e.dir, sc.name, cmd)
 	if err != nil {
 		return err
 	}
 	sc.proc = e.track(p)
-	sc.url = "http://127.0.0.1:" + strconv.Itoa(port) + benchPath
+	sc.url = scheme(sc.name) + "127.0.0.1:" + strconv.Itoa(port) + benchPath
 	return waitHTTP(p, sc.url, nil, 200, 10*time.Second)
+}
+
+// scheme is the URL scheme of a scenario, with "://".
+func scheme(name string) string {
+	if tlsScenarios[name] {
+		return "https://"
+	}
+	return "http://"
+}
+
+// tlsCertificate writes the self-signed ECDSA P-256 certificate (for
+// 127.0.0.1) and key the TLS scenarios serve, once, and makes waitHTTP
+// trust it.
+func (e *env) tlsCertificate() error {
+	if e.certFile != "" {
+		return nil
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()),
+		Subject:      pkix.Name{CommonName: "gatewayd-bench"},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(7 * 24 * time.Hour),
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return err
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return err
+	}
+	certFile, keyFile := filepath.Join(e.dir, "bench-cert.pem"), filepath.Join(e.dir, "bench-key.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		return err
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
+		return err
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return err
+	}
+	benchRoots = x509.NewCertPool()
+	benchRoots.AddCert(cert)
+	e.certFile, e.keyFile = certFile, keyFile
+	return nil
 }
 
 // haproxyConfig verifies the same tokens the gateway does, as far as
