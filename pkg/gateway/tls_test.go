@@ -15,12 +15,15 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/gatewayd/gatewayd/pkg/config"
 	"github.com/gatewayd/gatewayd/pkg/plugins/builtin"
+	"github.com/gatewayd/gatewayd/pkg/store/memory"
+	"go.uber.org/zap"
 )
 
 // testCert is a self-signed certificate made for one test.
@@ -325,5 +328,91 @@ func TestRedirectHost(t *testing.T) {
 				t.Fatalf("redirectHost(%q) = %q, %v; want %q, %v", tt.give, got, ok, tt.want, tt.wantOK)
 			}
 		})
+	}
+}
+
+// TestReloadTLS drives Gateway.Reload on a TLS configuration: files
+// replaced under an unchanged configuration are loaded, a mismatched pair
+// fails and keeps the served certificates, and removing the tls: section
+// keeps the listener's certificates and forwarded-header stripping until
+// the restart it asks for.
+func TestReloadTLS(t *testing.T) {
+	dir := t.TempDir()
+	a := makeCert(t, certSpec{cn: "a", dns: []string{"api.example.com"}})
+	certFile, keyFile := a.write(t, dir, "api")
+	file := filepath.Join(dir, "gateway.yaml")
+	body := `listen: "127.0.0.1:8443"
+tls:
+  certificates: [{ cert_file: ` + certFile + `, key_file: ` + keyFile + ` }]
+  client_ca_file: ` + certFile + `
+  client_auth: request
+  forward_client_cert: X-Client-Cert-Subject
+upstreams:
+  a: { targets: ["http://127.0.0.1:9"] }
+routes:
+  - name: one
+    match: { path_prefix: / }
+    upstream: a
+`
+	if err := os.WriteFile(file, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := memory.New()
+	defer st.Close()
+	gw, err := New(cfg, Options{Registry: builtin.Registry(), Logger: zap.NewNop(), Store: st, Version: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		gw.retiring.Wait()
+		gw.cur.Load().close()
+	}()
+	served := func() string { return gw.cur.Load().tls.certs.certs[0].Leaf.Subject.CommonName }
+
+	if res, err := gw.Reload(); err != nil || !res.Unchanged {
+		t.Fatalf("reload of unchanged files: %+v %v", res, err)
+	}
+	b := makeCert(t, certSpec{cn: "b", dns: []string{"api.example.com"}})
+	b.write(t, dir, "api")
+	if res, err := gw.Reload(); err != nil || res.Unchanged {
+		t.Fatalf("reload after the certificate files changed: %+v %v", res, err)
+	}
+	if got := served(); got != "b" {
+		t.Fatalf("serving %q after the reload, want b", got)
+	}
+
+	c := makeCert(t, certSpec{cn: "c", dns: []string{"api.example.com"}})
+	if err := os.WriteFile(keyFile, c.keyPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := gw.Reload(); err == nil || !strings.Contains(err.Error(), "does not match") {
+		t.Fatalf("reload with a mismatched pair: %v", err)
+	}
+	if got := served(); got != "b" {
+		t.Fatalf("serving %q after a failed reload, want b", got)
+	}
+
+	b.write(t, dir, "api")
+	plain := strings.Replace(body, body[strings.Index(body, "tls:"):strings.Index(body, "upstreams:")], "", 1)
+	if err := os.WriteFile(file, []byte(plain), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	res, err := gw.Reload()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(res.Restart, "tls") {
+		t.Fatalf("restart needed for %v, want tls listed", res.Restart)
+	}
+	gen := gw.cur.Load()
+	if gen.tls == nil || served() != "b" || string(gen.forwardCert) != "X-Client-Cert-Subject" {
+		t.Fatalf("the TLS listener lost its settings: %+v", gen.tls)
+	}
+	if !gen.identity.Contains([]byte("x_client_cert_subject")) {
+		t.Fatal("the forwarded certificate header is no longer stripped from clients")
 	}
 }
