@@ -203,7 +203,7 @@ var docs = map[string]fieldDoc{
 		Example: []any{map[string]any{"cert_file": "certs/api.pem", "key_file": "certs/api-key.pem"}},
 	},
 	"tls.min_version": {
-		Desc:    "Lowest TLS version accepted: `\"1.2\"` or `\"1.3\"`; nothing older is ever served. Cipher suites are Go's defaults (AEAD with forward secrecy). Applied on reload.",
+		Desc:    "Lowest TLS version accepted: `\"1.2\"` or `\"1.3\"`; nothing older is ever served. Cipher suites are Go's defaults (forward secrecy only; see [tls.md](tls.md#certificates)). Applied on reload.",
 		Example: "1.3", Enum: []string{"1.2", "1.3"},
 	},
 	"tls.client_ca_file": {
