@@ -145,7 +145,7 @@ var docs = map[string]fieldDoc{
 		Example: "5s",
 	},
 	"server.header_timeout": {
-		Desc:    "Time allowed to deliver a request's headers: from the moment a new connection opens, and from the first byte of each next request on a keep-alive connection. Connections that send nothing, or headers too slowly, are answered 408 and closed, so they cannot hold `max_connections` for long.",
+		Desc:    "Time allowed to deliver a request's headers: from the moment a new connection opens, and from the first byte of each next request on a keep-alive connection. Connections that send nothing, or headers too slowly, are answered 408 and closed, so they cannot hold `max_connections` for long. With `tls`, the handshake must also finish within it (and the first request's headers then get it again); a client that does not finish its handshake is closed.",
 		Example: "3s",
 	},
 	"server.write_timeout": {
