@@ -100,7 +100,13 @@ type Route struct {
 	StripPrefix  bool         `yaml:"strip_prefix"`
 	PreserveHost bool         `yaml:"preserve_host"`
 	Timeout      Duration     `yaml:"timeout"`
-	Meta         Meta         `yaml:"-"`
+	// WebSocket lets WebSocket handshakes through: after the route's plugins
+	// accept one and the upstream answers 101, bytes are tunnelled both ways.
+	WebSocket bool `yaml:"websocket"`
+	// WebSocketIdleTimeout closes a tunnel that carried no byte in either
+	// direction for this long (default 5m).
+	WebSocketIdleTimeout Duration `yaml:"websocket_idle_timeout"`
+	Meta                 Meta     `yaml:"-"`
 }
 
 // Match selects the requests a route serves.

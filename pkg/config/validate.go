@@ -5,8 +5,10 @@ import (
 	"net"
 	"net/url"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -234,6 +236,7 @@ func (v *validator) route(c *Config, path string, r *Route) {
 	if r.StripPrefix && r.Match.PathPrefix == "" {
 		v.at(m.Pos("strip_prefix"), path+".strip_prefix", "needs match.path_prefix")
 	}
+	v.webSocket(m, path, r)
 	for i, p := range r.Plugins {
 		ipath := IndexPath(path+".plugins", i)
 		switch {
@@ -267,4 +270,23 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// webSocket checks a route's websocket options.
+func (v *validator) webSocket(m Meta, path string, r *Route) {
+	if !r.WebSocket {
+		if m.Has("websocket_idle_timeout") {
+			v.at(m.Pos("websocket_idle_timeout"), path+".websocket_idle_timeout", "needs websocket: true")
+		}
+		return
+	}
+	if r.Upstream == BuiltinAuth {
+		v.at(m.Pos("websocket"), path+".websocket", "%s does not serve WebSocket", BuiltinAuth)
+	}
+	if ms := r.Match.Methods; len(ms) > 0 && !slices.Contains(ms, "GET") {
+		v.at(m.Pos("websocket"), path+".websocket", "a WebSocket handshake is a GET: add GET to match.methods")
+	}
+	if d := r.WebSocketIdleTimeout.D(); d < time.Second {
+		v.at(m.Pos("websocket_idle_timeout"), path+".websocket_idle_timeout", "must be at least 1s, got %s", d)
+	}
 }
