@@ -54,6 +54,7 @@ type Gateway struct {
 	draining       atomic.Bool
 	reloadMu       sync.Mutex
 	retiring       sync.WaitGroup
+	tunnels        tunnelSet
 
 	server *fasthttp.Server
 	admin  *fasthttp.Server
@@ -130,8 +131,10 @@ func (g *Gateway) newServer(cfg *config.Config) *fasthttp.Server {
 		DisablePreParseMultipartForm:  true,
 		DisableHeaderNamesNormalizing: false,
 		CloseOnShutdown:               true,
-		SecureErrorLogMessage:         true,
-		Logger:                        zapPrintf{g.logger.Named("http")},
+		// WebSocket tunnels own their connections (see tunnelSet.run).
+		KeepHijackedConns:     true,
+		SecureErrorLogMessage: true,
+		Logger:                zapPrintf{g.logger.Named("http")},
 	}
 }
 
@@ -155,9 +158,10 @@ func (g *Gateway) Serve(ln, adminLn net.Listener) error {
 
 // Shutdown drains: /readyz turns 503 at once; after delay (a pre-stop
 // delay, so load balancers notice) the listener stops accepting and
-// in-flight requests get up to timeout to finish; then the live generation
-// is closed and upstream connections released. The whole takes at most
-// delay + timeout.
+// in-flight requests and open WebSocket tunnels get up to timeout to
+// finish; tunnels still open then are closed (both TCP connections); then
+// the live generation is closed and upstream connections released. The
+// whole takes at most delay + timeout.
 func (g *Gateway) Shutdown(delay, timeout time.Duration) error {
 	g.draining.Store(true)
 	if delay > 0 {
@@ -166,8 +170,14 @@ func (g *Gateway) Shutdown(delay, timeout time.Duration) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
+	// WebSocket tunnels get the same time as requests, then are closed.
+	tunnelsClosed := make(chan int, 1)
+	go func() { tunnelsClosed <- g.tunnels.drain(ctx) }()
 	err := g.server.ShutdownWithContext(ctx)
 	_ = g.admin.ShutdownWithContext(ctx)
+	if n := <-tunnelsClosed; n > 0 {
+		g.logger.Info("shutdown: closed websocket tunnels still open after the shutdown timeout", zap.Int("tunnels", n))
+	}
 	g.retiring.Wait()
 	if gen := g.cur.Load(); gen != nil {
 		gen.close()
