@@ -48,6 +48,10 @@ type Tunnel struct {
 
 	closed    atomic.Bool
 	closeOnce sync.Once
+	// cause is the error that ended the tunnel, the first of its two
+	// directions to fail (the other then fails on the closed connection).
+	causeOnce sync.Once
+	cause     error
 }
 
 // NewTunnel pairs the client connection with the upstream connection up;
@@ -120,26 +124,27 @@ func (tn *Tunnel) Run() error {
 			return tn.reason(err)
 		}
 	}
-	upErr := make(chan error, 1)
+	upDone := make(chan struct{})
 	go func() {
-		err := tn.pump(tn.client, tn.up.conn, &tn.out)
-		if err != nil {
-			tn.shut()
+		defer close(upDone)
+		if err := tn.pump(tn.client, tn.up.conn, &tn.out); err != nil {
+			tn.fail(err)
 		}
-		upErr <- err
 	}()
-	err := tn.pump(tn.up.conn, tn.client, &tn.in)
-	if err != nil {
-		// Stop the other direction at once.
-		tn.shut()
+	if err := tn.pump(tn.up.conn, tn.client, &tn.in); err != nil {
+		tn.fail(err)
 	}
-	err2 := <-upErr
+	<-upDone
 	tn.shut()
 	tn.up.release()
-	if err == nil {
-		err = err2
-	}
-	return tn.reason(err)
+	return tn.reason(tn.cause)
+}
+
+// fail records the first error that ended the tunnel and closes both
+// connections, which stops the other direction at once.
+func (tn *Tunnel) fail(err error) {
+	tn.causeOnce.Do(func() { tn.cause = err })
+	tn.shut()
 }
 
 // reason maps the error that ended a tunnel.

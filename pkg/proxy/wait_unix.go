@@ -23,10 +23,24 @@ func waitReadable(c net.Conn) error {
 	if err != nil {
 		return nil
 	}
-	return rc.Read(func(fd uintptr) bool {
+	var perr error
+	err = rc.Read(func(fd uintptr) bool {
 		var b [1]byte
 		_, _, rerr := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		// Nothing yet: park until the poller reports the socket readable.
-		return !(errors.Is(rerr, syscall.EAGAIN) || errors.Is(rerr, syscall.EWOULDBLOCK) || errors.Is(rerr, syscall.EINTR))
+		if errors.Is(rerr, syscall.EAGAIN) || errors.Is(rerr, syscall.EWOULDBLOCK) || errors.Is(rerr, syscall.EINTR) {
+			// Nothing yet: park until the poller reports the socket readable.
+			return false
+		}
+		// A byte, an orderly close, or an error such as a reset, which the
+		// peek has consumed and a later read would report as a close.
+		perr = rerr
+		return true
 	})
+	if err != nil {
+		return err
+	}
+	if perr != nil {
+		return &net.OpError{Op: "read", Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: perr}
+	}
+	return nil
 }
