@@ -469,6 +469,16 @@ var docs = map[string]fieldDoc{
 		Example: "90s",
 	},
 
+	"route.websocket": {
+		Desc:    "Let WebSocket handshakes through: an `Upgrade: websocket` GET runs the route's plugins like any request, is forwarded with `Connection: Upgrade`/`Upgrade: websocket`, and after the upstream's `101` bytes are tunnelled both ways until either side closes. Without it a WebSocket handshake is answered `400`. Needs GET among `match.methods` (when listed); not for `builtin:auth`. See the WebSocket section of docs/operations.md.",
+		Example: true,
+	},
+	"route.websocket_idle_timeout": {
+		Desc:    "Close a tunnel that carried no byte in either direction for this long (WebSocket pings count). Needs `websocket: true`; at least `1s`.",
+		Default: "5m (with `websocket: true`)",
+		Example: "1h",
+	},
+
 	// routes[].match:
 	"match.path": {
 		Desc:    "Exact path (after normalisation). An exact path beats any prefix. Give `path` or `path_prefix`, not both.",
