@@ -155,15 +155,15 @@ type results struct {
 	DirectRounds  []latency `json:"direct_rounds"`
 	GatewayRounds []latency `json:"gateway_rounds"`
 
-	TunnelsWanted     int     `json:"tunnels_wanted"`
-	Tunnels           int     `json:"tunnels"`
-	RSSBeforeMiB      float64 `json:"rss_before_mib"`
-	RSSTunnelsMiB     float64 `json:"rss_with_tunnels_mib"`
-	RSSPerTunnelKiB   float64 `json:"rss_per_tunnel_kib"`
-	RSSAt10000MiB     float64 `json:"rss_at_10000_tunnels_mib"`
-	GoroutinesBefore  int     `json:"goroutines_before"`
-	GoroutinesTunnels int     `json:"goroutines_with_tunnels"`
-	OpenSeconds       float64 `json:"open_seconds"`
+	TunnelsWanted     int      `json:"tunnels_wanted"`
+	Tunnels           int      `json:"tunnels"`
+	RSSBeforeMiB      float64  `json:"rss_before_mib"`
+	RSSTunnelsMiB     float64  `json:"rss_with_tunnels_mib"`
+	RSSPerTunnelKiB   float64  `json:"rss_per_tunnel_kib"`
+	RSSAt10000MiB     float64  `json:"rss_at_10000_tunnels_mib"`
+	GoroutinesBefore  int      `json:"goroutines_before"`
+	GoroutinesTunnels int      `json:"goroutines_with_tunnels"`
+	OpenSeconds       float64  `json:"open_seconds"`
 	Notes             []string `json:"notes,omitempty"`
 }
 
