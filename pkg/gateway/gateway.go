@@ -55,6 +55,9 @@ type Gateway struct {
 	reloadMu       sync.Mutex
 	retiring       sync.WaitGroup
 	tunnels        tunnelSet
+	// maxTunnels is server.max_connections (fasthttp's default when 0),
+	// which also caps the open WebSocket tunnels.
+	maxTunnels int
 
 	server *fasthttp.Server
 	admin  *fasthttp.Server
@@ -90,6 +93,10 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 		g.logger.Warn("configuration warning: " + w.String())
 	}
 	g.server = g.newServer(cfg)
+	g.maxTunnels = cfg.Server.MaxConnections
+	if g.maxTunnels <= 0 {
+		g.maxTunnels = fasthttp.DefaultConcurrency
+	}
 	g.admin = &fasthttp.Server{
 		Handler:               g.handleAdmin,
 		Name:                  "gatewayd-admin",

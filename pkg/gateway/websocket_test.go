@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -21,6 +22,7 @@ import (
 const wsUnitConfig = `
 listen: "127.0.0.1:0"
 admin: { listen: "127.0.0.1:1" }
+server: { max_connections: %d }
 log: { access_log: false }
 upstreams:
   up: { targets: ["http://%s"] }
@@ -61,6 +63,133 @@ func switchingUpstream(t *testing.T) (addr string, stop func()) {
 	return ln.Addr().String(), func() { _ = ln.Close() }
 }
 
+// wsGateway serves wsUnitConfig (with the plugin tag) on loopback
+// listeners in front of a switching upstream.
+type wsGateway struct {
+	gw    *Gateway
+	addr  string
+	file  string
+	up    string
+	cf    *countingFactory
+	st    *memory.Store
+	done  chan error
+	conns int
+}
+
+func startWSUnit(t *testing.T, upAddr string, maxConns int) *wsGateway {
+	t.Helper()
+	w := &wsGateway{file: filepath.Join(t.TempDir(), "gateway.yaml"), up: upAddr, cf: &countingFactory{}, conns: maxConns}
+	w.write(t, "v0")
+	cfg, err := config.Load(w.file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := builtin.Registry()
+	reg.Register(w.cf)
+	w.st = memory.New()
+	t.Cleanup(func() { _ = w.st.Close() })
+	w.gw, err = New(cfg, Options{Registry: reg, Logger: zap.NewNop(), Store: w.st, Version: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	adminLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.addr = ln.Addr().String()
+	w.done = make(chan error, 1)
+	go func() { w.done <- w.gw.Serve(ln, adminLn) }()
+	return w
+}
+
+func (w *wsGateway) write(t *testing.T, tag string) {
+	t.Helper()
+	body := fmt.Sprintf(wsUnitConfig, w.conns, w.up, tag)
+	if err := os.WriteFile(w.file, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+const handshake = "GET /chat HTTP/1.1\r\nHost: gw\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n" +
+	"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+
+// dialHandshake sends a handshake (and extra bytes in the same write) and
+// reads the answer's header.
+func dialHandshake(t *testing.T, addr, extra string) (net.Conn, *bufio.Reader, *http.Response) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, handshake+extra); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, br, resp
+}
+
+func TestTunnelsCappedByMaxConnections(t *testing.T) {
+	upAddr, stop := switchingUpstream(t)
+	defer stop()
+	w := startWSUnit(t, upAddr, 1)
+	c, _, resp := dialHandshake(t, w.addr, "")
+	if resp.StatusCode != 101 {
+		t.Fatalf("first handshake: %d", resp.StatusCode)
+	}
+	// fasthttp releases a hijacked connection's slot just after the 101
+	// is on its way: until then it refuses with its own text 503.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		refused, _, resp := dialHandshake(t, w.addr, "")
+		body, _ := io.ReadAll(resp.Body)
+		// The refused connection still speaks HTTP and holds the one
+		// connection slot max_connections: 1 gives.
+		refused.Close()
+		if resp.StatusCode == 503 && strings.Contains(string(body), "too many websocket connections") {
+			break
+		}
+		if time.Now().After(deadline) || strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+			t.Fatalf("handshake over the cap: %d %s", resp.StatusCode, body)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	c.Close()
+	deadline = time.Now().Add(5 * time.Second)
+	for w.gw.tunnels.Len() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the closed tunnel is still tracked")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for {
+		c, _, resp := dialHandshake(t, w.addr, "")
+		if resp.StatusCode == 101 {
+			break
+		}
+		// The slot of the connection refused above is released when the
+		// server sees it closed.
+		c.Close()
+		if time.Now().After(deadline) {
+			t.Fatalf("handshake after the first tunnel closed: %d", resp.StatusCode)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := w.gw.Shutdown(0, 100*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	<-w.done
+}
+
 // TestTunnelOutlivesReloadAndEndsAtShutdown opens a tunnel, reloads, checks
 // the old generation retires (its plugins close) while the tunnel keeps
 // working, then shuts down: the tunnel gets the shutdown timeout and is
@@ -73,56 +202,12 @@ func TestTunnelOutlivesReloadAndEndsAtShutdown(t *testing.T) {
 		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*HostClient).connsCleaner"))
 	upAddr, stop := switchingUpstream(t)
 	defer stop()
-	file := filepath.Join(t.TempDir(), "gateway.yaml")
-	write := func(tag string) {
-		body := strings.Replace(strings.Replace(wsUnitConfig, "%s", upAddr, 1), "%s", tag, 1)
-		if err := os.WriteFile(file, []byte(body), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write("v0")
-	cfg, err := config.Load(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf := &countingFactory{}
-	reg := builtin.Registry()
-	reg.Register(cf)
-	st := memory.New()
-	defer st.Close()
-	gw, err := New(cfg, Options{Registry: reg, Logger: zap.NewNop(), Store: st, Version: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	adminLn, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- gw.Serve(ln, adminLn) }()
-
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	w := startWSUnit(t, upAddr, 0)
+	defer w.st.Close()
+	gw, cf, done := w.gw, w.cf, w.done
 	// Bytes right behind the handshake, in the same write, sit in the
 	// server's read buffer: they must reach the upstream all the same.
-	_, err = io.WriteString(c, "GET /chat HTTP/1.1\r\nHost: gw\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"+
-		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\nearly")
-	if err != nil {
-		t.Fatal(err)
-	}
-	br := bufio.NewReader(c)
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, br, resp := dialHandshake(t, w.addr, "early")
 	if resp.StatusCode != 101 || resp.Header.Get("Upgrade") != "websocket" || resp.Header.Get("Connection") != "Upgrade" ||
 		resp.Header.Get("Sec-Websocket-Accept") == "" || resp.Header.Get("X-Request-Id") == "" {
 		t.Fatalf("handshake answer %d %v", resp.StatusCode, resp.Header)
@@ -144,7 +229,7 @@ func TestTunnelOutlivesReloadAndEndsAtShutdown(t *testing.T) {
 	}
 	expect("early")
 
-	write("v1")
+	w.write(t, "v1")
 	if _, err := gw.Reload(); err != nil {
 		t.Fatal(err)
 	}
