@@ -118,9 +118,11 @@ func (s *tunnelSet) Len() int {
 	return len(s.open)
 }
 
-// drain waits until every tunnel has ended or ctx is done, then closes
-// those left (both TCP connections) and waits for their goroutines. No
-// tunnel opens afterwards. It returns how many were closed.
+// drain waits until every tunnel has ended or ctx is done, then shuts
+// down those left (a close frame 1001 to the client where the stream
+// allows, then both TCP connections; see proxy.Tunnel.Shutdown) and waits
+// for their goroutines. No tunnel opens afterwards. It returns how many
+// were shut down.
 func (s *tunnelSet) drain(ctx context.Context) int {
 	s.mu.Lock()
 	var empty chan struct{}
@@ -141,10 +143,26 @@ func (s *tunnelSet) drain(ctx context.Context) int {
 	s.closed = true
 	n := len(s.open)
 	for tn := range s.open {
-		tn.Close()
+		tn.Shutdown()
 	}
 	s.mu.Unlock()
-	s.wg.Wait()
+	// Shutdown bounds each goodbye to about two seconds; whatever is left
+	// after that is cut.
+	waited := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(waited)
+	}()
+	select {
+	case <-waited:
+	case <-time.After(3 * time.Second):
+		s.mu.Lock()
+		for tn := range s.open {
+			tn.Close()
+		}
+		s.mu.Unlock()
+		<-waited
+	}
 	return n
 }
 

@@ -327,3 +327,76 @@ func TestTunnelUpstreamResetEndsBoth(t *testing.T) {
 		t.Fatalf("client connection still open after the upstream reset (Run = %v)", err)
 	}
 }
+
+func TestFrameTracker(t *testing.T) {
+	long := append([]byte{0x82, 126, 0x01, 0x00}, bytes.Repeat([]byte{'x'}, 256)...)
+	masked := []byte{0x81, 0x80 | 3, 1, 2, 3, 4, 'a', 'b', 'c'}
+	huge := []byte{0x82, 127, 0, 0, 0, 0, 0, 1, 0, 0} // 65536-byte payload announced
+	tests := []struct {
+		name         string
+		give         [][]byte // fed in this order
+		wantBoundary bool
+		wantClose    bool
+	}{
+		{name: "nothing", wantBoundary: true},
+		{name: "one frame", give: [][]byte{{0x81, 2, 'h', 'i'}}, wantBoundary: true},
+		{name: "header split", give: [][]byte{{0x81}, {2, 'h'}, {'i'}}, wantBoundary: true},
+		{name: "mid payload", give: [][]byte{{0x82, 5, 'a', 'b'}}},
+		{name: "mid header", give: [][]byte{{0x82, 126, 0x01}}},
+		{name: "16-bit length", give: [][]byte{long[:100], long[100:]}, wantBoundary: true},
+		{name: "16-bit length, short", give: [][]byte{long[:len(long)-1]}},
+		{name: "masked", give: [][]byte{masked}, wantBoundary: true},
+		{name: "64-bit length", give: [][]byte{huge, make([]byte, 65535)}},
+		{name: "64-bit length, whole", give: [][]byte{huge, make([]byte, 65536)}, wantBoundary: true},
+		{name: "empty ping then close", give: [][]byte{{0x89, 0}, {0x88, 2, 0x03, 0xe8}}, wantBoundary: true, wantClose: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var f frameTracker
+			for _, p := range tt.give {
+				f.feed(p)
+			}
+			if f.atBoundary() != tt.wantBoundary || f.sawClose != tt.wantClose {
+				t.Fatalf("atBoundary %v, sawClose %v; want %v, %v", f.atBoundary(), f.sawClose, tt.wantBoundary, tt.wantClose)
+			}
+		})
+	}
+}
+
+func TestTunnelShutdownSaysGoingAway(t *testing.T) {
+	tests := []struct {
+		name      string
+		give      []byte // what the upstream sent before the shutdown
+		wantClose bool
+	}{
+		{name: "between frames", give: []byte{0x81, 2, 'h', 'i'}, wantClose: true},
+		{name: "mid frame", give: []byte{0x82, 5, 'a', 'b'}},
+		{name: "after the upstream's close", give: []byte{0x88, 2, 0x03, 0xe8}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			client, upstream, tn, done := startTunnel(t, time.Minute, nil)
+			if _, err := upstream.Write(tt.give); err != nil {
+				t.Fatal(err)
+			}
+			readN(t, client, len(tt.give))
+			tn.Shutdown()
+			_ = client.SetReadDeadline(time.Now().Add(5 * time.Second))
+			rest, err := io.ReadAll(client)
+			if err != nil {
+				t.Fatalf("read after shutdown: %v", err)
+			}
+			if tt.wantClose != bytes.Equal(rest, closeGoingAway) || (!tt.wantClose && len(rest) != 0) {
+				t.Fatalf("client got % x after shutdown", rest)
+			}
+			if tt.wantClose {
+				// The client answers with its own close frame; then the
+				// tunnel ends.
+				_, _ = client.Write([]byte{0x88, 0x82, 1, 2, 3, 4, 0x03 ^ 1, 0xe9 ^ 2})
+			}
+			if err := waitRun(t, done); !errors.Is(err, ErrTunnelClosed) {
+				t.Fatalf("Run = %v, want ErrTunnelClosed", err)
+			}
+		})
+	}
+}
