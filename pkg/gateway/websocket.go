@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	vm "github.com/VictoriaMetrics/metrics"
 	"github.com/gatewayd/gatewayd/pkg/apierror"
 	"github.com/gatewayd/gatewayd/pkg/proxy"
 	"github.com/gatewayd/gatewayd/pkg/reqctx"
@@ -53,7 +54,8 @@ func (g *Gateway) upgrade(ctx *fasthttp.RequestCtx, r *route, st *reqctx.State) 
 		userID:    string(st.Identity.Subject),
 		clientIP:  string(st.ClientIP),
 		idle:      r.wsIdle,
-		open:      r,
+		open:      r.wsOpen,
+		opened:    r.wsOpened,
 	}
 	// The hijack handler writes the 101 itself (HijackSetNoResponse), so
 	// it always runs and always owns up, even when the server is shutting
@@ -65,12 +67,14 @@ func (g *Gateway) upgrade(ctx *fasthttp.RequestCtx, r *route, st *reqctx.State) 
 }
 
 // tunnelInfo is what a tunnel keeps of its handshake, for its metrics and
-// its log line.
+// its log line: copies, so that a tunnel holds nothing of the request or
+// of the generation it was opened on.
 type tunnelInfo struct {
 	route, upstream             string
 	requestID, userID, clientIP string
 	idle                        time.Duration
-	open                        *route
+	open                        *vm.Gauge
+	opened                      *vm.Counter
 	// head is the 101 response header block, as the client gets it.
 	head []byte
 }
@@ -188,12 +192,12 @@ func (s *tunnelSet) run(g *Gateway, c net.Conn, up *proxy.Upgraded, info *tunnel
 		_ = tn.Run()
 		return
 	}
-	info.open.wsOpen.Inc()
-	info.open.wsOpened.Inc()
+	info.open.Inc()
+	info.opened.Inc()
 	go func() {
 		start := time.Now()
 		err := tn.Run()
-		info.open.wsOpen.Dec()
+		info.open.Dec()
 		if g.accessLog.Load() {
 			g.logTunnel(info, tn, start, err)
 		}
