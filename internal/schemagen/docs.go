@@ -361,6 +361,43 @@ var docs = map[string]fieldDoc{
 		Example: "30s",
 	},
 
+	"upstream.tls": {
+		Desc:    "TLS settings of the `https://` targets: CA, server name, client certificate (see below). Needs https targets.",
+		Default: "system roots, target host",
+		Example: map[string]any{"ca_file": "/etc/gatewayd/internal-ca.pem", "server_name": "billing.internal"},
+	},
+
+	// upstreams.<name>.tls:
+	"upstreamTLS.ca_file": {
+		Desc:    "PEM bundle of the CA certificates that verify the targets' certificates (only these are trusted, not the system roots).",
+		Default: "the system roots",
+		Example: "/etc/gatewayd/internal-ca.pem",
+	},
+	"upstreamTLS.cert_file": {
+		Desc:    "PEM client certificate (chain, leaf first) presented to targets that ask for one (mTLS), with `key_file`.",
+		Default: "none",
+		Example: "/etc/gatewayd/gw-client.pem",
+	},
+	"upstreamTLS.key_file": {
+		Desc:    "PEM private key of `cert_file`; it must match the certificate.",
+		Default: "none",
+		Example: "/etc/gatewayd/gw-client-key.pem",
+	},
+	"upstreamTLS.server_name": {
+		Desc:    "Name sent as SNI and verified in every target's certificate (a host name or IP address, no port).",
+		Default: "each target's host",
+		Example: "billing.internal",
+	},
+	"upstreamTLS.min_version": {
+		Desc:    "Lowest TLS version offered: `\"1.2\"` or `\"1.3\"`.",
+		Default: `"1.2"`,
+		Example: "1.3", Enum: []string{"1.2", "1.3"},
+	},
+	"upstreamTLS.insecure_skip_verify": {
+		Desc:    "Accept any certificate the targets present. Allowed for tests and migrations only: the gateway warns at start, on reload and in `-check`. Not with `ca_file`.",
+		Example: true,
+	},
+
 	// upstreams.<name>.health_check:
 	"healthCheck.path": {
 		Desc:    "Path requested on each target; must start with `/`.",

@@ -26,7 +26,10 @@ type Config struct {
 	Meta Meta `yaml:"-"`
 	// File is the path the configuration was read from.
 	File string `yaml:"-"`
-	// Hash is the SHA-256 of the file's bytes.
+	// Hash is the SHA-256 of the file's bytes or, when the file names
+	// certificate and key files the loader reads (upstreams.NAME.tls),
+	// of the bytes and those files' contents: a reload that finds an
+	// unchanged file and rotated certificates is not skipped.
 	Hash [32]byte `yaml:"-"`
 }
 
@@ -78,7 +81,9 @@ type Upstream struct {
 	// EjectAfter consecutive connect failures take a target out for EjectFor.
 	EjectAfter int      `yaml:"eject_after"`
 	EjectFor   Duration `yaml:"eject_for"`
-	Meta       Meta     `yaml:"-"`
+	// TLS configures the connections to https targets.
+	TLS  *UpstreamTLS `yaml:"tls"`
+	Meta Meta         `yaml:"-"`
 }
 
 // HealthCheck configures active health checks of an upstream's targets.

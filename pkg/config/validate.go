@@ -160,6 +160,12 @@ func (v *validator) upstream(c *Config, name string, u *Upstream) {
 	if h := u.HealthCheck; h != nil && !strings.HasPrefix(h.Path, "/") {
 		v.at(h.Meta.Pos("path"), path+".health_check.path", "must start with '/', got %q", h.Path)
 	}
+	if targetsScheme(u.Targets) == "mixed" {
+		v.at(m.Pos("targets"), path+".targets", "mix http and https targets: a request would be encrypted or not depending on the target picked; make them all https (or split the upstream)")
+	}
+	if u.TLS != nil {
+		v.upstreamTLS(path, u)
+	}
 }
 
 func checkTarget(t string) string {
