@@ -15,7 +15,7 @@ import (
 
 // startTLSBackend serves h over TLS with cfg on a loopback port and returns
 // the backend with its https URL.
-func startTLSBackend(t *testing.T, cfg *tls.Config, h fasthttp.RequestHandler) *backend {
+func startTLSBackend(t testing.TB, cfg *tls.Config, h fasthttp.RequestHandler) *backend {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
