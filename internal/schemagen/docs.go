@@ -390,7 +390,7 @@ var docs = map[string]fieldDoc{
 	},
 	"upstreamTLS.min_version": {
 		Desc:    "Lowest TLS version offered: `\"1.2\"` or `\"1.3\"`.",
-		Default: `"1.2"`,
+		Default: "`\"1.2\"`",
 		Example: "1.3", Enum: []string{"1.2", "1.3"},
 	},
 	"upstreamTLS.insecure_skip_verify": {
