@@ -250,7 +250,7 @@ func TestUpstreamTLSRotationOnSIGHUP(t *testing.T) {
 	// not change.
 	writePKI(t, dir, ca2, newClient)
 	gw.Signal(syscall.SIGHUP)
-	if !gw.WaitLog(`"msg":"configuration reloaded"`, 5*time.Second) {
+	if !gw.WaitLog(`"msg":"configuration reloaded","source":"SIGHUP","summary":"upstreams changed: billing"`, 5*time.Second) {
 		t.Fatalf("no successful reload")
 	}
 	if e := decodeEcho(t, do(t, "GET", gw.URL("/x"), nil, "")); e.Server != "billing" {

@@ -185,6 +185,9 @@ type ReloadResult struct {
 	Removed   []string
 	Changed   []string
 	Plugins   []string // named plugin instances whose settings changed
+	// Upstreams are the upstreams added, removed or rebuilt: settings or
+	// the content of their TLS files changed.
+	Upstreams []string
 	Restart   []string // fields that need a restart to take effect
 	Warnings  []string // configuration warnings of the new configuration
 }
@@ -204,6 +207,7 @@ func (r ReloadResult) String() string {
 	add("routes removed:", r.Removed)
 	add("routes changed:", r.Changed)
 	add("plugins changed:", r.Plugins)
+	add("upstreams changed:", r.Upstreams)
 	if len(parts) == 0 {
 		parts = append(parts, "no route changes")
 	}
@@ -319,6 +323,16 @@ func diff(old *generation, cfg *config.Config) ReloadResult {
 			res.Plugins = append(res.Plugins, name)
 		}
 	}
+	for name, u := range cfg.Upstreams {
+		if ou, ok := old.cfg.Upstreams[name]; !ok || ou == nil || u == nil || proxyConfig(name, u).Key() != proxyConfig(name, ou).Key() {
+			res.Upstreams = append(res.Upstreams, name)
+		}
+	}
+	for name := range old.cfg.Upstreams {
+		if _, ok := cfg.Upstreams[name]; !ok {
+			res.Upstreams = append(res.Upstreams, name)
+		}
+	}
 	if cfg.Listen != old.cfg.Listen {
 		res.Restart = append(res.Restart, "listen")
 	}
@@ -346,6 +360,7 @@ func diff(old *generation, cfg *config.Config) ReloadResult {
 	sort.Strings(res.Removed)
 	sort.Strings(res.Changed)
 	sort.Strings(res.Plugins)
+	sort.Strings(res.Upstreams)
 	return res
 }
 

@@ -95,7 +95,7 @@ routes: [{ name: r, match: { path_prefix: / }, upstream: billing }]
 	}
 	testpki.WriteFile(t, dir, "ca.pem", ca2.PEM)
 	res, err := gw.Reload()
-	if err != nil || res.Unchanged {
+	if err != nil || res.Unchanged || res.String() != "upstreams changed: billing" {
 		t.Fatalf("reload after a CA rotation: %+v, %v", res, err)
 	}
 	if status, body := serve(gw); status != 200 {
