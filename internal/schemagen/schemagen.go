@@ -32,6 +32,7 @@ import (
 	"github.com/gatewayd/gatewayd/pkg/plugins/rbac"
 	"github.com/gatewayd/gatewayd/pkg/plugins/requestid"
 	"github.com/gatewayd/gatewayd/pkg/plugins/secheaders"
+	"github.com/gatewayd/gatewayd/pkg/store"
 	"gopkg.in/yaml.v3"
 )
 
@@ -173,6 +174,9 @@ func newModel() (*model, error) {
 		DialTimeout:     config.Duration(config.DefaultRedisDialTimeout),
 		CommandTimeout:  config.Duration(config.DefaultRedisCommandTimeout),
 		TopologyRefresh: config.Duration(config.DefaultRedisTopologyRefresh),
+		MaxInFlight:     store.DefaultMaxInFlight,
+		BreakerFailures: store.DefaultBreakerFailures,
+		BreakerCooldown: config.Duration(store.DefaultBreakerCooldown),
 	}
 
 	m := &model{byDef: map[string]*section{}, byType: map[reflect.Type]*section{}, plugins: Plugins(), used: map[string]bool{}}

@@ -41,12 +41,19 @@ type Admin struct {
 
 // Server holds the client-facing listener's limits and timeouts.
 type Server struct {
-	ReadTimeout           Duration `yaml:"read_timeout"`
-	WriteTimeout          Duration `yaml:"write_timeout"`
-	IdleTimeout           Duration `yaml:"idle_timeout"`
+	ReadTimeout  Duration `yaml:"read_timeout"`
+	WriteTimeout Duration `yaml:"write_timeout"`
+	IdleTimeout  Duration `yaml:"idle_timeout"`
+	// HeaderTimeout bounds the wait for a request's headers: from the
+	// connection's start for its first request, from the first byte for a
+	// keep-alive connection's next one. ReadTimeout then covers the body.
+	HeaderTimeout         Duration `yaml:"header_timeout"`
 	MaxRequestHeaderBytes Size     `yaml:"max_request_header_bytes"`
 	MaxRequestBodyBytes   Size     `yaml:"max_request_body_bytes"`
-	ShutdownTimeout       Duration `yaml:"shutdown_timeout"`
+	// StreamRequestBodyThreshold is the largest request body read whole
+	// before the request is handled; larger bodies stream to the upstream.
+	StreamRequestBodyThreshold Size     `yaml:"stream_request_body_threshold"`
+	ShutdownTimeout            Duration `yaml:"shutdown_timeout"`
 	// ShutdownDelay is how long /readyz reports 503 before the listener
 	// stops accepting, so load balancers notice (a pre-stop delay).
 	ShutdownDelay  Duration `yaml:"shutdown_delay"`
@@ -56,8 +63,11 @@ type Server struct {
 	// are stripped by folded name whatever this says.
 	DropUnderscoreHeaders bool `yaml:"drop_underscore_headers"`
 	// MaxConnections caps concurrent client connections (0 = fasthttp default).
-	MaxConnections int  `yaml:"max_connections"`
-	Meta           Meta `yaml:"-"`
+	MaxConnections int `yaml:"max_connections"`
+	// MaxConnectionsPerIP caps concurrent client connections from one peer
+	// address (0 = no cap); peers in TrustedProxies are exempt.
+	MaxConnectionsPerIP int  `yaml:"max_connections_per_ip"`
+	Meta                Meta `yaml:"-"`
 }
 
 // Log configures the zap logger and the access log.

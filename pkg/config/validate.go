@@ -90,6 +90,9 @@ func (v *validator) server(s *Server) {
 	if s.MaxConnections < 0 {
 		v.at(m.Pos("max_connections"), "server.max_connections", "must not be negative, got %d", s.MaxConnections)
 	}
+	if s.MaxConnectionsPerIP < 0 {
+		v.at(m.Pos("max_connections_per_ip"), "server.max_connections_per_ip", "must not be negative (0 for no cap), got %d", s.MaxConnectionsPerIP)
+	}
 	for i, p := range s.TrustedProxies {
 		if _, _, err := net.ParseCIDR(p); err != nil && net.ParseIP(p) == nil {
 			n := m.Pos("trusted_proxies")

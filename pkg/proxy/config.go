@@ -3,6 +3,7 @@ package proxy
 import (
 	"errors"
 	"fmt"
+	"github.com/gatewayd/gatewayd/pkg/config"
 	"net"
 	"net/url"
 	"strconv"
@@ -200,7 +201,7 @@ func (c Config) validate() error {
 			continue
 		}
 		if seen[t.url] {
-			add("targets[%d]: duplicate target %q", i, raw)
+			add("targets[%d]: duplicate target %q", i, config.RedactURL(raw))
 		}
 		seen[t.url] = true
 		if t.isTLS {
@@ -274,9 +275,12 @@ type targetAddr struct {
 // parseTarget validates one target URL.
 func parseTarget(raw string) (targetAddr, error) {
 	var t targetAddr
+	// Errors quote the target without its userinfo or query: they are
+	// refused, and may hold credentials.
+	shown := config.RedactURL(raw)
 	u, err := url.Parse(raw)
 	if err != nil {
-		return t, fmt.Errorf("invalid URL %q", raw)
+		return t, fmt.Errorf("invalid URL %q", shown)
 	}
 	switch strings.ToLower(u.Scheme) {
 	case "http":
@@ -285,36 +289,36 @@ func parseTarget(raw string) (targetAddr, error) {
 		t.scheme = "https"
 		t.isTLS = true
 	default:
-		return t, fmt.Errorf("%q: scheme must be http or https", raw)
+		return t, fmt.Errorf("%q: scheme must be http or https", shown)
 	}
 	if u.Opaque != "" || u.Host == "" {
-		return t, fmt.Errorf("%q: must have the form scheme://host:port", raw)
+		return t, fmt.Errorf("%q: must have the form scheme://host:port", shown)
 	}
 	if u.User != nil {
-		return t, fmt.Errorf("%q: must not contain user info", raw)
+		return t, fmt.Errorf("%q: must not contain user info", shown)
 	}
 	if (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
-		return t, fmt.Errorf("%q: must not contain a path, query or fragment", raw)
+		return t, fmt.Errorf("%q: must not contain a path, query or fragment", shown)
 	}
 	host := strings.ToLower(u.Host)
 	name := u.Hostname()
 	if name == "" {
-		return t, fmt.Errorf("%q: missing host", raw)
+		return t, fmt.Errorf("%q: missing host", shown)
 	}
 	if strings.Contains(name, "%") {
-		return t, fmt.Errorf("%q: zoned IPv6 addresses are not supported", raw)
+		return t, fmt.Errorf("%q: zoned IPv6 addresses are not supported", shown)
 	}
 	port := u.Port()
 	if port == "" {
 		if strings.HasSuffix(host, ":") {
-			return t, fmt.Errorf("%q: empty port", raw)
+			return t, fmt.Errorf("%q: empty port", shown)
 		}
 		port = "80"
 		if t.isTLS {
 			port = "443"
 		}
 	} else if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
-		return t, fmt.Errorf("%q: port must be a number from 1 to 65535", raw)
+		return t, fmt.Errorf("%q: port must be a number from 1 to 65535", shown)
 	}
 	t.host = host
 	t.name = strings.ToLower(name)

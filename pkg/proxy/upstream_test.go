@@ -603,6 +603,36 @@ func TestNewValidation(t *testing.T) {
 	}
 }
 
+// TestTargetErrorsHideCredentials: a refused target is quoted without its
+// userinfo or query, which may hold credentials.
+func TestTargetErrorsHideCredentials(t *testing.T) {
+	tests := []struct {
+		name string
+		give string
+	}{
+		{name: "user info", give: "http://admin:hunter2@127.0.0.1:1"},
+		{name: "query", give: "http://127.0.0.1:1/?api_key=hunter2"},
+		{name: "bad scheme", give: "ftp://admin:hunter2@127.0.0.1:1"},
+		{name: "bad port", give: "http://admin:hunter2@127.0.0.1:99999"},
+		{name: "unparseable", give: "http://admin:hunter2@127.0.0.1:1/%zz"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			u, err := New(Config{Name: "u", Targets: []string{tt.give}}, nil)
+			if err == nil {
+				_ = u.Close()
+				t.Fatal("New succeeded")
+			}
+			if strings.Contains(err.Error(), "hunter2") {
+				t.Fatalf("error %q holds the credentials", err)
+			}
+			if !strings.Contains(err.Error(), "127.0.0.1") {
+				t.Fatalf("error %q no longer names the target", err)
+			}
+		})
+	}
+}
+
 func TestNewAcceptsTargetForms(t *testing.T) {
 	tests := []struct {
 		give     string
