@@ -3,7 +3,7 @@
 # gatewayd and authd as static binaries on a distroless base.
 #
 #   docker build --build-arg VERSION="$(git describe --always --dirty)" -t gatewayd .
-#   docker run -e JWT_SECRET="$(openssl rand -base64 48)" -p 8080:8080 -p 9901:9901 gatewayd
+#   docker run -e JWT_SECRET="$(openssl rand -base64 48)" -p 8080:8080 -p 127.0.0.1:9901:9901 gatewayd
 #
 # The default configuration is deploy/docker/gateway.yaml; mount your own at
 # /etc/gatewayd/gateway.yaml. Run authd from the same image with

@@ -362,7 +362,7 @@ func TestDockerfile(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, v := range envRefs(string(data)) {
-		t.Setenv(v, "docker-test-value-0123456789abcdef0123456789")
+		t.Setenv(v, "hXB6LJy1nz5_kWNx_UyUb463WpGKyzGXm_3NVrY9ZCiDW-M7")
 	}
 	cfg, err := config.Parse(src, data)
 	if err := gateway.Check(cfg, err, builtin.Registry()); err != nil {
@@ -408,5 +408,46 @@ func TestDockerBuildContext(t *testing.T) {
 		if di.excluded(f) {
 			t.Errorf(".dockerignore excludes %s, which the build needs", f)
 		}
+	}
+}
+
+// publishRe matches a -p/--publish argument of a docker run command.
+var publishRe = regexp.MustCompile(`(?:^|\s)(?:-p|--publish)[ =](\S+)`)
+
+// TestDockerExamplesKeepAdminOnLoopback checks every docker run example
+// shipped with the image: the admin port (no authentication) is published
+// on the host's loopback only, never on every address of the host.
+func TestDockerExamplesKeepAdminOnLoopback(t *testing.T) {
+	root := moduleRoot(t)
+	seen := 0
+	for _, f := range []string{"Dockerfile", "deploy/docker/gateway.yaml", "deploy/README.md", "README.md", "docs/operations.md"} {
+		data, err := os.ReadFile(filepath.Join(root, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		inCmd := false
+		for i, line := range strings.Split(string(data), "\n") {
+			text := strings.TrimSpace(strings.TrimLeft(strings.TrimSpace(line), "#"))
+			if strings.HasPrefix(text, "docker run") {
+				inCmd = true
+			}
+			if !inCmd {
+				continue
+			}
+			for _, m := range publishRe.FindAllStringSubmatch(text, -1) {
+				arg := strings.Trim(m[1], `"'`)
+				if !strings.HasSuffix(arg, ":9901") {
+					continue
+				}
+				seen++
+				if !strings.HasPrefix(arg, "127.0.0.1:") && !strings.HasPrefix(arg, "[::1]:") {
+					t.Errorf("%s:%d: docker run publishes the admin port as %q: bind it to the host's loopback (-p 127.0.0.1:9901:9901)", f, i+1, arg)
+				}
+			}
+			inCmd = strings.HasSuffix(text, `\`)
+		}
+	}
+	if seen == 0 {
+		t.Fatal("no docker run example publishes the admin port; the check found nothing to check")
 	}
 }

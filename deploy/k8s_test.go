@@ -205,7 +205,7 @@ func gatewayConfig(t *testing.T, s k8sSet) (*config.Config, string) {
 		t.Fatal("ConfigMap gatewayd-config has no gateway.yaml")
 	}
 	for _, v := range envRefs(data) {
-		t.Setenv(v, "k8s-test-value-0123456789abcdef0123456789abcdef")
+		t.Setenv(v, "KasnYZQT392eRfR7gTifmbP5d7EnwBEMgpdVAb76sIbdXMOf")
 	}
 	name := cm.File + ": data.gateway.yaml"
 	cfg, err := config.Parse(name, []byte(data))
@@ -291,7 +291,7 @@ func TestK8sConfigMapAuthYAML(t *testing.T) {
 	if err := os.WriteFile(path, []byte(authData), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	env := []string{"JWT_SECRET=k8s-test-value-0123456789abcdef0123456789abcdef", "REDIS_PASSWORD=x"}
+	env := []string{"JWT_SECRET=KasnYZQT392eRfR7gTifmbP5d7EnwBEMgpdVAb76sIbdXMOf", "REDIS_PASSWORD=x"}
 	cmd := gatewaytest.Binary(t, "authd")
 	out, err := execOutput(cmd, env, "-check", "-config", path)
 	if err != nil || !strings.Contains(out, "configuration OK") {

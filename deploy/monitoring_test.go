@@ -581,7 +581,7 @@ func TestMonitoringMetricsExported(t *testing.T) {
 	}
 	exprs := monitoringExprs(t)
 
-	secret := "deploy-test-secret-0123456789abcdef"
+	secret := "8mwrnq_BlKAxLWBlObN6_lDvE4myvl9jCMIoZ0bcyvJIWKUC"
 	upstream := startEcho(t)
 	cfg := fmt.Sprintf(scrapeConfig, upstream, secret, "")
 	gw := gatewaytest.Start(t, cfg)

@@ -13,7 +13,7 @@ import (
 	"github.com/gatewayd/gatewayd/internal/gatewaytest"
 )
 
-const testSecret = "e2e-secret-0123456789abcdef0123456789abcdef"
+const testSecret = "7qyN9gd3kDmE9aIU1W3wnPdgfKtyGpkOQ3yBD2kSDG8brjwr"
 
 // authConfig is a gateway with the built-in auth service, the in-process
 // store (or Redis when redisSection is set) and protected routes in front
@@ -211,6 +211,29 @@ func TestRefreshReuseRevokesFamily(t *testing.T) {
 	tk3 := login(t, gw, email, pw)
 	if r := do(t, "GET", gw.URL("/v1/users/me"), bearer(tk3.Access), ""); r.Status != 200 {
 		t.Fatalf("new login after reuse: %d %s", r.Status, r.Body)
+	}
+}
+
+// TestLogoutBearerOnlyEndsSession follows the README's logout, with the
+// access token alone: the session's refresh token dies with it.
+func TestLogoutBearerOnlyEndsSession(t *testing.T) {
+	gw := startAuthGateway(t, "")
+	const email, pw = "carol@example.com", "correct-Horse-42"
+	signup(t, gw, email, pw)
+	tk := login(t, gw, email, pw)
+	other := login(t, gw, email, pw)
+	if r := do(t, "POST", gw.URL("/v1/auth/logout"), bearer(tk.Access), ""); r.Status != 204 {
+		t.Fatalf("logout: %d %s", r.Status, r.Body)
+	}
+	expectUnauthorized(t, do(t, "GET", gw.URL("/v1/users/me"), bearer(tk.Access), ""), "revoked")
+	r := do(t, "POST", gw.URL("/v1/auth/refresh"), jsonHdr, jsonBody(map[string]string{"refresh_token": tk.Refresh}))
+	if r.Status != 401 || decodeError(t, r).Error != "unauthorized" {
+		t.Fatalf("refresh after logout: %d %s, want 401", r.Status, r.Body)
+	}
+	// The account's other session is not touched.
+	r = do(t, "POST", gw.URL("/v1/auth/refresh"), jsonHdr, jsonBody(map[string]string{"refresh_token": other.Refresh}))
+	if r.Status != 200 {
+		t.Fatalf("refresh of another session: %d %s", r.Status, r.Body)
 	}
 }
 

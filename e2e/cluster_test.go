@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -238,7 +239,18 @@ func TestScaleOutCluster(t *testing.T) {
 		reportPropagation(t, delays)
 	})
 	t.Run("UsersSpreadOverShards", func(t *testing.T) { usersSpread(t, c, gws) })
-	t.Run("MasterFailover", func(t *testing.T) { clusterFailover(t, c, gws) })
+	var killedGap time.Duration
+	t.Run("MasterFailover", func(t *testing.T) { killedGap = clusterFailover(t, c, gws, false) })
+	t.Run("SilentMasterFailover", func(t *testing.T) {
+		if killedGap == 0 {
+			t.Skip("no gap measured for a killed master to compare with")
+		}
+		silentGap := clusterFailover(t, c, gws, true)
+		t.Logf("failover gap: silent master %v, killed master %v", silentGap.Round(time.Millisecond), killedGap.Round(time.Millisecond))
+		if silentGap > killedGap+time.Second {
+			t.Errorf("a silent master's failover gap %v is more than 1s longer than a killed master's %v", silentGap, killedGap)
+		}
+	})
 }
 
 // admitLimitAcross sends 60 requests per user, spread over every instance
@@ -632,8 +644,9 @@ func checkAlive(t *testing.T, gws []*gatewaytest.Process) {
 //     200 after which that instance answers nothing but 200.
 //
 // /readyz must stay 200 throughout when readyInGap (a cluster whose other
-// shards answer); otherwise its 503s are counted.
-func failoverReport(t *testing.T, samples []sample, probes []*probe, killed time.Time, n int, readyInGap bool) {
+// shards answer); otherwise its 503s are counted. It returns the longest
+// gap of the instances.
+func failoverReport(t *testing.T, samples []sample, probes []*probe, killed time.Time, n int, readyInGap bool) time.Duration {
 	t.Helper()
 	affected := map[string]map[string]bool{}
 	for _, p := range probes {
@@ -689,17 +702,29 @@ func failoverReport(t *testing.T, samples []sample, probes []*probe, killed time
 		if gaps[g] == 0 {
 			t.Errorf("instance %d never served the failed shard's keys again", g)
 		}
-		t.Logf("instance %d: gap %v (kill to the failed keys served again); %d requests denied 503 by on_store_error: deny, %d admitted by on_store_error: allow meanwhile; /readyz not ready in %d of %d polls",
+		t.Logf("instance %d: gap %v (fault to the failed keys served again); %d requests denied 503 by on_store_error: deny, %d admitted by on_store_error: allow meanwhile; /readyz not ready in %d of %d polls",
 			g, gaps[g].Round(time.Millisecond), denied[g], openDuringGap[g], notReady, polls)
 	}
+	return slices.Max(gaps)
 }
 
-// clusterFailover kills a master under steady load through every instance.
-func clusterFailover(t *testing.T, c *redistest.Cluster, gws []*gatewaytest.Process) {
+// clusterFailover kills a master, or with silent pauses it (SIGSTOP: its
+// connections stay open and nothing is answered), under steady load
+// through every instance, and returns the longest failover gap the
+// instances saw. The goroutines of each instance must stay within
+// goroutineLimit of their figure before the fault.
+func clusterFailover(t *testing.T, c *redistest.Cluster, gws []*gatewaytest.Process, silent bool) time.Duration {
 	t.Helper()
 	nodes, err := c.Nodes()
 	if err != nil {
 		t.Fatal(err)
+	}
+	// Masters that can fail over: serving slots, with a live replica.
+	failable := map[string]bool{}
+	for _, n := range nodes {
+		if !n.Master && !n.Failed && n.MasterID != "" {
+			failable[n.MasterID] = true
+		}
 	}
 	ownerID := func(key string) string {
 		slot := redistest.KeySlot(key)
@@ -720,7 +745,7 @@ func clusterFailover(t *testing.T, c *redistest.Cluster, gws []*gatewaytest.Proc
 			t.Fatal("no user with bucket and mark on different masters in 30 tries")
 		}
 		u := newUser(t, gws)
-		if ownerID(u.bucketKey("fo")) != ownerID(u.markKey()) && ownerID(u.bucketKey("fo")) != ownerID(u.revokedKey()) {
+		if b := ownerID(u.bucketKey("fo")); failable[b] && b != ownerID(u.markKey()) && b != ownerID(u.revokedKey()) {
 			rl = u
 		}
 	}
@@ -780,24 +805,64 @@ func clusterFailover(t *testing.T, c *redistest.Cluster, gws []*gatewaytest.Proc
 	for i, gw := range gws {
 		before[i][0], before[i][1] = processStats(t, gw)
 	}
+	peaks := make([]atomic.Int64, len(gws))
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		for {
+			for i, gw := range gws {
+				if n, err := goroutines(gw); err == nil && int64(n) > peaks[i].Load() {
+					peaks[i].Store(int64(n))
+				}
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}()
 	victim := c.Node(dead.Addr)
-	// Taken before the kill: a request may fail before Kill returns.
+	fault := "kill"
+	// Taken before the fault: a request may fail before Kill returns.
 	killed := time.Now()
-	victim.Kill()
+	if silent {
+		fault = "pause"
+		victim.Pause()
+		// Cleanup kills the node, resuming it first, if the test stops
+		// before it is resumed below.
+	} else {
+		victim.Kill()
+	}
 	promoted, err := c.WaitFailover(dead, 30*time.Second)
 	if err != nil {
 		close(stop)
 		collect()
 		t.Fatal(err)
 	}
-	t.Logf("replica %s promoted %v after the kill (cluster-node-timeout %v)", promoted.Addr(), time.Since(killed).Round(time.Millisecond), redistest.ClusterNodeTimeout)
+	t.Logf("replica %s promoted %v after the %s (cluster-node-timeout %v)", promoted.Addr(), time.Since(killed).Round(time.Millisecond), fault, redistest.ClusterNodeTimeout)
 	// Keep the load on until every instance has served the failed keys
 	// again for a while.
 	time.Sleep(3 * time.Second)
 	close(stop)
 	samples := collect()
-	failoverReport(t, samples, probes, killed, len(gws), true)
+	<-sampled
+	gap := failoverReport(t, samples, probes, killed, len(gws), true)
 	checkAlive(t, gws)
+	for i := range gws {
+		peak := int(peaks[i].Load())
+		t.Logf("instance %d: goroutines %d before the %s, peak %d during the failover", i, before[i][0], fault, peak)
+		if peak > before[i][0]+goroutineLimit {
+			t.Errorf("instance %d: goroutines peaked at %d during the failover, %d before (limit +%d)", i, peak, before[i][0], goroutineLimit)
+		}
+	}
+	if silent {
+		// The old master comes back as a replica of the promoted one; the
+		// instances drop their connections to it without a leak.
+		victim.Resume()
+		checkNoLeak(t, gws, before)
+		return gap
+	}
 
 	// Full enforcement after the promotion, on the promoted shard.
 	if st, _ := statusOf(gws[2].URL("/v1/users/me"), pre.tk.Access); st != 401 {
@@ -835,6 +900,7 @@ func clusterFailover(t *testing.T, c *redistest.Cluster, gws []*gatewaytest.Proc
 	}
 	reportPropagation(t, delays)
 	checkNoLeak(t, gws, before)
+	return gap
 }
 
 // waitOnReplica waits until master's replica holds key.

@@ -12,7 +12,7 @@ import (
 	jwtlib "github.com/golang-jwt/jwt/v5"
 )
 
-const hardeningSecret = "hardening-e2e-secret-0123456789abcdef0123"
+const hardeningSecret = "1gjI-_A0uP6dGOXf0WAWovv2zFaU9hukZILG4nWcwioLJBmf"
 
 // hardeningConfig has a public catch-all in front of protected routes, a
 // jwt instance forwarding a claim outside X-User-*, a rules-only rbac entry

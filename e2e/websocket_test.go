@@ -27,7 +27,7 @@ const wsConfig = `
 version: 1
 listen: "{{LISTEN}}"
 admin: { listen: "{{ADMIN}}" }
-server: { shutdown_timeout: 2s }
+server: { shutdown_timeout: 2s, max_connections_per_ip: 2000 }  # 1000 tunnels from one address
 log: { level: info }
 upstreams:
   ws: { targets: ["http://%s"] }

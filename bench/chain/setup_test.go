@@ -19,7 +19,7 @@ import (
 	"go.uber.org/zap"
 )
 
-const benchSecret = "bench-chain-secret-0123456789abcdef0123456789"
+const benchSecret = "uDi98J_UXzRwra6YU27nXIIrLawhqfiVbUb0Gj5eQ_YPX67m"
 
 // The chain of the chain-* load scenarios; the limit is far above any
 // benchmark's rate, so every request takes a token and none is refused.
@@ -94,7 +94,8 @@ func newFixture(tb testing.TB, withRedis bool) *fixture {
 		if err != nil {
 			tb.Fatal(err)
 		}
-		st = rs
+		// Behind the guard, as gatewayd runs it.
+		st = redis.Guard(rs, cfg.Redis)
 	} else {
 		st = memory.New()
 	}

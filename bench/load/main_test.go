@@ -14,7 +14,7 @@ import (
 	"github.com/gatewayd/gatewayd/bench/loadgen"
 )
 
-const testSecret = "load-test-secret-0123456789abcdef0123456789"
+const testSecret = "0PvJXlG-TO7TuL4xaqiXtUNiiEwmwnnPIdRGGSWhQ8N4O9Gq"
 
 // startUpstream runs the bench/upstream server on a loopback port.
 func startUpstream(t *testing.T) string {

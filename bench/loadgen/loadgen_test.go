@@ -13,7 +13,7 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-const testSecret = "loadgen-test-secret-0123456789abcdef0123"
+const testSecret = "HLjvi3Xxwl4tEEm2OzF8CoEYQYNMY_h4YtTDDtCe92_KbVYi"
 
 // serve starts a fasthttp server on loopback running h.
 func serve(t *testing.T, h fasthttp.RequestHandler) string {

@@ -261,7 +261,7 @@ func freePort() (int, error) {
 const gatewayYAML = `version: 1
 listen: "127.0.0.1:%d"
 admin: { listen: "127.0.0.1:%d" }
-server: { shutdown_timeout: 5s }
+server: { shutdown_timeout: 5s, max_connections_per_ip: 0 }   # every tunnel comes from 127.0.0.1
 log: { level: warn, access_log: false }
 upstreams:
   echo: { targets: ["http://%s"] }

@@ -204,14 +204,17 @@ func openStores(fc *fileConfig, logger *zap.Logger) (*stores, error) {
 		if err != nil {
 			return nil, err
 		}
+		// Every store call goes through one guard: deadline, in-flight
+		// cap and breaker.
+		gs := redis.Guard(rs, fc.Redis)
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		if err := rs.Ping(ctx); err != nil {
-			_ = rs.Close()
+		if err := gs.Ping(ctx); err != nil {
+			_ = gs.Close()
 			return nil, fmt.Errorf("redis: ping: %w", err)
 		}
-		logger.Info("state in redis", zap.Strings("addrs", fc.Redis.Addrs))
-		return &stores{users: redis.NewAuth(rs), rev: rs, close: rs.Close}, nil
+		logger.Info("state in redis", zap.Strings("addrs", config.RedactURLs(fc.Redis.Addrs)))
+		return &stores{users: gs.Auth(), rev: gs, close: gs.Close}, nil
 	}
 	b, err := bolt.Open(fc.Auth.UsersFile)
 	if err != nil {

@@ -20,7 +20,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 )
 
-const testSecret = "0123456789abcdef0123456789abcdef-test"
+const testSecret = "FZv6dNnpNXHag2URJyTOZqSmhqQpge_DSxxlGTIul80F9Blu"
 
 func runCmd(t *testing.T, stdin io.Reader, args ...string) (code int, stdout, stderr string) {
 	t.Helper()

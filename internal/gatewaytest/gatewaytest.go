@@ -21,10 +21,16 @@ import (
 	"time"
 )
 
+// build is one set of binaries, built once per test process.
+type build struct {
+	once sync.Once
+	dir  string
+	err  error
+}
+
 var (
-	buildOnce sync.Once
-	buildDir  string
-	buildErr  error
+	// builds[true] is built with -race when the tests run with it.
+	builds = map[bool]*build{false: {}, true: {}}
 )
 
 // moduleRoot finds the directory holding go.mod.
@@ -37,13 +43,27 @@ func moduleRoot() string {
 // once per test process, with -race when the tests run with it).
 func Binary(t testing.TB, name string) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		buildDir, buildErr = os.MkdirTemp("", "gatewayd-e2e-bin-")
-		if buildErr != nil {
+	return binary(t, name, raceEnabled)
+}
+
+// PlainBinary is Binary without the race detector, whatever the tests run
+// with: for measuring the process's memory, which the race detector
+// multiplies.
+func PlainBinary(t testing.TB, name string) string {
+	t.Helper()
+	return binary(t, name, false)
+}
+
+func binary(t testing.TB, name string, race bool) string {
+	t.Helper()
+	b := builds[race]
+	b.once.Do(func() {
+		b.dir, b.err = os.MkdirTemp("", "gatewayd-e2e-bin-")
+		if b.err != nil {
 			return
 		}
-		args := []string{"build", "-o", buildDir + "/"}
-		if raceEnabled {
+		args := []string{"build", "-o", b.dir + "/"}
+		if race {
 			args = append(args, "-race")
 		}
 		args = append(args, "./cmd/gatewayd", "./cmd/authd", "./cmd/demo-upstream")
@@ -51,13 +71,13 @@ func Binary(t testing.TB, name string) string {
 		cmd.Dir = moduleRoot()
 		out, err := cmd.CombinedOutput()
 		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+			b.err = fmt.Errorf("go build: %v\n%s", err, out)
 		}
 	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
+	if b.err != nil {
+		t.Fatal(b.err)
 	}
-	return filepath.Join(buildDir, name)
+	return filepath.Join(b.dir, name)
 }
 
 // FreePort returns a free TCP port on 127.0.0.1.
@@ -110,6 +130,9 @@ type Options struct {
 	Args []string
 	// NoWait skips the readiness wait.
 	NoWait bool
+	// NoRace runs a binary built without the race detector even when the
+	// tests run with it (see PlainBinary).
+	NoRace bool
 }
 
 // Render replaces {{LISTEN}} and {{ADMIN}} (and {{DIR}}, the temp dir) in a
@@ -142,7 +165,11 @@ func Start(t testing.TB, cfg string, opts ...Options) *Process {
 	if args == nil {
 		args = []string{"-config", p.ConfigPath}
 	}
-	p.Cmd = exec.Command(Binary(t, "gatewayd"), args...)
+	bin := Binary(t, "gatewayd")
+	if o.NoRace {
+		bin = PlainBinary(t, "gatewayd")
+	}
+	p.Cmd = exec.Command(bin, args...)
 	p.Cmd.Dir = dir
 	p.Cmd.Env = append(os.Environ(), o.Env...)
 	p.Cmd.Stdout, p.Cmd.Stderr = p.logs, p.logs

@@ -196,12 +196,12 @@ func (c *Cluster) Node(addr string) *Server {
 	return nil
 }
 
-// alive returns the nodes whose process runs.
+// alive returns the nodes whose process runs and is not paused.
 func (c *Cluster) alive() []*Server {
 	var out []*Server
 	for _, s := range c.nodes {
 		s.mu.Lock()
-		up := s.cmd != nil
+		up := s.cmd != nil && !s.paused
 		s.mu.Unlock()
 		if up {
 			out = append(out, s)
@@ -352,7 +352,7 @@ func (c *Cluster) health(masters, replicas int) string {
 
 // WaitFailover waits until a live master (a promoted replica) serves every
 // slot dead served and every running node reports cluster_state:ok, and
-// returns that master. dead must have been killed.
+// returns that master. dead must have been killed or paused.
 func (c *Cluster) WaitFailover(dead ClusterNode, timeout time.Duration) (*Server, error) {
 	deadline := time.Now().Add(timeout)
 	for {

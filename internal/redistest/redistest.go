@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -28,8 +29,9 @@ type Server struct {
 	dir      string
 	external bool
 
-	mu  sync.Mutex
-	cmd *exec.Cmd
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	paused bool
 }
 
 // Start starts a redis-server for t and stops it at t's cleanup. Extra
@@ -91,17 +93,49 @@ func (s *Server) start(args []string) {
 	s.t.Fatalf("redis-server on %s did not become ready: %s", s.addr, log)
 }
 
-// Kill stops the server at once (SIGKILL), like a crash. Data is lost.
+// Kill stops the server at once (SIGKILL), like a crash. Data is lost. A
+// paused server is resumed first, so no stopped process outlives the test.
 func (s *Server) Kill() {
 	s.mu.Lock()
 	cmd := s.cmd
 	s.cmd = nil
+	s.paused = false
 	s.mu.Unlock()
 	if cmd == nil || cmd.Process == nil {
 		return
 	}
+	_ = cmd.Process.Signal(syscall.SIGCONT)
 	_ = cmd.Process.Kill()
 	_ = cmd.Wait()
+}
+
+// Pause stops the server process (SIGSTOP) without closing its sockets:
+// the kernel still accepts connections and data, but nothing is answered,
+// like a hung or black-holed server. Resume (or Kill, at cleanup) lets it
+// go on.
+func (s *Server) Pause() { s.signal(syscall.SIGSTOP, true) }
+
+// Resume continues a paused server (SIGCONT).
+func (s *Server) Resume() { s.signal(syscall.SIGCONT, false) }
+
+// Paused reports whether the server is paused.
+func (s *Server) Paused() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.paused
+}
+
+func (s *Server) signal(sig syscall.Signal, paused bool) {
+	s.t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil || s.cmd.Process == nil {
+		s.t.Fatalf("redis-server %s is not running", s.addr)
+	}
+	if err := s.cmd.Process.Signal(sig); err != nil {
+		s.t.Fatalf("signal redis-server %s: %v", s.addr, err)
+	}
+	s.paused = paused
 }
 
 // Restart starts the server again on the same port, empty.

@@ -15,7 +15,7 @@ import (
 
 // sampleEnv is the environment the sample configurations read.
 var sampleEnv = map[string]string{
-	"JWT_SECRET":     "sample-secret-that-is-at-least-32-bytes-long",
+	"JWT_SECRET":     "RJLu3xcO45CQrpDDyXihNYho_AfYiXncIUke1JO0InVFIH2I",
 	"REDIS_PASSWORD": "sample-redis-password",
 }
 

@@ -131,8 +131,12 @@ var docs = map[string]fieldDoc{
 
 	// server:
 	"server.read_timeout": {
-		Desc:    "Time allowed to read a whole request, body included (for a keep-alive connection, counted from the request's first byte).",
+		Desc:    "Time allowed to read a request's body, counted from the end of its headers. A streamed body (see `stream_request_body_threshold`) is read while it is sent upstream, so the upstream or route `timeout` bounds it as well.",
 		Example: "5s",
+	},
+	"server.header_timeout": {
+		Desc:    "Time allowed to deliver a request's headers: from the moment a new connection opens, and from the first byte of each next request on a keep-alive connection. Connections that send nothing, or headers too slowly, are answered 408 and closed, so they cannot hold `max_connections` for long.",
+		Example: "3s",
 	},
 	"server.write_timeout": {
 		Desc:    "Time allowed to write a response, counted from the end of the handler: the upstream's time is bounded by the upstream or route `timeout`, not by this.",
@@ -147,8 +151,12 @@ var docs = map[string]fieldDoc{
 		Example: "16KiB",
 	},
 	"server.max_request_body_bytes": {
-		Desc:    "Largest request body accepted (at least 1 byte). Larger bodies get 413.",
+		Desc:    "Largest request body accepted (at least 1 byte). A larger `Content-Length` gets 413 before the body is read; a chunked body that grows past it is cut off, the upstream exchange aborted and the client answered 413.",
 		Example: "50MiB",
+	},
+	"server.stream_request_body_threshold": {
+		Desc:    "Largest request body read whole before the request is handled. Larger bodies (and chunked bodies that grow past it) stream to the upstream as they arrive, so memory does not grow with body size or with the number of clients sending bodies; they are never retried. `builtin:auth` reads bodies up to 64KiB whatever this says. `0` streams every body.",
+		Example: "256KiB",
 	},
 	"server.shutdown_timeout": {
 		Desc:    "On SIGTERM/SIGINT, the longest the whole shutdown may take, `shutdown_delay` included; requests still running then are cut off and the process exits 1. Read from the live configuration, so a reload changes it.",
@@ -169,9 +177,13 @@ var docs = map[string]fieldDoc{
 		Example: true,
 	},
 	"server.max_connections": {
-		Desc:    "Cap on concurrent client connections; `0` keeps fasthttp's default (262144). Connections over the cap are answered 503 and closed.",
+		Desc:    "Cap on concurrent client connections; `0` keeps fasthttp's default (262144). Connections over the cap are answered with the JSON 503 (`unavailable`) and closed.",
 		Default: "0 (262144)",
 		Example: 10000, Min: ptr(0),
+	},
+	"server.max_connections_per_ip": {
+		Desc:    "Cap on concurrent client connections from one peer address (the TCP peer, never a header); `0` for no cap. Connections over it are answered with the JSON 503 (`unavailable`) and closed. Peers in `trusted_proxies` (load balancers that carry many clients) are exempt and only count against `max_connections`.",
+		Example: 64, Min: ptr(0),
 	},
 
 	// log:
@@ -241,7 +253,7 @@ var docs = map[string]fieldDoc{
 		Example: "1s",
 	},
 	"redis.command_timeout": {
-		Desc:    "How long a connection may wait for a reply before it is declared dead, closed and redialled (at least 10ms). A request still waits at most its plugin's `store_timeout`.",
+		Desc:    "How long a connection's liveness PING may go unanswered before the connection is declared dead, closed and redialled (at least 10ms). A connection that got no reply for a quarter of this (at most 1s) sends that PING, so a silent node (paused, black-holed, busy in a script) is detected within 1.5 × `command_timeout`. A request still waits at most its plugin's `store_timeout`.",
 		Example: "1s",
 	},
 	"redis.connections_per_node": {
@@ -262,6 +274,18 @@ var docs = map[string]fieldDoc{
 	"redis.max_flush_delay": {
 		Desc:    "How long the writer may wait to batch more commands into one write: less CPU on the gateway and on Redis, a little more latency.",
 		Example: "100us",
+	},
+	"redis.max_in_flight": {
+		Desc:    "Cap on the store calls in flight, counted until Redis answers them, whether or not the request still waits. Admission is non-blocking: a call over the cap fails at once and is answered per its plugin's `on_store_error`. At most 1023, below the 1024 commands the client library queues per connection, so no call ever waits for room in that queue.",
+		Example: 256, Min: ptr(0), Max: ptr(1023),
+	},
+	"redis.breaker_failures": {
+		Desc:    "Store calls failing in a row (timeouts, calls over `max_in_flight`, refused or lost connections), with none succeeding for 100ms, that open the circuit breaker: store calls then fail at once, answered per `on_store_error`, until a probe succeeds.",
+		Example: 10, Min: ptr(0),
+	},
+	"redis.breaker_cooldown": {
+		Desc:    "How long the breaker stays open before it lets one probe call through (at least 10ms); the probe's success closes it, its failure opens it for another cooldown.",
+		Example: "2s",
 	},
 	"redis.topology_refresh": {
 		Desc:    "How often the cluster slot map or the sentinels' master is read again in the background (at least 100ms); errors and MOVED replies trigger a refresh at once.",
@@ -361,6 +385,43 @@ var docs = map[string]fieldDoc{
 		Example: "30s",
 	},
 
+	"upstream.tls": {
+		Desc:    "TLS settings of the `https://` targets: CA, server name, client certificate (see below). Needs https targets.",
+		Default: "system roots, target host",
+		Example: map[string]any{"ca_file": "/etc/gatewayd/internal-ca.pem", "server_name": "billing.internal"},
+	},
+
+	// upstreams.<name>.tls:
+	"upstreamTLS.ca_file": {
+		Desc:    "PEM bundle of the CA certificates that verify the targets' certificates (only these are trusted, not the system roots).",
+		Default: "the system roots",
+		Example: "/etc/gatewayd/internal-ca.pem",
+	},
+	"upstreamTLS.cert_file": {
+		Desc:    "PEM client certificate (chain, leaf first) presented to targets that ask for one (mTLS), with `key_file`.",
+		Default: "none",
+		Example: "/etc/gatewayd/gw-client.pem",
+	},
+	"upstreamTLS.key_file": {
+		Desc:    "PEM private key of `cert_file`; it must match the certificate.",
+		Default: "none",
+		Example: "/etc/gatewayd/gw-client-key.pem",
+	},
+	"upstreamTLS.server_name": {
+		Desc:    "Name sent as SNI and verified in every target's certificate (a host name or IP address, no port).",
+		Default: "each target's host",
+		Example: "billing.internal",
+	},
+	"upstreamTLS.min_version": {
+		Desc:    "Lowest TLS version offered: `\"1.2\"` or `\"1.3\"`.",
+		Default: "`\"1.2\"`",
+		Example: "1.3", Enum: []string{"1.2", "1.3"},
+	},
+	"upstreamTLS.insecure_skip_verify": {
+		Desc:    "Accept any certificate the targets present. Allowed for tests and migrations only: the gateway warns at start, on reload and in `-check`. Not with `ca_file`.",
+		Example: true,
+	},
+
 	// upstreams.<name>.health_check:
 	"healthCheck.path": {
 		Desc:    "Path requested on each target; must start with `/`.",
@@ -377,7 +438,7 @@ var docs = map[string]fieldDoc{
 
 	// auth:
 	"auth.secret": {
-		Desc:    "HS256 signing secret, at least 32 bytes; the jwt plugin that checks the tokens needs the same secret. Set exactly one of `secret` and `private_key_file`.",
+		Desc:    "HS256 signing secret, at least 32 bytes of random data (placeholders such as REPLACE_ME, repeated characters or patterns and anything under about 128 bits of estimated entropy are refused; generate one with `head -c 48 /dev/urandom | base64`); the jwt plugin that checks the tokens needs the same secret. Set exactly one of `secret` and `private_key_file`.",
 		Default: "none",
 		Example: "${JWT_SECRET}",
 	},
@@ -513,7 +574,7 @@ var docs = map[string]fieldDoc{
 		Example: []any{"RS256"}, Enum: jwtAlgorithms,
 	},
 	"plugin-jwt.secret": {
-		Desc:    "HMAC secret for HS* tokens, at least as long as the hash (32 bytes for HS256, 48 for HS384, 64 for HS512). Exactly one of `secret`, `public_key_file`, `jwks_file` and `jwks_url` is set.",
+		Desc:    "HMAC secret for HS* tokens, at least as long as the hash (32 bytes for HS256, 48 for HS384, 64 for HS512) and random: placeholders such as REPLACE_ME, repeated characters or patterns and anything under about 128 bits of estimated entropy are refused (generate one with `head -c 48 /dev/urandom | base64`). Exactly one of `secret`, `public_key_file`, `jwks_file` and `jwks_url` is set.",
 		Default: "none",
 		Example: "${JWT_SECRET}",
 	},

@@ -19,6 +19,7 @@ var semanticOnly = map[string]string{
 	"references.yaml":      "names that must exist in other sections (upstream, plugin), unique route names, builtin:auth without auth:",
 	"unset_env.yaml":       "an unset environment variable: the schema sees the ${VAR} placeholder, whose value only exists at load time",
 	"plugin_order.yaml":    "plugins listed before the jwt plugin they need: an order between list items",
+	"weak_secrets.yaml":    "secrets long enough but guessable (placeholders, repetition, low entropy): judged by estimating their entropy",
 	"websocket.yaml":       "websocket options checked against other route fields (methods, upstream, websocket: true) and a duration's minimum",
 }
 

@@ -30,6 +30,9 @@ const (
 	CodeBadGateway       = "bad_gateway"
 	CodeUnavailable      = "unavailable"
 	CodeGatewayTimeout   = "gateway_timeout"
+	// CodeRequestTimeout (408) is not in SPEC §5's list: the client took
+	// longer than server.header_timeout or read_timeout to send its request.
+	CodeRequestTimeout = "request_timeout"
 )
 
 // CodeFor returns the error code for a status the gateway writes.
@@ -59,6 +62,8 @@ func CodeFor(status int) string {
 		return CodeUnavailable
 	case fasthttp.StatusGatewayTimeout:
 		return CodeGatewayTimeout
+	case fasthttp.StatusRequestTimeout:
+		return CodeRequestTimeout
 	}
 	return CodeInternal
 }

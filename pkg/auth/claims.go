@@ -137,8 +137,9 @@ type Claims struct {
 	Type  string `json:"typ"`
 	Email string `json:"email,omitempty"`
 	Role  string `json:"role,omitempty"`
-	// Session is the refresh family a refresh token belongs to (refresh
-	// tokens only).
+	// Session is the session (refresh family) the token belongs to: both
+	// tokens of a pair carry it, so a logout with the access token alone
+	// can end the session.
 	Session string `json:"sid,omitempty"`
 }
 

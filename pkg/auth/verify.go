@@ -16,7 +16,9 @@ var (
 )
 
 // Verifier checks tokens signed by one Key: signature and algorithm, iss,
-// aud, exp (required), sub and jti (required) and typ.
+// aud, exp (required), sub and jti (required) and typ. Decoding is strict:
+// a token must be WellFormed, its base64url parts canonical (no spare bits
+// set), and its header must not carry "crit" (see CheckCrit).
 type Verifier struct {
 	key    *Key
 	parser *jwt.Parser
@@ -33,11 +35,15 @@ func NewVerifier(key *Key, issuer, audience string, leeway time.Duration) *Verif
 			jwt.WithAudience(audience),
 			jwt.WithExpirationRequired(),
 			jwt.WithLeeway(leeway),
+			jwt.WithStrictDecoding(),
 		),
 	}
 }
 
 func (v *Verifier) keyFunc(t *jwt.Token) (any, error) {
+	if err := CheckCrit(t.Header); err != nil {
+		return nil, err
+	}
 	if kid, ok := t.Header["kid"].(string); ok && v.key.kid != "" && kid != v.key.kid {
 		return nil, ErrInvalidToken
 	}
@@ -47,6 +53,9 @@ func (v *Verifier) keyFunc(t *jwt.Token) (any, error) {
 // Verify parses token and checks it is a valid token of type typ. The error
 // wraps ErrTokenExpired, ErrWrongType or ErrInvalidToken.
 func (v *Verifier) Verify(token, typ string) (*Claims, error) {
+	if !WellFormed(token) {
+		return nil, ErrInvalidToken
+	}
 	c := new(Claims)
 	if _, err := v.parser.ParseWithClaims(token, c, v.keyFunc); err != nil {
 		// An expired token with a bad signature is reported as invalid:

@@ -47,10 +47,14 @@ func compile(cfg *config.Auth, file string) (*auth.Key, error) {
 			"set secret (HS256, at least 32 bytes) or private_key_file (an RSA or Ed25519 PEM key)"))
 	case cfg.PrivateKeyFile == "":
 		k, err := auth.NewHMACKey([]byte(cfg.Secret), cfg.KeyID)
-		if err != nil {
-			at(m, base, "secret", "must be at least "+strconv.Itoa(auth.MinSecretBytes)+" bytes, got "+strconv.Itoa(len(cfg.Secret)))
+		switch {
+		case err != nil:
+			at(m, base, "secret", "must be at least "+strconv.Itoa(auth.MinSecretBytes)+" bytes, got "+strconv.Itoa(len(cfg.Secret))+": "+auth.SecretAdvice)
+		case auth.CheckSecret([]byte(cfg.Secret)) != nil:
+			at(m, base, "secret", auth.CheckSecret([]byte(cfg.Secret)).Error()+": "+auth.SecretAdvice)
+		default:
+			key = k
 		}
-		key = k
 	default:
 		k, err := auth.LoadPrivateKeyFile(cfg.PrivateKeyFile, cfg.KeyID)
 		if err != nil {

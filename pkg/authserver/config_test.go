@@ -47,7 +47,22 @@ func TestValidateErrors(t *testing.T) {
 		{
 			name: "short secret",
 			give: "auth:\n  issuer: me\n  secret: short\n",
-			want: "a.yaml:3: auth.secret: must be at least 32 bytes, got 5",
+			want: "a.yaml:3: auth.secret: must be at least 32 bytes, got 5: generate one with: head -c 48 /dev/urandom | base64",
+		},
+		{
+			name: "placeholder secret",
+			give: "auth:\n  secret: REPLACE_ME_REPLACE_ME_REPLACE_ME\n",
+			want: `a.yaml:2: auth.secret: looks like a placeholder, not a secret (it contains "replaceme"): generate one with: head -c 48 /dev/urandom | base64`,
+		},
+		{
+			name: "one repeated character",
+			give: "auth:\n  secret: " + strings.Repeat("A", 40) + "\n",
+			want: "a.yaml:2: auth.secret: is a repeated pattern (one character repeated): generate one with: head -c 48 /dev/urandom | base64",
+		},
+		{
+			name: "low entropy secret",
+			give: "auth:\n  secret: \"" + strings.Repeat("ab", 10) + "ba" + strings.Repeat("ab", 10) + "\"\n",
+			want: "a.yaml:2: auth.secret: has too little entropy (about 56 bits estimated, want at least 128): generate one with: head -c 48 /dev/urandom | base64",
 		},
 		{
 			name: "secret and key file",

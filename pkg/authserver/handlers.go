@@ -107,7 +107,7 @@ func (s *Server) signup(ctx *fasthttp.RequestCtx) {
 		badRequest(ctx, policyMessage(err))
 		return
 	}
-	sc, cancel := storeCtx()
+	sc, cancel := s.storeCtx()
 	defer cancel()
 	// Look first so a taken email costs no bcrypt work; CreateUser still
 	// decides races.
@@ -125,7 +125,7 @@ func (s *Server) signup(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	u := &store.User{ID: uuid.NewString(), Email: email, Role: RoleUser, PasswordHash: hash, CreatedAt: time.Now()}
-	sc2, cancel2 := storeCtx()
+	sc2, cancel2 := s.storeCtx()
 	defer cancel2()
 	if err := s.users.CreateUser(sc2, u); err != nil {
 		if errors.Is(err, store.ErrExists) {
@@ -169,9 +169,12 @@ func (s *Server) login(ctx *fasthttp.RequestCtx) {
 		badRequest(ctx, auth.ErrPasswordTooLong.Error())
 		return
 	}
-	sc, cancel := storeCtx()
+	// The failure is reserved before the comparison, in one atomic store
+	// step: a count read before bcrypt would let every concurrent guess
+	// through. A right password releases it below.
+	sc, cancel := s.storeCtx()
 	defer cancel()
-	locked, err := s.users.LockedFor(sc, email, s.lockout)
+	locked, err := s.users.ReserveFailure(sc, email, s.lockout)
 	if err != nil {
 		s.fail(ctx, "lockout", err)
 		return
@@ -189,15 +192,15 @@ func (s *Server) login(ctx *fasthttp.RequestCtx) {
 	if u != nil {
 		hash = u.PasswordHash
 	}
-	if bcrypt.CompareHashAndPassword(hash, []byte(req.Password)) != nil || u == nil {
-		if _, err := s.users.RecordFailure(sc, email, s.lockout); err != nil {
-			s.fail(ctx, "record failure", err)
-			return
-		}
+	if s.compare(hash, []byte(req.Password)) != nil || u == nil {
 		apierror.Write(ctx, fasthttp.StatusUnauthorized, apierror.CodeUnauthorized, msgCredentials)
 		return
 	}
-	if err := s.users.ResetFailures(sc, email); err != nil {
+	// Under load the comparison can wait for a CPU longer than a store
+	// deadline: the calls after it get a deadline of their own.
+	sc2, cancel2 := s.storeCtx()
+	defer cancel2()
+	if err := s.users.ResetFailures(sc2, email); err != nil {
 		s.fail(ctx, "reset failures", err)
 		return
 	}
@@ -210,9 +213,9 @@ func (s *Server) login(ctx *fasthttp.RequestCtx) {
 		s.internal(ctx, "issue tokens", err)
 		return
 	}
-	sc2, cancel2 := storeCtx()
-	defer cancel2()
-	err = s.users.CreateSession(sc2, &store.Session{
+	sc3, cancel3 := s.storeCtx()
+	defer cancel3()
+	err = s.users.CreateSession(sc3, &store.Session{
 		ID: sid, UserID: u.ID, TokenHash: tokenHash(p.Refresh), ExpiresAt: time.Unix(p.RefreshExp, 0),
 	})
 	if err != nil {
@@ -231,7 +234,7 @@ func (s *Server) rehash(u *store.User, password string) {
 	}
 	hash, err := bcrypt.GenerateFromPassword([]byte(password), s.cost)
 	if err == nil {
-		sc, cancel := storeCtx()
+		sc, cancel := s.storeCtx()
 		err = s.users.SetPasswordHash(sc, u.ID, hash)
 		cancel()
 	}
@@ -321,7 +324,7 @@ func (s *Server) refresh(ctx *fasthttp.RequestCtx) {
 		apierror.Write(ctx, fasthttp.StatusUnauthorized, apierror.CodeUnauthorized, msg)
 		return
 	}
-	sc, cancel := storeCtx()
+	sc, cancel := s.storeCtx()
 	defer cancel()
 	u, err := s.users.UserByID(sc, claims.Subject)
 	if errors.Is(err, store.ErrNotFound) {
@@ -401,7 +404,7 @@ func (s *Server) bearer(ctx *fasthttp.RequestCtx) *auth.Claims {
 		apierror.Write(ctx, fasthttp.StatusUnauthorized, apierror.CodeUnauthorized, msg)
 		return nil
 	}
-	sc, cancel := storeCtx()
+	sc, cancel := s.storeCtx()
 	defer cancel()
 	revoked, err := s.rev.IsRevoked(sc, []byte(claims.ID), []byte(claims.Subject), int64(claims.IssuedAt), 0)
 	if err != nil {
@@ -425,7 +428,10 @@ func (s *Server) logout(ctx *fasthttp.RequestCtx) {
 	if !ok {
 		return
 	}
-	var sid string
+	// The access token names its session: logout ends it whether or not
+	// the refresh token is sent. A refresh token of the same account sent
+	// along ends its own session too, should it be another one.
+	sids := []string{claims.Session}
 	if token != "" {
 		rc, err := s.verifier.Verify(token, auth.TypeRefresh)
 		switch {
@@ -437,13 +443,17 @@ func (s *Server) logout(ctx *fasthttp.RequestCtx) {
 		case rc.Subject != claims.Subject:
 			badRequest(ctx, msgForeignRefresh)
 			return
-		default:
-			sid = rc.Session
+		case rc.Session != claims.Session:
+			sids = append(sids, rc.Session)
 		}
 	}
-	sc, cancel := storeCtx()
+	sc, cancel := s.storeCtx()
 	defer cancel()
-	if sid != "" {
+	for _, sid := range sids {
+		if sid == "" {
+			// An access token issued before tokens carried sid.
+			continue
+		}
 		if err := s.users.DeleteSession(sc, claims.Subject, sid); err != nil {
 			s.fail(ctx, "delete session", err)
 			return
@@ -462,7 +472,7 @@ func (s *Server) logoutAll(ctx *fasthttp.RequestCtx) {
 	if claims == nil {
 		return
 	}
-	sc, cancel := storeCtx()
+	sc, cancel := s.storeCtx()
 	defer cancel()
 	// Sessions first: a refresh racing this request then fails instead of
 	// minting an access token after the mark.

@@ -29,7 +29,7 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.updateServerDate.func1"))
 }
 
-const testSecret = "0123456789abcdef0123456789abcdef-test"
+const testSecret = "vlKTBDtGeGFvRVNRuKTh8rmy7ESPNuCutUFBwP5fJ5leOFR"
 
 // testConfig is a valid config with bcrypt cost 4 (tests only).
 func testConfig() *config.Auth {
@@ -94,17 +94,22 @@ type harness struct {
 	client *http.Client
 }
 
-func newHarness(t *testing.T, b backend, cfg *config.Auth) *harness {
+// newHarness serves a new Server on b's stores; each tune changes the
+// Server before it serves.
+func newHarness(t *testing.T, b backend, cfg *config.Auth, tune ...func(*Server)) *harness {
 	t.Helper()
 	users, rev := b.open(t)
-	return serve(t, cfg, users, rev)
+	return serve(t, cfg, users, rev, tune...)
 }
 
-func serve(t *testing.T, cfg *config.Auth, users store.AuthStore, rev store.Revocations) *harness {
+func serve(t *testing.T, cfg *config.Auth, users store.AuthStore, rev store.Revocations, tune ...func(*Server)) *harness {
 	t.Helper()
 	srv, err := New(cfg, users, rev, nil)
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, f := range tune {
+		f(srv)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

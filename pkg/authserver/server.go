@@ -9,7 +9,8 @@
 // reads, so a logout is enforced by the gateway.
 //
 // Refresh rotation. Every login starts a session (a refresh family) whose
-// id is the refresh token's "sid" claim. The store keeps, per session, the
+// id is the "sid" claim of its refresh tokens and of its access tokens, so
+// a logout with the access token alone ends the session too. The store keeps, per session, the
 // SHA-256 of the current refresh token, the SHA-256 of the previous one,
 // when it was rotated, and a successor blob. A refresh presents token T:
 //
@@ -102,6 +103,11 @@ type Server struct {
 	// dummyHash is compared against when the email is unknown, so an
 	// unknown account costs the same bcrypt work as a wrong password.
 	dummyHash []byte
+	// storeTimeout is StoreTimeout; compare is
+	// bcrypt.CompareHashAndPassword. Tests slow the comparison down past
+	// the deadline.
+	storeTimeout time.Duration
+	compare      func(hash, password []byte) error
 
 	closed atomic.Bool
 }
@@ -132,6 +138,9 @@ func New(cfg *config.Auth, users store.AuthStore, rev store.Revocations, logger 
 		grace:      cfg.RefreshReuseGrace.D(),
 		cost:       cfg.BcryptCost,
 		lockout:    store.LockoutPolicy{MaxFailures: cfg.Lockout.MaxFailures, Window: cfg.Lockout.Window.D()},
+
+		storeTimeout: StoreTimeout,
+		compare:      bcrypt.CompareHashAndPassword,
 	}
 	if set, ok := key.JWKS(); ok {
 		if s.jwks, err = marshalJSON(set); err != nil {
@@ -252,8 +261,11 @@ func validRequestID(b []byte) bool {
 	return true
 }
 
-func storeCtx() (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.Background(), StoreTimeout)
+// storeCtx bounds one store call, or a few made back to back: never one
+// made before a bcrypt operation and one after it, since the operation can
+// wait for a CPU longer than the deadline.
+func (s *Server) storeCtx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), s.storeTimeout)
 }
 
 // fail answers 503 for a store error and logs it once.

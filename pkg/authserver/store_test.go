@@ -7,6 +7,7 @@ import (
 	"errors"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -207,18 +208,24 @@ func TestStoreLockouts(t *testing.T) {
 		users, _ := b.open(t)
 		ctx := context.Background()
 		p := store.LockoutPolicy{MaxFailures: 2, Window: time.Minute}
-		if d, err := users.RecordFailure(ctx, "k", p); err != nil || d != 0 {
-			t.Fatalf("first failure locked for %v, %v", d, err)
+		for i := range 2 {
+			if d, err := users.ReserveFailure(ctx, "k", p); err != nil || d != 0 {
+				t.Fatalf("reservation %d refused for %v, %v", i+1, d, err)
+			}
+			if i == 0 {
+				if d, err := users.LockedFor(ctx, "k", p); err != nil || d != 0 {
+					t.Fatalf("LockedFor after one failure = %v, %v", d, err)
+				}
+			}
 		}
-		if d, err := users.LockedFor(ctx, "k", p); err != nil || d != 0 {
-			t.Fatalf("LockedFor after one failure = %v, %v", d, err)
+		// The second reservation reached the limit: the key is locked for
+		// about the window, and a third attempt is refused uncounted.
+		if d, err := users.LockedFor(ctx, "k", p); err != nil || d <= 50*time.Second || d > time.Minute {
+			t.Fatalf("LockedFor = %v, %v; want about the window", d, err)
 		}
-		d, err := users.RecordFailure(ctx, "k", p)
+		d, err := users.ReserveFailure(ctx, "k", p)
 		if err != nil || d <= 50*time.Second || d > time.Minute {
-			t.Fatalf("second failure locked for %v, %v; want about the window", d, err)
-		}
-		if d, err := users.LockedFor(ctx, "k", p); err != nil || d <= 50*time.Second {
-			t.Fatalf("LockedFor = %v, %v", d, err)
+			t.Fatalf("reservation on a locked key = %v, %v; want refused for about the window", d, err)
 		}
 		if d, _ := users.LockedFor(ctx, "other", p); d != 0 {
 			t.Fatalf("an unrelated key is locked for %v", d)
@@ -229,17 +236,69 @@ func TestStoreLockouts(t *testing.T) {
 		if d, _ := users.LockedFor(ctx, "k", p); d != 0 {
 			t.Fatalf("locked for %v after reset", d)
 		}
+		if d, err := users.ReserveFailure(ctx, "k", p); err != nil || d != 0 {
+			t.Fatalf("reservation after reset = %v, %v; want admitted", d, err)
+		}
 		if err := users.ResetFailures(ctx, "never-failed"); err != nil {
 			t.Fatal(err)
 		}
 		// Failures older than the window are forgotten.
-		short := store.LockoutPolicy{MaxFailures: 2, Window: 50 * time.Millisecond}
-		if _, err := users.RecordFailure(ctx, "s", short); err != nil {
+		// The window is long enough that a slow disk (bbolt syncs every
+		// write) cannot make the lock lapse between two calls.
+		short := store.LockoutPolicy{MaxFailures: 2, Window: 400 * time.Millisecond}
+		if _, err := users.ReserveFailure(ctx, "s", short); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(80 * time.Millisecond)
-		if d, _ := users.RecordFailure(ctx, "s", short); d != 0 {
-			t.Fatalf("a failure after the window locked for %v", d)
+		time.Sleep(500 * time.Millisecond)
+		for i := range 2 {
+			if d, _ := users.ReserveFailure(ctx, "s", short); d != 0 {
+				t.Fatalf("reservation %d after the window refused for %v", i+1, d)
+			}
+		}
+		// The lock lasts the window, then the key starts afresh.
+		if d, _ := users.ReserveFailure(ctx, "s", short); d <= 0 {
+			t.Fatal("a locked key admitted a reservation")
+		}
+		time.Sleep(500 * time.Millisecond)
+		if d, _ := users.ReserveFailure(ctx, "s", short); d != 0 {
+			t.Fatalf("reservation after the lock expired refused for %v", d)
+		}
+	})
+}
+
+// TestStoreLockoutsConcurrent: of many reservations fired at once against
+// one key, exactly MaxFailures are admitted and the rest are refused with
+// the lock, on every store.
+func TestStoreLockoutsConcurrent(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		users, _ := b.open(t)
+		p := store.LockoutPolicy{MaxFailures: 5, Window: time.Minute}
+		const n = 40
+		var admitted, refused atomic.Int32
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for range n {
+			wg.Go(func() {
+				<-start
+				d, err := users.ReserveFailure(context.Background(), "race@example.com", p)
+				switch {
+				case err != nil:
+					t.Error(err)
+				case d == 0:
+					admitted.Add(1)
+				default:
+					refused.Add(1)
+				}
+			})
+		}
+		close(start)
+		wg.Wait()
+		if admitted.Load() != int32(p.MaxFailures) || refused.Load() != n-int32(p.MaxFailures) {
+			t.Fatalf("%d reservations at once: %d admitted, %d refused; want %d admitted",
+				n, admitted.Load(), refused.Load(), p.MaxFailures)
+		}
+		if d, err := users.LockedFor(context.Background(), "race@example.com", p); err != nil || d <= 0 {
+			t.Fatalf("LockedFor after the race = %v, %v; want locked", d, err)
 		}
 	})
 }

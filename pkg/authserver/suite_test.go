@@ -313,6 +313,43 @@ func TestRefreshReuse(t *testing.T) {
 	})
 }
 
+// TestRefreshOtherSpelling: another spelling of the current refresh token
+// (spare bits of its last character set, or a line break the base64
+// decoder would skip) is refused at the door as an invalid token. It never
+// reaches reuse detection, so the family is not revoked.
+func TestRefreshOtherSpelling(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		h := newHarness(t, b, testConfig())
+		_, t1 := h.account("malleable@example.com")
+		r := h.refresh(t1.RefreshToken)
+		wantStatus(t, r, http.StatusOK)
+		t2 := decodeTokens(t, r)
+
+		const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+		tok := t2.RefreshToken
+		last := strings.IndexByte(alphabet, tok[len(tok)-1])
+		// An HS256 signature is 43 characters for 32 bytes: the last
+		// character's two low bits are spare.
+		variants := []string{tok + "\n", tok[:20] + "\r\n" + tok[20:]}
+		for x := 1; x < 4; x++ {
+			variants = append(variants, tok[:len(tok)-1]+string(alphabet[last^x]))
+		}
+		for _, v := range variants {
+			e := wantError(t, h.refresh(v), http.StatusUnauthorized, apierror.CodeUnauthorized)
+			if e.Message != msgBadRefresh {
+				t.Fatalf("refresh with %q: message %q, want %q", v, e.Message, msgBadRefresh)
+			}
+			if !strings.ContainsAny(v, "\r\n") {
+				wantError(t, h.do("POST", PathRefresh, nil, withCookie(v)), http.StatusUnauthorized, apierror.CodeUnauthorized)
+			}
+		}
+		// The family is intact: its access token works and its refresh
+		// token rotates.
+		wantStatus(t, h.do("GET", PathMe, nil, bearer(t2.AccessToken)), http.StatusOK)
+		wantStatus(t, h.refresh(t2.RefreshToken), http.StatusOK)
+	})
+}
+
 func TestRefreshGraceRetry(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b backend) {
 		cfg := testConfig()
@@ -442,6 +479,91 @@ func TestLockout(t *testing.T) {
 	})
 }
 
+// TestLockoutConcurrent fires wrong passwords for one account all at once
+// (as from many IPs): at most max_failures of them are compared before the
+// lock, the rest are refused with account_locked, and then so is the right
+// password.
+func TestLockoutConcurrent(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		cfg := testConfig()
+		// A cost that takes a few ms keeps every guess in flight together.
+		cfg.BcryptCost = 8
+		cfg.Lockout = config.Lockout{MaxFailures: 5, Window: config.Duration(time.Minute)}
+		h := newHarness(t, b, cfg)
+		h.signup("race@example.com", goodPassword)
+		body, err := json.Marshal(creds{"race@example.com", "Wrong-password-1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		const n = 40
+		statuses := make([]int, n)
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i := range n {
+			wg.Go(func() {
+				<-start
+				res, err := h.client.Post(h.base+PathLogin, "application/json", strings.NewReader(string(body)))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				_ = res.Body.Close()
+				statuses[i] = res.StatusCode
+			})
+		}
+		close(start)
+		wg.Wait()
+		var evaluated, locked int
+		for _, st := range statuses {
+			switch st {
+			case http.StatusUnauthorized:
+				evaluated++
+			case http.StatusTooManyRequests:
+				locked++
+			default:
+				t.Errorf("a wrong guess answered %d", st)
+			}
+		}
+		t.Logf("%d concurrent wrong guesses: %d evaluated, %d refused as locked", n, evaluated, locked)
+		if evaluated > cfg.Lockout.MaxFailures || evaluated+locked != n {
+			t.Fatalf("%d concurrent wrong guesses: %d evaluated, %d locked; want at most %d evaluated",
+				n, evaluated, locked, cfg.Lockout.MaxFailures)
+		}
+		wantError(t, h.do("POST", PathLogin, creds{"race@example.com", goodPassword}),
+			http.StatusTooManyRequests, apierror.CodeAccountLocked)
+	})
+}
+
+// TestLoginSlowCompare: a password comparison that outlasts the store
+// deadline (bcrypt waiting for a CPU under load) does not turn the login
+// into a 503. The calls before the comparison and those after it have
+// deadlines of their own.
+func TestLoginSlowCompare(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		const timeout = 300 * time.Millisecond
+		cfg := testConfig()
+		cfg.Lockout = config.Lockout{MaxFailures: 2, Window: config.Duration(time.Minute)}
+		h := newHarness(t, b, cfg, func(s *Server) {
+			s.storeTimeout = timeout
+			s.compare = func(hash, password []byte) error {
+				time.Sleep(2 * timeout)
+				return bcrypt.CompareHashAndPassword(hash, password)
+			}
+		})
+		h.signup("slow@example.com", goodPassword)
+		tk := h.login("slow@example.com", goodPassword)
+		wantStatus(t, h.do("GET", PathMe, nil, bearer(tk.AccessToken)), http.StatusOK)
+		// Wrong passwords are counted before the comparison, so they lock
+		// the account however long it takes.
+		bad := creds{"slow@example.com", "Wrong-password-1"}
+		for range 2 {
+			wantError(t, h.do("POST", PathLogin, bad), http.StatusUnauthorized, apierror.CodeUnauthorized)
+		}
+		wantError(t, h.do("POST", PathLogin, creds{"slow@example.com", goodPassword}),
+			http.StatusTooManyRequests, apierror.CodeAccountLocked)
+	})
+}
+
 func TestLogout(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b backend) {
 		h := newHarness(t, b, testConfig())
@@ -483,6 +605,41 @@ func TestLogout(t *testing.T) {
 			tk := h.login("henry@example.com", goodPassword)
 			wantStatus(t, h.do("POST", PathLogout, nil, bearer(tk.AccessToken), withCookie(tk.RefreshToken)), http.StatusNoContent)
 			wantError(t, h.refresh(tk.RefreshToken), http.StatusUnauthorized, apierror.CodeUnauthorized)
+		})
+		t.Run("bearer only ends the session", func(t *testing.T) {
+			tk := h.login("henry@example.com", goodPassword)
+			kept := h.login("henry@example.com", goodPassword)
+			ac, err := h.srv.verifier.Verify(tk.AccessToken, auth.TypeAccess)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rc, err := h.srv.verifier.Verify(tk.RefreshToken, auth.TypeRefresh)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ac.Session == "" || ac.Session != rc.Session {
+				t.Fatalf("access sid %q, refresh sid %q: want the same session", ac.Session, rc.Session)
+			}
+			wantStatus(t, h.do("POST", PathLogout, nil, bearer(tk.AccessToken)), http.StatusNoContent)
+			wantError(t, h.refresh(tk.RefreshToken), http.StatusUnauthorized, apierror.CodeUnauthorized)
+			// Only that session: the account's other one lives on.
+			wantStatus(t, h.refresh(kept.RefreshToken), http.StatusOK)
+		})
+		t.Run("bearer only after a rotation", func(t *testing.T) {
+			tk := h.login("henry@example.com", goodPassword)
+			r := h.refresh(tk.RefreshToken)
+			wantStatus(t, r, http.StatusOK)
+			next := decodeTokens(t, r)
+			wantStatus(t, h.do("POST", PathLogout, nil, bearer(next.AccessToken)), http.StatusNoContent)
+			wantError(t, h.refresh(next.RefreshToken), http.StatusUnauthorized, apierror.CodeUnauthorized)
+		})
+		t.Run("refresh token of another session of the account", func(t *testing.T) {
+			a := h.login("henry@example.com", goodPassword)
+			b := h.login("henry@example.com", goodPassword)
+			r := h.do("POST", PathLogout, map[string]string{"refresh_token": b.RefreshToken}, bearer(a.AccessToken))
+			wantStatus(t, r, http.StatusNoContent)
+			wantError(t, h.refresh(a.RefreshToken), http.StatusUnauthorized, apierror.CodeUnauthorized)
+			wantError(t, h.refresh(b.RefreshToken), http.StatusUnauthorized, apierror.CodeUnauthorized)
 		})
 	})
 }

@@ -38,6 +38,7 @@ func (s *Server) issue(u *store.User, sid string, now time.Time) (*pair, error) 
 		Issuer: s.issuer, Subject: u.ID, Audience: aud,
 		ExpiresAt: auth.UnixMilli(p.AccessExp * 1000), IssuedAt: iat,
 		ID: uuid.NewString(), Type: auth.TypeAccess, Email: u.Email, Role: u.Role,
+		Session: sid,
 	}
 	refresh := &auth.Claims{
 		Issuer: s.issuer, Subject: u.ID, Audience: aud,

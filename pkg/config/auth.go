@@ -5,8 +5,8 @@ import "time"
 // Auth configures the auth service, in-process (upstream builtin:auth) or in
 // authd.
 type Auth struct {
-	// Secret is the HS256 signing secret (at least 32 bytes). Exactly one of
-	// Secret and PrivateKeyFile is set.
+	// Secret is the HS256 signing secret: at least 32 bytes, and random
+	// (auth.CheckSecret). Exactly one of Secret and PrivateKeyFile is set.
 	Secret string `yaml:"secret"`
 	// PrivateKeyFile is a PEM private key: RSA signs RS256, Ed25519 EdDSA.
 	PrivateKeyFile string `yaml:"private_key_file"`

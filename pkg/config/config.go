@@ -26,7 +26,10 @@ type Config struct {
 	Meta Meta `yaml:"-"`
 	// File is the path the configuration was read from.
 	File string `yaml:"-"`
-	// Hash is the SHA-256 of the file's bytes.
+	// Hash is the SHA-256 of the file's bytes or, when the file names
+	// certificate and key files the loader reads (upstreams.NAME.tls),
+	// of the bytes and those files' contents: a reload that finds an
+	// unchanged file and rotated certificates is not skipped.
 	Hash [32]byte `yaml:"-"`
 }
 
@@ -38,12 +41,19 @@ type Admin struct {
 
 // Server holds the client-facing listener's limits and timeouts.
 type Server struct {
-	ReadTimeout           Duration `yaml:"read_timeout"`
-	WriteTimeout          Duration `yaml:"write_timeout"`
-	IdleTimeout           Duration `yaml:"idle_timeout"`
+	ReadTimeout  Duration `yaml:"read_timeout"`
+	WriteTimeout Duration `yaml:"write_timeout"`
+	IdleTimeout  Duration `yaml:"idle_timeout"`
+	// HeaderTimeout bounds the wait for a request's headers: from the
+	// connection's start for its first request, from the first byte for a
+	// keep-alive connection's next one. ReadTimeout then covers the body.
+	HeaderTimeout         Duration `yaml:"header_timeout"`
 	MaxRequestHeaderBytes Size     `yaml:"max_request_header_bytes"`
 	MaxRequestBodyBytes   Size     `yaml:"max_request_body_bytes"`
-	ShutdownTimeout       Duration `yaml:"shutdown_timeout"`
+	// StreamRequestBodyThreshold is the largest request body read whole
+	// before the request is handled; larger bodies stream to the upstream.
+	StreamRequestBodyThreshold Size     `yaml:"stream_request_body_threshold"`
+	ShutdownTimeout            Duration `yaml:"shutdown_timeout"`
 	// ShutdownDelay is how long /readyz reports 503 before the listener
 	// stops accepting, so load balancers notice (a pre-stop delay).
 	ShutdownDelay  Duration `yaml:"shutdown_delay"`
@@ -53,8 +63,11 @@ type Server struct {
 	// are stripped by folded name whatever this says.
 	DropUnderscoreHeaders bool `yaml:"drop_underscore_headers"`
 	// MaxConnections caps concurrent client connections (0 = fasthttp default).
-	MaxConnections int  `yaml:"max_connections"`
-	Meta           Meta `yaml:"-"`
+	MaxConnections int `yaml:"max_connections"`
+	// MaxConnectionsPerIP caps concurrent client connections from one peer
+	// address (0 = no cap); peers in TrustedProxies are exempt.
+	MaxConnectionsPerIP int  `yaml:"max_connections_per_ip"`
+	Meta                Meta `yaml:"-"`
 }
 
 // Log configures the zap logger and the access log.
@@ -78,7 +91,9 @@ type Upstream struct {
 	// EjectAfter consecutive connect failures take a target out for EjectFor.
 	EjectAfter int      `yaml:"eject_after"`
 	EjectFor   Duration `yaml:"eject_for"`
-	Meta       Meta     `yaml:"-"`
+	// TLS configures the connections to https targets.
+	TLS  *UpstreamTLS `yaml:"tls"`
+	Meta Meta         `yaml:"-"`
 }
 
 // HealthCheck configures active health checks of an upstream's targets.

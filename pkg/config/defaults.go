@@ -11,6 +11,9 @@ const (
 	DefaultIdleTimeout           = 60 * time.Second
 	DefaultMaxRequestHeaderBytes = 8 << 10
 	DefaultMaxRequestBodyBytes   = 10 << 20
+	DefaultHeaderTimeout         = 5 * time.Second
+	DefaultStreamBodyThreshold   = 64 << 10
+	DefaultMaxConnectionsPerIP   = 256
 	DefaultShutdownTimeout       = 30 * time.Second
 	DefaultConnectTimeout        = time.Second
 	DefaultUpstreamTimeout       = 15 * time.Second
@@ -51,6 +54,13 @@ func (c *Config) applyDefaults() {
 	}
 	if s.MaxRequestBodyBytes == 0 {
 		s.MaxRequestBodyBytes = DefaultMaxRequestBodyBytes
+	}
+	setDur(&s.HeaderTimeout, DefaultHeaderTimeout)
+	if s.StreamRequestBodyThreshold == 0 && !s.Meta.Has("stream_request_body_threshold") {
+		s.StreamRequestBodyThreshold = DefaultStreamBodyThreshold
+	}
+	if s.MaxConnectionsPerIP == 0 && !s.Meta.Has("max_connections_per_ip") {
+		s.MaxConnectionsPerIP = DefaultMaxConnectionsPerIP
 	}
 	setStr(&c.Log.Level, "info")
 	setStr(&c.Log.Format, "json")

@@ -23,6 +23,10 @@ const (
 	// MaxRedisConnectionsPerNode is the most pipelined connections the
 	// client keeps to one Redis node (rueidis allows 2^8).
 	MaxRedisConnectionsPerNode = 256
+	// MaxRedisInFlight is the largest max_in_flight: below the 1024
+	// commands the client library queues per connection, so that a call
+	// never waits for room in that queue.
+	MaxRedisInFlight = 1023
 )
 
 // Redis configures the shared store. When the redis: section is absent the
@@ -63,9 +67,12 @@ type Redis struct {
 	// DialTimeout bounds establishing a connection, TLS and AUTH included
 	// (default 2s).
 	DialTimeout Duration `yaml:"dial_timeout"`
-	// CommandTimeout is how long a connection may wait for a reply before
-	// it is declared dead, closed and redialled (default 2s). Each request
-	// waits at most its plugin's store_timeout whatever this is.
+	// CommandTimeout is how long a connection's liveness PING may go
+	// unanswered before the connection is declared dead, closed and
+	// redialled (default 2s). A connection that received no reply for a
+	// quarter of it (at most 1s) sends that PING, so a silent server is
+	// detected within 1.5 × command_timeout. Each request waits at most its
+	// plugin's store_timeout whatever this is.
 	CommandTimeout Duration `yaml:"command_timeout"`
 	// ConnectionsPerNode is the number of pipelined connections to each
 	// node, a power of two (0: one per node with the client-side cache,
@@ -80,6 +87,19 @@ type Redis struct {
 	// commands into one write: less CPU on the gateway and on Redis, a
 	// little more latency (default 0).
 	MaxFlushDelay Duration `yaml:"max_flush_delay"`
+	// MaxInFlight caps the store calls in flight at once, counted until
+	// Redis answers them (default 512, at most 1023: below the 1024
+	// commands a connection queues). A call over the cap fails at once,
+	// answered per its plugin's on_store_error.
+	MaxInFlight int `yaml:"max_in_flight"`
+	// BreakerFailures is how many store calls failing in a row (timeouts,
+	// calls over max_in_flight, refused or lost connections), with none
+	// succeeding for 100ms, open the circuit breaker: calls then fail at
+	// once (default 5).
+	BreakerFailures int `yaml:"breaker_failures"`
+	// BreakerCooldown is how long the breaker stays open before one probe
+	// call goes through; its success closes the breaker (default 1s).
+	BreakerCooldown Duration `yaml:"breaker_cooldown"`
 	// TopologyRefresh is how often the cluster slot map or the sentinel
 	// master is re-read in the background (default 5s); failures and MOVED
 	// replies also trigger a refresh at once.
@@ -232,6 +252,15 @@ func (r *Redis) validate(v *validator) {
 			v.at(m.Pos(f.key), "redis."+f.key, "must be at least %v (or 0 for the default), got %v", f.min, f.d)
 		}
 	}
+	if n := r.MaxInFlight; n < 0 || n > MaxRedisInFlight {
+		v.at(m.Pos("max_in_flight"), "redis.max_in_flight", "must be between 1 and %d (or 0 for the default), got %d", MaxRedisInFlight, n)
+	}
+	if r.BreakerFailures < 0 {
+		v.at(m.Pos("breaker_failures"), "redis.breaker_failures", "must be at least 1 (or 0 for the default), got %d", r.BreakerFailures)
+	}
+	if m.Has("breaker_cooldown") && r.BreakerCooldown != 0 && r.BreakerCooldown.D() < 10*time.Millisecond {
+		v.at(m.Pos("breaker_cooldown"), "redis.breaker_cooldown", "must be at least 10ms (or 0 for the default), got %v", r.BreakerCooldown)
+	}
 	if r.TLS != nil {
 		r.TLS.validate(v)
 	}
@@ -278,8 +307,13 @@ func (t *RedisTLS) validate(v *validator) {
 // addrs checks each host:port of a list, positioned at its item.
 func (v *validator) addrs(n *yaml.Node, path string, addrs []string) {
 	for i, a := range addrs {
-		if _, port, err := net.SplitHostPort(a); err != nil || port == "" {
-			v.at(seqItem(n, i), IndexPath(path, i), "expected host:port, got %q", a)
+		switch _, port, err := net.SplitHostPort(a); {
+		case strings.ContainsAny(a, "@/"):
+			// "pass@host:6379" splits as a host: refuse it before the
+			// password reaches the client library and its errors.
+			v.at(seqItem(n, i), IndexPath(path, i), "expected host:port, got %q: credentials go in username and password, not in the address", RedactURL(a))
+		case err != nil || port == "":
+			v.at(seqItem(n, i), IndexPath(path, i), "expected host:port, got %q", RedactURL(a))
 		}
 	}
 }

@@ -122,6 +122,15 @@ func TestRedisInvalid(t *testing.T) {
 			},
 		},
 		{
+			name: "guard out of range",
+			give: "  addrs: [\"10.0.0.1:6379\"]\n  max_in_flight: 2048\n  breaker_failures: -1\n  breaker_cooldown: 1ms",
+			want: []string{
+				"gw.yaml:9: redis.max_in_flight: must be between 1 and 1023 (or 0 for the default), got 2048",
+				"gw.yaml:10: redis.breaker_failures: must be at least 1 (or 0 for the default), got -1",
+				"gw.yaml:11: redis.breaker_cooldown: must be at least 10ms (or 0 for the default), got 1ms",
+			},
+		},
+		{
 			name: "tls cert without key",
 			give: "  addrs: [\"10.0.0.1:6379\"]\n  tls:\n    cert_file: /x.pem",
 			want: []string{"gw.yaml:10: redis.tls.key_file: required with cert_file"},

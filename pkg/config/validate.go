@@ -92,6 +92,9 @@ func (v *validator) server(s *Server) {
 	if s.MaxConnections < 0 {
 		v.at(m.Pos("max_connections"), "server.max_connections", "must not be negative, got %d", s.MaxConnections)
 	}
+	if s.MaxConnectionsPerIP < 0 {
+		v.at(m.Pos("max_connections_per_ip"), "server.max_connections_per_ip", "must not be negative (0 for no cap), got %d", s.MaxConnectionsPerIP)
+	}
 	for i, p := range s.TrustedProxies {
 		if _, _, err := net.ParseCIDR(p); err != nil && net.ParseIP(p) == nil {
 			n := m.Pos("trusted_proxies")
@@ -161,6 +164,12 @@ func (v *validator) upstream(c *Config, name string, u *Upstream) {
 	}
 	if h := u.HealthCheck; h != nil && !strings.HasPrefix(h.Path, "/") {
 		v.at(h.Meta.Pos("path"), path+".health_check.path", "must start with '/', got %q", h.Path)
+	}
+	if targetsScheme(u.Targets) == "mixed" {
+		v.at(m.Pos("targets"), path+".targets", "mix http and https targets: a request would be encrypted or not depending on the target picked; make them all https (or split the upstream)")
+	}
+	if u.TLS != nil {
+		v.upstreamTLS(path, u)
 	}
 }
 

@@ -4,6 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
+	"os"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gatewayd/gatewayd/pkg/apierror"
@@ -25,6 +29,15 @@ func (g *Gateway) handleAdmin(ctx *fasthttp.RequestCtx) {
 	// Error bodies carry a request id here too.
 	st := reqctx.Acquire(ctx)
 	st.RequestID = appendUUID(st.RequestID[:0])
+	if g.draining.Load() {
+		ctx.SetConnectionClose()
+	}
+	if !ctx.IsGet() && !ctx.IsHead() {
+		if msg := g.crossSite(ctx); msg != "" {
+			apierror.Write(ctx, fasthttp.StatusForbidden, apierror.CodeForbidden, msg)
+			return
+		}
+	}
 	switch string(ctx.Path()) {
 	case "/metrics":
 		ctx.SetContentType("text/plain; version=0.0.4; charset=utf-8")
@@ -52,8 +65,8 @@ func (g *Gateway) handleAdmin(ctx *fasthttp.RequestCtx) {
 		}
 		writeJSON(ctx, fasthttp.StatusOK, map[string]any{"status": "reloaded", "summary": res.String(),
 			"unchanged": res.Unchanged, "routes_added": nonNil(res.Added), "routes_removed": nonNil(res.Removed),
-			"routes_changed": nonNil(res.Changed), "plugins_changed": nonNil(res.Plugins), "restart_needed": nonNil(res.Restart),
-			"warnings": nonNil(res.Warnings)})
+			"routes_changed": nonNil(res.Changed), "plugins_changed": nonNil(res.Plugins), "upstreams_changed": nonNil(res.Upstreams),
+			"restart_needed": nonNil(res.Restart), "warnings": nonNil(res.Warnings)})
 	default:
 		apierror.Write(ctx, fasthttp.StatusNotFound, apierror.CodeNotFound, "unknown admin endpoint")
 	}
@@ -110,8 +123,9 @@ func writeJSON(ctx *fasthttp.RequestCtx, status int, v any) {
 }
 
 // handleParseError answers requests fasthttp could not parse: oversized
-// headers (431) or bodies (413), smuggling attempts and other malformed
-// requests (400). The connection is closed afterwards.
+// headers (431) or bodies (413), requests not received within
+// header_timeout or read_timeout (408), smuggling attempts and other
+// malformed requests (400). The connection is closed afterwards.
 func (g *Gateway) handleParseError(ctx *fasthttp.RequestCtx, err error) {
 	st := reqctx.Acquire(ctx)
 	st.RequestID = appendUUID(st.RequestID[:0])
@@ -122,6 +136,8 @@ func (g *Gateway) handleParseError(ctx *fasthttp.RequestCtx, err error) {
 		apierror.Write(ctx, fasthttp.StatusRequestEntityTooLarge, apierror.CodePayloadTooLarge, "request body is larger than the gateway accepts")
 	case errors.As(err, &small) || errors.Is(err, fasthttp.ErrSmallReadBuffer):
 		apierror.Write(ctx, fasthttp.StatusRequestHeaderFieldsTooLarge, apierror.CodeHeaderTooLarge, "request headers are larger than the gateway accepts")
+	case isTimeout(err):
+		apierror.Write(ctx, fasthttp.StatusRequestTimeout, apierror.CodeRequestTimeout, "the request was not received in time")
 	default:
 		apierror.Write(ctx, fasthttp.StatusBadRequest, apierror.CodeBadRequest, "malformed HTTP request")
 	}
@@ -139,4 +155,78 @@ func nonNil(xs []string) []string {
 		return []string{}
 	}
 	return xs
+}
+
+// crossSite explains why a state-changing admin request may have been sent
+// by a browser on behalf of another site, or "" when it cannot have been.
+// The admin listener has no authentication, so a page the operator visits
+// could otherwise POST /-/reload to it: directly (a cross-site form or
+// fetch, which browsers mark with Origin) or through DNS rebinding (a name
+// of the attacker's that resolves to the listener, which the Host header
+// still names). Command-line clients (curl, scripts, systemctl reload) send
+// neither and address the listener by its own address or localhost.
+func (g *Gateway) crossSite(ctx *fasthttp.RequestCtx) string {
+	if ctx.Request.Header.Peek(fasthttp.HeaderOrigin) != nil {
+		return "state-changing admin requests must not carry an Origin header"
+	}
+	if !g.adminHostAllowed(string(ctx.Host())) {
+		return "state-changing admin requests must address the admin listener by its own address or localhost"
+	}
+	return ""
+}
+
+// adminHostAllowed reports whether host (a Host header value) names the
+// admin listener: localhost, a loopback address or the listener's own
+// address (any address of this machine when it listens on all of them),
+// with the listener's port. Names other than localhost are refused: only
+// a name can be rebound to this machine by someone else's DNS.
+func (g *Gateway) adminHostAllowed(host string) bool {
+	name, port, err := net.SplitHostPort(host)
+	if err != nil {
+		// No port: the default one.
+		name, port = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]"), "80"
+	}
+	la := g.adminAddr.Load()
+	tcp := la != nil
+	if tcp && port != strconv.Itoa(la.Port) {
+		return false
+	}
+	if strings.EqualFold(name, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(name)
+	switch {
+	case ip == nil:
+		return false
+	case ip.IsLoopback():
+		return true
+	case !tcp:
+		return false
+	case la.IP.Equal(ip):
+		return true
+	case la.IP.IsUnspecified():
+		return localAddress(ip)
+	}
+	return false
+}
+
+// localAddress reports whether ip is assigned to one of this machine's
+// interfaces.
+func localAddress(ip net.IP) bool {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return false
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.Equal(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// isTimeout reports whether err is a read deadline passing.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
 }

@@ -3,6 +3,9 @@
 package gateway
 
 import (
+	"bufio"
+	"bytes"
+	"strconv"
 	"testing"
 
 	"github.com/valyala/fasthttp"
@@ -38,6 +41,65 @@ func TestHandleZeroAlloc(t *testing.T) {
 				serveOnce(gw, &ctx, tt.path, tt.authz)
 			}
 			if n := testing.AllocsPerRun(200, func() { serveOnce(gw, &ctx, tt.path, tt.authz) }); n != 0 {
+				t.Fatalf("%v allocs per request", n)
+			}
+		})
+	}
+}
+
+// TestHandleStreamedBodyZeroAlloc covers request bodies as the server hands
+// them over when it streams bodies: one read whole (under the threshold),
+// one streamed with its length, one chunked and streamed past the
+// threshold.
+func TestHandleStreamedBodyZeroAlloc(t *testing.T) {
+	gw, _ := benchGateway(t)
+	if !gw.streamBodies {
+		t.Fatal("the default configuration does not stream request bodies")
+	}
+	tests := []struct {
+		name     string
+		giveSize int
+		giveCL   int // -1: chunked
+	}{
+		{name: "small body read whole", giveSize: 2 << 10, giveCL: 2 << 10},
+		{name: "large body streamed", giveSize: 128 << 10, giveCL: 128 << 10},
+		{name: "chunked body streamed", giveSize: 128 << 10, giveCL: -1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			body := bytes.Repeat([]byte("z"), tt.giveSize)
+			// The header is parsed from the wire, as the server does.
+			head := "POST /pass/x HTTP/1.1\r\nHost: gw.example\r\nTransfer-Encoding: chunked\r\n\r\n"
+			if tt.giveCL >= 0 {
+				head = "POST /pass/x HTTP/1.1\r\nHost: gw.example\r\nContent-Length: " + strconv.Itoa(tt.giveCL) + "\r\n\r\n"
+			}
+			var (
+				ctx    fasthttp.RequestCtx
+				rd, hr bytes.Reader
+				raw    = []byte(head)
+			)
+			br := bufio.NewReader(&hr)
+			ctx.Init(&fasthttp.Request{}, benchAddr, nil)
+			serve := func() {
+				ctx.Request.Reset()
+				hr.Reset(raw)
+				br.Reset(&hr)
+				if err := ctx.Request.Header.Read(br); err != nil {
+					t.Fatal(err)
+				}
+				rd.Reset(body)
+				ctx.Request.SetBodyStream(&rd, tt.giveCL)
+				gw.Handle(&ctx)
+				if s := ctx.Response.StatusCode(); s != 200 {
+					t.Fatalf("status %d: %s", s, ctx.Response.Body())
+				}
+				ctx.Response.Reset()
+				ctx.Request.ResetUserValues()
+			}
+			for i := 0; i < 10; i++ {
+				serve()
+			}
+			if n := testing.AllocsPerRun(200, serve); n != 0 {
 				t.Fatalf("%v allocs per request", n)
 			}
 		})

@@ -30,12 +30,14 @@ func Open(cfg *config.Config, reg *plugins.Registry, logger *zap.Logger, version
 	a := &App{logger: logger}
 	var err error
 	if cfg.Redis != nil {
-		a.Store, err = redis.New(cfg.Redis)
+		rs, err := redis.New(cfg.Redis)
 		if err != nil {
 			return nil, err
 		}
-		rs := a.Store.(*redis.Store)
-		logger.Info("store: redis", zap.String("topology", rs.Topology()), zap.Strings("addrs", cfg.Redis.Addrs),
+		// Every call, plugins' and the auth service's, goes through one
+		// guard: deadline, in-flight cap and breaker.
+		a.Store = redis.Guard(rs, cfg.Redis)
+		logger.Info("store: redis", zap.String("topology", rs.Topology()), zap.Strings("addrs", config.RedactURLs(cfg.Redis.Addrs)),
 			zap.Bool("client_side_cache", cfg.Redis.CacheEnabled()))
 	} else {
 		a.Store = memory.New()
@@ -61,8 +63,8 @@ func Open(cfg *config.Config, reg *plugins.Registry, logger *zap.Logger, version
 // when the gateway uses Redis, else in the embedded file users_file.
 func (a *App) openAuth(cfg *config.Config, logger *zap.Logger) error {
 	var users store.AuthStore
-	if rs, ok := a.Store.(*redis.Store); ok {
-		users = redis.NewAuth(rs)
+	if gs, ok := a.Store.(*store.Guarded); ok {
+		users = gs.Auth()
 	} else {
 		path := cfg.Auth.UsersFile
 		if path == "" {

@@ -16,7 +16,7 @@ import (
 	"go.uber.org/zap/zapcore"
 )
 
-const benchSecret = "bench-secret-0123456789abcdef0123456789"
+const benchSecret = "TK6bo-R8bGtW0a06HnW4MRSDswKvciCoO207yp8YcgyP_MmM"
 
 const benchConfig = `
 log: { access_log: false }

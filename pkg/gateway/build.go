@@ -114,6 +114,10 @@ func build(cfg *config.Config, d *deps) (*generation, error) {
 		if u == nil {
 			continue
 		}
+		if terrs := checkUpstreamTLS(cfg, name, u, d.env.Warning); len(terrs) > 0 {
+			errs = append(errs, terrs...)
+			continue
+		}
 		up, release, err := d.upstreams.acquire(proxyConfig(name, u))
 		if err != nil {
 			fail(u.Meta.Node, "upstreams."+name, "%v", err)

@@ -108,7 +108,7 @@ func TestConfigFilesWarning(t *testing.T) {
 func TestConfigFilesValid(t *testing.T) {
 	files, _ := filepath.Glob("../../testdata/config/valid/*.yaml")
 	files = append(files, "../../configs/gateway.yaml")
-	t.Setenv("JWT_SECRET", "test-secret-that-is-at-least-32-bytes-long")
+	t.Setenv("JWT_SECRET", "gT5Cewnrhg1Q4fFosFccACG5EsuxY7nakljr73N2P-E0EoVa")
 	t.Setenv("REDIS_PASSWORD", "")
 	for _, file := range files {
 		t.Run(filepath.Base(file), func(t *testing.T) {

@@ -21,6 +21,8 @@ import (
 	"github.com/gatewayd/gatewayd/pkg/config"
 	"github.com/gatewayd/gatewayd/pkg/metrics"
 	"github.com/gatewayd/gatewayd/pkg/plugins"
+	"github.com/gatewayd/gatewayd/pkg/proxy"
+	"github.com/gatewayd/gatewayd/pkg/reqctx"
 	"github.com/gatewayd/gatewayd/pkg/store"
 	"github.com/valyala/fasthttp"
 	"go.uber.org/zap"
@@ -55,12 +57,29 @@ type Gateway struct {
 	reloadMu       sync.Mutex
 	retiring       sync.WaitGroup
 	tunnels        tunnelSet
-	// maxTunnels is server.max_connections (fasthttp's default when 0),
-	// which also caps the open WebSocket tunnels.
-	maxTunnels int
 
 	server *fasthttp.Server
 	admin  *fasthttp.Server
+	// maxConns and maxConnsPerIP are the client listener's connection caps
+	// (server.max_connections, fasthttp's default when 0, and
+	// server.max_connections_per_ip).
+	maxConns, maxConnsPerIP int
+	// streamBodies says request bodies arrive as streams (the threshold is
+	// below the body limit): prepareBody then buffers those up to
+	// bodyThreshold and streams the rest, within maxBody.
+	streamBodies  bool
+	bodyThreshold int
+	maxBody       int64
+	// oversized holds the request headers whose Content-Length was over
+	// maxBody, as HeaderReceived saw them, for Handle to answer 413 without
+	// reading the body (see checkContentLength); oversizedN counts them, so the
+	// common path costs one atomic load.
+	oversized  sync.Map // *fasthttp.RequestHeader -> struct{}
+	oversizedN atomic.Int64
+	// adminAddr is the admin listener's TCP address, set by Serve (nil on
+	// other listeners): state-changing admin requests must name it (or
+	// localhost) in Host.
+	adminAddr atomic.Pointer[net.TCPAddr]
 }
 
 // New builds the first generation of cfg. It returns every configuration
@@ -93,10 +112,6 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 		g.logger.Warn("configuration warning: " + w.String())
 	}
 	g.server = g.newServer(cfg)
-	g.maxTunnels = cfg.Server.MaxConnections
-	if g.maxTunnels <= 0 {
-		g.maxTunnels = fasthttp.DefaultConcurrency
-	}
 	g.admin = &fasthttp.Server{
 		Handler:               g.handleAdmin,
 		Name:                  "gatewayd-admin",
@@ -114,6 +129,8 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 	if opts.Store != nil {
 		metrics.StoreErrors("ping")
 	}
+	metrics.ConnectionsRejected(rejectMaxConnections)
+	metrics.ConnectionsRejected(rejectPerIP)
 	return g, nil
 }
 
@@ -122,19 +139,42 @@ func (g *Gateway) Config() *config.Config { return g.cur.Load().cfg }
 
 func (g *Gateway) newServer(cfg *config.Config) *fasthttp.Server {
 	s := cfg.Server
+	// Connections are capped by the connLimiter around the listener, which
+	// answers with the gateway's JSON 503; fasthttp's own cap (and its
+	// text/plain answer) sits above it, with room for connections the
+	// limiter already released while their worker is still finishing.
+	g.maxConns = s.MaxConnections
+	if g.maxConns <= 0 {
+		g.maxConns = fasthttp.DefaultConcurrency
+	}
+	g.maxConnsPerIP = s.MaxConnectionsPerIP
+	g.maxBody = int64(s.MaxRequestBodyBytes)
+	g.bodyThreshold = int(min(s.StreamRequestBodyThreshold, s.MaxRequestBodyBytes))
+	g.streamBodies = s.StreamRequestBodyThreshold < s.MaxRequestBodyBytes
+	readTimeout := s.ReadTimeout.D()
 	return &fasthttp.Server{
-		Handler:                       g.Handle,
-		ErrorHandler:                  g.handleParseError,
-		Name:                          "gatewayd",
-		NoDefaultServerHeader:         true,
-		NoDefaultContentType:          true,
-		NoDefaultDate:                 false,
-		ReadTimeout:                   s.ReadTimeout.D(),
+		Handler:               g.Handle,
+		ErrorHandler:          g.handleParseError,
+		Name:                  "gatewayd",
+		NoDefaultServerHeader: true,
+		NoDefaultContentType:  true,
+		NoDefaultDate:         false,
+		// fasthttp's ReadTimeout runs from a new connection's start, and
+		// from the first byte of a keep-alive connection's next request,
+		// until the body is read: here it bounds the headers only, and
+		// HeaderReceived gives the body read_timeout from there on.
+		ReadTimeout: s.HeaderTimeout.D(),
+		HeaderReceived: func(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
+			g.checkContentLength(h)
+			return fasthttp.RequestConfig{ReadTimeout: readTimeout}
+		},
+		ExpectHandler:                 g.handleExpect,
 		WriteTimeout:                  s.WriteTimeout.D(),
 		IdleTimeout:                   s.IdleTimeout.D(),
 		ReadBufferSize:                int(s.MaxRequestHeaderBytes),
 		MaxRequestBodySize:            int(s.MaxRequestBodyBytes),
-		Concurrency:                   s.MaxConnections,
+		StreamRequestBody:             g.streamBodies,
+		Concurrency:                   2 * g.maxConns,
 		DisablePreParseMultipartForm:  true,
 		DisableHeaderNamesNormalizing: false,
 		CloseOnShutdown:               true,
@@ -154,7 +194,12 @@ func (z zapPrintf) Printf(format string, args ...any) { z.l.Debug(fmt.Sprintf(fo
 // Shutdown. It returns the first serve error.
 func (g *Gateway) Serve(ln, adminLn net.Listener) error {
 	errc := make(chan error, 2)
+	if a, ok := adminLn.Addr().(*net.TCPAddr); ok {
+		g.adminAddr.Store(a)
+	}
 	go func() { errc <- g.admin.Serve(adminLn) }()
+	ln = newConnLimiter(ln, g.maxConns, g.maxConnsPerIP, func() *proxy.TrustedProxies { return g.cur.Load().trusted },
+		g.logger.Named("http"))
 	go func() { errc <- g.server.Serve(ln) }()
 	err := <-errc
 	if err != nil && !g.draining.Load() {
@@ -163,12 +208,15 @@ func (g *Gateway) Serve(ln, adminLn net.Listener) error {
 	return nil
 }
 
-// Shutdown drains: /readyz turns 503 at once; after delay (a pre-stop
-// delay, so load balancers notice) the listener stops accepting and
-// in-flight requests and open WebSocket tunnels get up to timeout to
-// finish; tunnels still open then are closed (both TCP connections); then
-// the live generation is closed and upstream connections released. The
-// whole takes at most delay + timeout.
+// Shutdown drains: /readyz turns 503 at once and every response from then
+// on carries Connection: close, so keep-alive clients move to new
+// connections (elsewhere, once the load balancer noticed) instead of
+// sending on one the drain closes; after delay (a pre-stop delay, so load
+// balancers notice) the listener stops accepting and in-flight requests
+// and open WebSocket tunnels get up to timeout to finish; tunnels still
+// open then get a close frame 1001 and are closed; then the live
+// generation is closed and upstream connections released. The whole takes
+// at most delay + timeout (and a few seconds for the tunnels' goodbyes).
 func (g *Gateway) Shutdown(delay, timeout time.Duration) error {
 	g.draining.Store(true)
 	if delay > 0 {
@@ -202,6 +250,9 @@ type ReloadResult struct {
 	Removed   []string
 	Changed   []string
 	Plugins   []string // named plugin instances whose settings changed
+	// Upstreams are the upstreams added, removed or rebuilt: settings or
+	// the content of their TLS files changed.
+	Upstreams []string
 	Restart   []string // fields that need a restart to take effect
 	Warnings  []string // configuration warnings of the new configuration
 }
@@ -221,6 +272,7 @@ func (r ReloadResult) String() string {
 	add("routes removed:", r.Removed)
 	add("routes changed:", r.Changed)
 	add("plugins changed:", r.Plugins)
+	add("upstreams changed:", r.Upstreams)
 	if len(parts) == 0 {
 		parts = append(parts, "no route changes")
 	}
@@ -336,6 +388,16 @@ func diff(old *generation, cfg *config.Config) ReloadResult {
 			res.Plugins = append(res.Plugins, name)
 		}
 	}
+	for name, u := range cfg.Upstreams {
+		if ou, ok := old.cfg.Upstreams[name]; !ok || ou == nil || u == nil || proxyConfig(name, u).Key() != proxyConfig(name, ou).Key() {
+			res.Upstreams = append(res.Upstreams, name)
+		}
+	}
+	for name := range old.cfg.Upstreams {
+		if _, ok := cfg.Upstreams[name]; !ok {
+			res.Upstreams = append(res.Upstreams, name)
+		}
+	}
 	if cfg.Listen != old.cfg.Listen {
 		res.Restart = append(res.Restart, "listen")
 	}
@@ -363,9 +425,65 @@ func diff(old *generation, cfg *config.Config) ReloadResult {
 	sort.Strings(res.Removed)
 	sort.Strings(res.Changed)
 	sort.Strings(res.Plugins)
+	sort.Strings(res.Upstreams)
 	return res
 }
 
 func sameYAML(a, b any) bool {
 	return bytes.Equal(marshal(a), marshal(b))
+}
+
+// checkContentLength runs when a request's headers are in, before fasthttp
+// reads any of its body. A streamed body (StreamRequestBody) would
+// otherwise be partly read before the handler runs, so a Content-Length
+// over max_request_body_bytes is noted here, and the body length set to 0
+// so that nothing is read: Handle answers 413 and closes the connection.
+// The note is keyed by the header's address, which is the request's and
+// stays the same for its RequestCtx: nothing the client sends can set it.
+func (g *Gateway) checkContentLength(h *fasthttp.RequestHeader) {
+	if !g.streamBodies {
+		return
+	}
+	if int64(h.ContentLength()) > g.maxBody {
+		if _, loaded := g.oversized.LoadOrStore(h, struct{}{}); !loaded {
+			g.oversizedN.Add(1)
+		}
+		h.SetContentLength(0)
+		return
+	}
+	// A note left by a request that never reached the handler (a parse
+	// error after the headers) must not stick to the next one.
+	if g.oversizedN.Load() > 0 {
+		g.takeOversized(h)
+	}
+}
+
+// takeOversized reports, and forgets, whether h was noted as over the body
+// limit by checkContentLength.
+func (g *Gateway) takeOversized(h *fasthttp.RequestHeader) bool {
+	if g.oversizedN.Load() == 0 {
+		return false
+	}
+	if _, ok := g.oversized.LoadAndDelete(h); ok {
+		g.oversizedN.Add(-1)
+		return true
+	}
+	return false
+}
+
+// handleExpect answers "Expect: 100-continue" requests whose body is over
+// the limit with 413 at once, instead of inviting the client to send it.
+func (g *Gateway) handleExpect(ctx *fasthttp.RequestCtx) int {
+	if !g.takeOversized(&ctx.Request.Header) && int64(ctx.Request.Header.ContentLength()) <= g.maxBody {
+		return fasthttp.StatusContinue
+	}
+	st := reqctx.Acquire(ctx)
+	st.RequestID = appendUUID(st.RequestID[:0])
+	st.Route = UnmatchedRoute
+	writeBodyTooLarge(ctx)
+	g.cur.Load().unmatched.Observe(metrics.MethodIndex(ctx.Method()), fasthttp.StatusRequestEntityTooLarge, 0)
+	if g.accessLog.Load() {
+		g.logAccess(ctx, st, fasthttp.StatusRequestEntityTooLarge, 0)
+	}
+	return fasthttp.StatusRequestEntityTooLarge
 }

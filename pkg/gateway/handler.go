@@ -77,13 +77,25 @@ func (g *Gateway) Handle(ctx *fasthttp.RequestCtx) {
 		proxy.DropUnderscoreHeaders(&ctx.Request)
 	}
 
-	var r *route
+	var (
+		r    *route
+		body *clientBody
+		ok   = true
+	)
 	if smuggled {
 		// fasthttp reads such a body as chunked; answering it at all would
 		// let a front proxy that trusted Content-Length desynchronise.
 		apierror.Write(ctx, fasthttp.StatusBadRequest, apierror.CodeBadRequest, "request has both Content-Length and Transfer-Encoding")
 		ctx.SetConnectionClose()
-	} else {
+		ok = false
+	} else if g.oversizedN.Load() > 0 && g.takeOversized(&ctx.Request.Header) {
+		// Content-Length over the limit, noted before the body was read.
+		writeBodyTooLarge(ctx)
+		ok = false
+	} else if ctx.Request.IsBodyStream() && g.streamBodies {
+		body, ok = g.prepareBody(ctx)
+	}
+	if ok {
 		r = g.route(ctx, gen, st)
 	}
 	if r != nil {
@@ -103,7 +115,7 @@ func (g *Gateway) Handle(ctx *fasthttp.RequestCtx) {
 				if ws {
 					tunnel = g.upgrade(ctx, r, st)
 				} else {
-					g.forward(ctx, r, st)
+					g.forward(ctx, r, st, body)
 				}
 			}
 			r.chain.OnResponse(ctx, ran)
@@ -111,6 +123,18 @@ func (g *Gateway) Handle(ctx *fasthttp.RequestCtx) {
 				tunnel.head = ctx.Response.Header.AppendBytes(nil)
 			}
 		}
+	}
+	if body != nil {
+		// The request must not refer to the pooled buffers any longer.
+		ctx.Request.ResetBody()
+		body.release()
+	}
+
+	if g.draining.Load() {
+		// From the shutdown signal on, clients are told to reconnect: a
+		// kept-alive connection closed by the drain would otherwise meet
+		// the client's next request.
+		ctx.SetConnectionClose()
 	}
 
 	d := time.Since(start)
@@ -205,9 +229,18 @@ func (g *Gateway) route(ctx *fasthttp.RequestCtx, gen *generation, st *reqctx.St
 // forward sends the request to the route's upstream (or the in-process
 // auth service) with the normalised path, and maps upstream failures to the
 // gateway's JSON errors.
-func (g *Gateway) forward(ctx *fasthttp.RequestCtx, r *route, st *reqctx.State) {
+//
+// body is the request's body when the server reads bodies as streams (nil
+// otherwise, or without a body): a streamed body is read whole for
+// builtin:auth, and when the exchange fails because the client's side of a
+// streamed body did (too large, too slow, cut short), the client is
+// answered for that, not with an upstream error.
+func (g *Gateway) forward(ctx *fasthttp.RequestCtx, r *route, st *reqctx.State, body *clientBody) {
 	setUpstreamPath(ctx, r, st)
 	if r.builtin != nil {
+		if ctx.Request.IsBodyStream() && body != nil && !body.bufferForAuth(ctx) {
+			return
+		}
 		r.builtin.Handle(ctx)
 		return
 	}
@@ -217,6 +250,13 @@ func (g *Gateway) forward(ctx *fasthttp.RequestCtx, r *route, st *reqctx.State) 
 	t0 := time.Now()
 	err := r.upstream.Do(&ctx.Request, &ctx.Response, r.timeout)
 	r.upDuration.UpdateDuration(t0)
+	if err != nil && body != nil && body.err != nil {
+		// The upstream exchange was aborted mid-body; the upstream saw the
+		// connection close before the body ended.
+		ctx.Response.Reset()
+		writeClientBodyError(ctx, body.err)
+		return
+	}
 	if err != nil {
 		g.upstreamFailed(ctx, r, st, err)
 		return

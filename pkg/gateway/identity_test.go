@@ -22,17 +22,17 @@ upstreams: { up: { targets: ["http://127.0.0.1:1"] } }
 plugins:
   used:
     type: jwt
-    secret: test-secret-that-is-at-least-32-bytes-long
+    secret: WcQPKSn5TKZo4mhVAuhzAMsPs182vDubrrNsx57eYYDnG6NK
     forward_claims: { sub: X-User-ID, tenant: X-Tenant }
   unused:
     type: jwt
-    secret: test-secret-that-is-at-least-32-bytes-long
+    secret: WcQPKSn5TKZo4mhVAuhzAMsPs182vDubrrNsx57eYYDnG6NK
     forward_claims: { org: X_Org }
 routes:
   - name: api
     match: { path_prefix: /api/ }
     upstream: up
-    plugins: [used, { jwt: { secret: test-secret-that-is-at-least-32-bytes-long, forward_claims: { team: Team-Name } } }]
+    plugins: [used, { jwt: { secret: WcQPKSn5TKZo4mhVAuhzAMsPs182vDubrrNsx57eYYDnG6NK, forward_claims: { team: Team-Name } } }]
   - name: public
     match: { path_prefix: / }
     upstream: up

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	vm "github.com/VictoriaMetrics/metrics"
-	"github.com/gatewayd/gatewayd/pkg/apierror"
 	"github.com/gatewayd/gatewayd/pkg/proxy"
 	"github.com/gatewayd/gatewayd/pkg/reqctx"
 	"github.com/valyala/fasthttp"
@@ -26,12 +25,6 @@ import (
 // It returns the pending tunnel after a 101, whose header block Handle
 // copies once the plugins' response hooks have run.
 func (g *Gateway) upgrade(ctx *fasthttp.RequestCtx, r *route, st *reqctx.State) *tunnelInfo {
-	if g.tunnels.Len() >= g.maxTunnels {
-		// fasthttp stops counting a connection once it is hijacked, so
-		// server.max_connections is applied to tunnels here.
-		apierror.Write(ctx, fasthttp.StatusServiceUnavailable, apierror.CodeUnavailable, "too many websocket connections")
-		return nil
-	}
 	setUpstreamPath(ctx, r, st)
 	proxy.PrepareUpgrade(&ctx.Request)
 	ctx.Request.UseHostHeader = r.preserveHost

@@ -162,6 +162,70 @@ func StoreErrors(op string) *vm.Counter {
 	return vm.GetOrCreateCounter(`gateway_store_errors_total{op="` + quote(op) + `"}`)
 }
 
+// Store breaker states, the values of gateway_store_breaker_state.
+const (
+	BreakerClosed   = 0
+	BreakerOpen     = 1
+	BreakerHalfOpen = 2
+)
+
+var (
+	storeBreaker  atomic.Int64
+	storeInflight atomic.Pointer[func() int64]
+)
+
+func init() {
+	vm.NewGauge("gateway_store_breaker_state", func() float64 { return float64(storeBreaker.Load()) })
+	vm.NewGauge("gateway_store_inflight_calls", func() float64 {
+		if f := storeInflight.Load(); f != nil {
+			return float64((*f)())
+		}
+		return 0
+	})
+}
+
+// SetStoreBreakerState sets gateway_store_breaker_state: BreakerClosed,
+// BreakerOpen or BreakerHalfOpen (one probe call in flight).
+func SetStoreBreakerState(s int) { storeBreaker.Store(int64(s)) }
+
+// SetStoreInflight makes gateway_store_inflight_calls report f: the store
+// calls the client library holds, a caller still waiting or not.
+func SetStoreInflight(f func() int64) { storeInflight.Store(&f) }
+
+// StoreBreakerOpened returns gateway_store_breaker_opened_total: how often
+// repeated store failures opened the breaker.
+func StoreBreakerOpened() *vm.Counter {
+	return vm.GetOrCreateCounter(`gateway_store_breaker_opened_total`)
+}
+
+// Reasons of gateway_store_rejected_total.
+const (
+	StoreRejectedOverload = "overload"
+	StoreRejectedBreaker  = "breaker_open"
+)
+
+// StoreRejected returns gateway_store_rejected_total{reason}: store calls
+// refused at once, without reaching the store, because too many were in
+// flight (StoreRejectedOverload) or the breaker was open
+// (StoreRejectedBreaker).
+func StoreRejected(reason string) *vm.Counter {
+	return vm.GetOrCreateCounter(`gateway_store_rejected_total{reason="` + reason + `"}`)
+}
+
+// StoreTimeouts returns gateway_store_timeouts_total: store calls whose
+// caller's deadline passed before the store answered.
+func StoreTimeouts() *vm.Counter {
+	return vm.GetOrCreateCounter(`gateway_store_timeouts_total`)
+}
+
+// ConnectionsRejected returns gateway_connections_rejected_total{reason}:
+// client connections refused with a 503 because they were over
+// server.max_connections ("max_connections") or
+// server.max_connections_per_ip ("max_connections_per_ip").
+func ConnectionsRejected(reason string) *vm.Counter {
+	return vm.GetOrCreateCounter(`gateway_connections_rejected_total{reason="` + reason + `"}`)
+}
+
 // UpstreamDuration returns gateway_upstream_duration_seconds{upstream}.
 func UpstreamDuration(upstream string) *vm.PrometheusHistogram {
 	return vm.GetOrCreatePrometheusHistogramExt(

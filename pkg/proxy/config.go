@@ -3,6 +3,7 @@ package proxy
 import (
 	"errors"
 	"fmt"
+	"github.com/gatewayd/gatewayd/pkg/config"
 	"net"
 	"net/url"
 	"strconv"
@@ -78,6 +79,12 @@ type Config struct {
 	EjectAfter int
 	// EjectFor is how long an ejected target is skipped (default 10s).
 	EjectFor time.Duration
+	// TLS configures the connections to https targets; nil verifies them
+	// against the system roots with each target's host as the server name.
+	// Set, it requires every target to be https. A certificate that fails
+	// verification is a connect failure: ErrBadGateway, retried on another
+	// target and counted towards passive ejection like a refused connect.
+	TLS *TLS
 }
 
 // HealthCheck configures active health checks: every Interval each target
@@ -163,6 +170,9 @@ func (c Config) Key() string {
 	} else {
 		b.WriteString(" health_check=off")
 	}
+	if d.TLS != nil {
+		b.WriteString(" tls=" + d.TLS.key())
+	}
 	return b.String()
 }
 
@@ -183,6 +193,7 @@ func (c Config) validate() error {
 		add("targets: at most %d targets, got %d", MaxTargets, n)
 	}
 	seen := make(map[string]bool, len(c.Targets))
+	var plain, secure int
 	for i, raw := range c.Targets {
 		t, err := parseTarget(raw)
 		if err != nil {
@@ -190,9 +201,24 @@ func (c Config) validate() error {
 			continue
 		}
 		if seen[t.url] {
-			add("targets[%d]: duplicate target %q", i, raw)
+			add("targets[%d]: duplicate target %q", i, config.RedactURL(raw))
 		}
 		seen[t.url] = true
+		if t.isTLS {
+			secure++
+		} else {
+			plain++
+		}
+	}
+	switch {
+	case plain > 0 && secure > 0:
+		add("targets: mix http and https targets: a request would be encrypted or not depending on the target picked; make them all https (or split the upstream)")
+	case c.TLS != nil && plain > 0:
+		add("tls: applies to https targets only, and every target is http")
+	}
+	if c.TLS != nil {
+		_, terrs := c.TLS.build()
+		errs = append(errs, terrs...)
 	}
 	if c.Balance != BalanceRoundRobin && c.Balance != BalanceLeastConn {
 		add("balance: must be %q or %q, got %q", BalanceRoundRobin, BalanceLeastConn, c.Balance)
@@ -249,9 +275,12 @@ type targetAddr struct {
 // parseTarget validates one target URL.
 func parseTarget(raw string) (targetAddr, error) {
 	var t targetAddr
+	// Errors quote the target without its userinfo or query: they are
+	// refused, and may hold credentials.
+	shown := config.RedactURL(raw)
 	u, err := url.Parse(raw)
 	if err != nil {
-		return t, fmt.Errorf("invalid URL %q", raw)
+		return t, fmt.Errorf("invalid URL %q", shown)
 	}
 	switch strings.ToLower(u.Scheme) {
 	case "http":
@@ -260,36 +289,36 @@ func parseTarget(raw string) (targetAddr, error) {
 		t.scheme = "https"
 		t.isTLS = true
 	default:
-		return t, fmt.Errorf("%q: scheme must be http or https", raw)
+		return t, fmt.Errorf("%q: scheme must be http or https", shown)
 	}
 	if u.Opaque != "" || u.Host == "" {
-		return t, fmt.Errorf("%q: must have the form scheme://host:port", raw)
+		return t, fmt.Errorf("%q: must have the form scheme://host:port", shown)
 	}
 	if u.User != nil {
-		return t, fmt.Errorf("%q: must not contain user info", raw)
+		return t, fmt.Errorf("%q: must not contain user info", shown)
 	}
 	if (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
-		return t, fmt.Errorf("%q: must not contain a path, query or fragment", raw)
+		return t, fmt.Errorf("%q: must not contain a path, query or fragment", shown)
 	}
 	host := strings.ToLower(u.Host)
 	name := u.Hostname()
 	if name == "" {
-		return t, fmt.Errorf("%q: missing host", raw)
+		return t, fmt.Errorf("%q: missing host", shown)
 	}
 	if strings.Contains(name, "%") {
-		return t, fmt.Errorf("%q: zoned IPv6 addresses are not supported", raw)
+		return t, fmt.Errorf("%q: zoned IPv6 addresses are not supported", shown)
 	}
 	port := u.Port()
 	if port == "" {
 		if strings.HasSuffix(host, ":") {
-			return t, fmt.Errorf("%q: empty port", raw)
+			return t, fmt.Errorf("%q: empty port", shown)
 		}
 		port = "80"
 		if t.isTLS {
 			port = "443"
 		}
 	} else if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
-		return t, fmt.Errorf("%q: port must be a number from 1 to 65535", raw)
+		return t, fmt.Errorf("%q: port must be a number from 1 to 65535", shown)
 	}
 	t.host = host
 	t.name = strings.ToLower(name)

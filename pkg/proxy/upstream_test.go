@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bytes"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -490,39 +489,6 @@ func TestClassify(t *testing.T) {
 	}
 }
 
-func TestHTTPSTarget(t *testing.T) {
-	cert, pool := testCert(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tlsLn := tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
-	serveBackend(t, tlsLn, func(ctx *fasthttp.RequestCtx) {
-		ctx.SetBodyString("secure " + string(ctx.Host()))
-	})
-	target := "https://" + ln.Addr().String()
-	u, err := newUpstream(Config{Name: "tls", Targets: []string{target}}, nil, &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer u.Close()
-	body, err := get(t, u, fasthttp.MethodGet, "/")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := "secure " + ln.Addr().String(); body != want {
-		t.Errorf("body = %q, want %q", body, want)
-	}
-
-	// Without the test root the handshake fails: a connect error, 502.
-	u2 := newTestUpstream(t, Config{Targets: []string{target}})
-	_, err = get(t, u2, fasthttp.MethodGet, "/")
-	mustKind(t, err, ErrBadGateway)
-	if !isConnectError(err) {
-		t.Errorf("handshake failure %v is not a connect error", err)
-	}
-}
-
 func TestHostHeader(t *testing.T) {
 	b := startBackend(t, func(ctx *fasthttp.RequestCtx) {
 		ctx.SetBodyString(string(ctx.Host()) + " " + string(ctx.RequestURI()))
@@ -632,6 +598,36 @@ func TestNewValidation(t *testing.T) {
 			}
 			if !strings.Contains(err.Error(), tt.wantErr) {
 				t.Fatalf("error %q does not mention %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+// TestTargetErrorsHideCredentials: a refused target is quoted without its
+// userinfo or query, which may hold credentials.
+func TestTargetErrorsHideCredentials(t *testing.T) {
+	tests := []struct {
+		name string
+		give string
+	}{
+		{name: "user info", give: "http://admin:hunter2@127.0.0.1:1"},
+		{name: "query", give: "http://127.0.0.1:1/?api_key=hunter2"},
+		{name: "bad scheme", give: "ftp://admin:hunter2@127.0.0.1:1"},
+		{name: "bad port", give: "http://admin:hunter2@127.0.0.1:99999"},
+		{name: "unparseable", give: "http://admin:hunter2@127.0.0.1:1/%zz"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			u, err := New(Config{Name: "u", Targets: []string{tt.give}}, nil)
+			if err == nil {
+				_ = u.Close()
+				t.Fatal("New succeeded")
+			}
+			if strings.Contains(err.Error(), "hunter2") {
+				t.Fatalf("error %q holds the credentials", err)
+			}
+			if !strings.Contains(err.Error(), "127.0.0.1") {
+				t.Fatalf("error %q no longer names the target", err)
 			}
 		})
 	}

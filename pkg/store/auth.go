@@ -127,12 +127,22 @@ type LockoutPolicy struct {
 
 // Lockouts counts failed logins per account (keyed by normalised email,
 // whether or not the account exists).
+//
+// A login reserves its failure before it compares the password: the
+// comparison (bcrypt) takes long enough that concurrent guesses checked
+// against a count read beforehand would all see the account unlocked. A
+// reservation is one atomic step, so of any number of concurrent attempts
+// at most MaxFailures are let through before the lock; a login that turns
+// out right calls ResetFailures, one that turns out wrong keeps the failure
+// it already counted.
 type Lockouts interface {
 	// LockedFor returns how long key stays locked, or 0.
 	LockedFor(ctx context.Context, key string, p LockoutPolicy) (time.Duration, error)
-	// RecordFailure counts one failure and returns how long key is now
-	// locked, or 0.
-	RecordFailure(ctx context.Context, key string, p LockoutPolicy) (time.Duration, error)
+	// ReserveFailure atomically counts one failure of key unless key is
+	// locked. It returns 0 when the attempt may go on (the failure is
+	// counted, and the one that reaches MaxFailures locks key for Window),
+	// or how long key stays locked, counting nothing.
+	ReserveFailure(ctx context.Context, key string, p LockoutPolicy) (time.Duration, error)
 	// ResetFailures forgets the failures of key (after a successful login).
 	ResetFailures(ctx context.Context, key string) error
 }

@@ -12,8 +12,9 @@ import (
 // itself instead.
 const deadlineSlack = time.Millisecond
 
-// deadlines holds the shared store-call contexts of the process.
-var deadlines deadlineTable
+// deadlines holds the shared store-call contexts of the process; holds
+// the coarser ones that bound calls after their callers gave up.
+var deadlines, holds deadlineTable
 
 // CallContext returns the context for one store call bounded by timeout,
 // and the function to call when the call is over. Calls made within about a
@@ -22,6 +23,14 @@ var deadlines deadlineTable
 // timeout − min(1ms, timeout/10) and timeout from now, never later.
 func CallContext(timeout time.Duration) (context.Context, context.CancelFunc) {
 	return deadlines.context(timeout)
+}
+
+// holdContext returns a shared context whose deadline lies between
+// 0.9 × timeout and timeout from now: for bounds that need no precision,
+// so that a context is made about ten times per timeout, not per
+// millisecond.
+func holdContext(timeout time.Duration) (context.Context, context.CancelFunc) {
+	return holds.contextSlack(timeout, timeout/10)
 }
 
 // deadlineTable hands out contexts for store calls, one shared context per
@@ -52,15 +61,21 @@ type sharedDeadline struct {
 func keep() {}
 
 // context returns a context whose deadline lies between timeout − slack
-// and timeout from now, and the function to call when the store call is
-// over.
+// and timeout from now, slack being min(1ms, timeout/10), and the function
+// to call when the store call is over.
 func (t *deadlineTable) context(timeout time.Duration) (context.Context, context.CancelFunc) {
+	return t.contextSlack(timeout, min(deadlineSlack, timeout/10))
+}
+
+// contextSlack is context with the given slack. A table serves one slack
+// per timeout.
+func (t *deadlineTable) contextSlack(timeout, slack time.Duration) (context.Context, context.CancelFunc) {
 	s := t.slot(timeout)
 	if s == nil {
 		return context.WithTimeout(context.Background(), timeout)
 	}
 	now := time.Now()
-	least := timeout - min(deadlineSlack, timeout/10)
+	least := timeout - slack
 	for {
 		cur := s.cur.Load()
 		if cur != nil && cur.deadline.Sub(now) >= least {

@@ -113,6 +113,8 @@ func (e *env) startRedis(redisBin string) error {
 const gatewayConfig = `version: 1
 listen: "127.0.0.1:{{PORT}}"
 admin: { listen: "127.0.0.1:{{ADMIN}}" }
+# Every load connection comes from one loopback address.
+server: { max_connections_per_ip: 0 }
 log: { level: warn, format: json, access_log: false }
 {{REDIS}}
 upstreams:

@@ -14,7 +14,7 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-const chainSecret = "0123456789abcdef0123456789abcdef"
+const chainSecret = "bOmv1tAmXKgU77Tmb1EMVSAoZ_V1RoJZ"
 
 // authChain builds jwt → blacklist → rbac on an in-process store, as a
 // route of the gateway would run them.

@@ -7,6 +7,7 @@ import (
 
 	vm "github.com/VictoriaMetrics/metrics"
 	"github.com/gatewayd/gatewayd/pkg/apierror"
+	"github.com/gatewayd/gatewayd/pkg/auth"
 	"github.com/gatewayd/gatewayd/pkg/metrics"
 	"github.com/gatewayd/gatewayd/pkg/plugins"
 	"github.com/gatewayd/gatewayd/pkg/reqctx"
@@ -29,6 +30,7 @@ const (
 	rAudience
 	rType
 	rAlgorithm
+	rCrit
 	numReasons
 )
 
@@ -46,6 +48,7 @@ var reasons = [numReasons]struct{ label, msg string }{
 	rAudience:    {metrics.ReasonAudience, "invalid token audience"},
 	rType:        {metrics.ReasonType, "not an access token"},
 	rAlgorithm:   {metrics.ReasonAlgorithm, "token algorithm not allowed"},
+	rCrit:        {metrics.ReasonMalformed, "token has an unsupported crit header"},
 }
 
 // rejection is a precomputed 401 answer.
@@ -103,7 +106,7 @@ func (p *Plugin) Handle(ctx *fasthttp.RequestCtx) plugins.Verdict {
 		}
 	}
 	// Only well-formed tokens are ever cached, so a hit needs no check.
-	if !wellFormed(tok) {
+	if !auth.WellFormed(tok) {
 		return p.reject(ctx, rMalformed)
 	}
 	e, r := p.verify(tok, now, gen)
@@ -144,36 +147,6 @@ func (p *Plugin) token(ctx *fasthttp.RequestCtx) (tok []byte, bad bool) {
 		}
 	}
 	return nil, false
-}
-
-// tokenBytes classifies the bytes of a compact JWS: 1 for the base64url
-// alphabet (no padding), 2 for the part separator, 0 for anything else.
-var tokenBytes = func() (t [256]uint8) {
-	for _, c := range []byte("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") {
-		t[c] = 1
-	}
-	t['.'] = 2
-	return t
-}()
-
-// wellFormed reports whether tok is exactly three non-empty base64url
-// parts (so neither padding nor a fourth part reaches the parser).
-func wellFormed(tok []byte) bool {
-	dots, last := 0, -1
-	for i, c := range tok {
-		switch tokenBytes[c] {
-		case 1:
-		case 2:
-			if i == last+1 {
-				return false
-			}
-			dots++
-			last = i
-		default:
-			return false
-		}
-	}
-	return dots == 2 && last < len(tok)-1
 }
 
 func (p *Plugin) generation() uint64 {
@@ -262,6 +235,8 @@ func (p *Plugin) verify(tok []byte, now int64, gen uint64) (*entry, reason) {
 // classify maps a golang-jwt error to a reason.
 func (p *Plugin) classify(err error, t *jwtlib.Token, claims jwtlib.MapClaims) reason {
 	switch {
+	case errors.Is(err, auth.ErrCritHeader):
+		return rCrit
 	case errors.Is(err, errBadKid), errors.Is(err, jwtlib.ErrTokenMalformed):
 		return rMalformed
 	case errors.Is(err, errUnknownKey):
@@ -305,6 +280,11 @@ func (p *Plugin) allowed(alg string) bool {
 // key is the parser's Keyfunc. It never fetches keys named by the token
 // (jku, x5u, jwk headers are ignored): kid only chooses among keys we hold.
 func (p *Plugin) key(t *jwtlib.Token) (any, error) {
+	// Before any key is chosen, so a token we must refuse never makes a
+	// JWKS refetch.
+	if err := auth.CheckCrit(t.Header); err != nil {
+		return nil, err
+	}
 	if p.secret != nil {
 		return p.secret, nil
 	}

@@ -97,6 +97,26 @@ func TestHandleHostileClients(t *testing.T) {
 			wantReason: metrics.ReasonSignature, wantDesc: "invalid token signature",
 		},
 		{
+			name:       "crit with an unknown extension",
+			givePrep:   bearer(mintHeader(t, "crit", []string{"http://example.com/ext"})),
+			wantReason: metrics.ReasonMalformed, wantDesc: "token has an unsupported crit header",
+		},
+		{
+			name:       "crit naming a registered claim",
+			givePrep:   bearer(mintHeader(t, "crit", []string{"exp"})),
+			wantReason: metrics.ReasonMalformed, wantDesc: "token has an unsupported crit header",
+		},
+		{
+			name:       "empty crit",
+			givePrep:   bearer(mintHeader(t, "crit", []string{})),
+			wantReason: metrics.ReasonMalformed, wantDesc: "token has an unsupported crit header",
+		},
+		{
+			name:       "crit not a list",
+			givePrep:   bearer(mintHeader(t, "crit", "exp")),
+			wantReason: metrics.ReasonMalformed, wantDesc: "token has an unsupported crit header",
+		},
+		{
 			name:       "alg none",
 			givePrep:   bearer(mint(t, jwtlib.SigningMethodNone, jwtlib.UnsafeAllowNoneSignatureType, claims(), "") + "c2ln"),
 			wantReason: metrics.ReasonAlgorithm, wantDesc: "token algorithm not allowed",
@@ -201,8 +221,10 @@ func TestHandleHostileClients(t *testing.T) {
 			wantReason: metrics.ReasonType, wantDesc: "not an access token",
 		},
 		{
+			// 40 characters are exactly 30 bytes: a canonical encoding of a
+			// signature that is too short.
 			name:       "truncated signature",
-			givePrep:   bearer(good[:len(good)-1]),
+			givePrep:   bearer(good[:len(good)-3]),
 			wantReason: metrics.ReasonSignature, wantDesc: "invalid token signature",
 		},
 		{
@@ -339,6 +361,14 @@ func TestHandleHostileClients(t *testing.T) {
 			wantReason: metrics.ReasonMalformed, wantDesc: "malformed token",
 		},
 	}...)
+
+	for i, m := range spellings(t, good) {
+		tests = append(tests, tc{
+			name:       "other spelling " + strconv.Itoa(i+1) + " of a valid token",
+			givePrep:   bearer(m),
+			wantReason: metrics.ReasonMalformed, wantDesc: "malformed token",
+		})
+	}
 
 	clk := newClock(t0)
 	for _, tt := range tests {
@@ -531,14 +561,36 @@ func TestCachedTokenComparedInFull(t *testing.T) {
 	p := mustBuild(t, hsConfig, newClock(t0).env("cache-compare"))
 	tok := mint(t, jwtlib.SigningMethodHS256, []byte(testSecret), claims(), "")
 	run(t, p, bearer(tok))
+	// Both replacements leave the spare bits zero: the token is canonical
+	// and only its signature is wrong.
 	last := tok[len(tok)-1]
 	alt := byte('A')
 	if last == 'A' {
-		alt = 'B'
+		alt = 'Q'
 	}
 	res := run(t, p, bearer(tok[:len(tok)-1]+string(alt)))
 	if res.status != fasthttp.StatusUnauthorized || res.message != "invalid token signature" {
 		t.Errorf("status %d %q, want 401 invalid token signature", res.status, res.message)
+	}
+}
+
+// TestOtherSpellingOfCachedToken: once a token is verified and cached,
+// its other spellings (spare bits of the last character set) are neither
+// served from the cache nor accepted by the parser.
+func TestOtherSpellingOfCachedToken(t *testing.T) {
+	p := mustBuild(t, hsConfig, newClock(t0).env("cache-spelling"))
+	tok := mint(t, jwtlib.SigningMethodHS256, []byte(testSecret), claims(), "")
+	if res := run(t, p, bearer(tok)); res.verdict != plugins.Next {
+		t.Fatalf("canonical token: status %d %q", res.status, res.message)
+	}
+	for _, m := range spellings(t, tok) {
+		res := run(t, p, bearer(m))
+		if res.status != fasthttp.StatusUnauthorized || res.message != "malformed token" {
+			t.Errorf("%s: status %d %q, want 401 malformed token", m, res.status, res.message)
+		}
+	}
+	if n := p.cache.len(); n != 1 {
+		t.Errorf("cache holds %d entries, want the canonical token only", n)
 	}
 }
 
@@ -580,4 +632,17 @@ func TestHandleConcurrent(t *testing.T) {
 	for e := range errs {
 		t.Error(e)
 	}
+}
+
+// mintHeader signs valid claims with the test secret and one more header
+// parameter.
+func mintHeader(t testing.TB, name string, value any) string {
+	t.Helper()
+	tok := jwtlib.NewWithClaims(jwtlib.SigningMethodHS256, claims())
+	tok.Header[name] = value
+	s, err := tok.SignedString([]byte(testSecret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/gatewayd/gatewayd/internal/plugintest"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -33,7 +34,10 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // testSecret is a 32-byte HS256 secret.
-const testSecret = "0123456789abcdef0123456789abcdef"
+const testSecret = "PpOgJUqpwigVKdGcXn3UgYHUa20HITje"
+
+// testSecret512 is a 64-byte secret, long enough for HS512.
+const testSecret512 = testSecret + "rHVwmK4zV2I651epvN2lZBvStnFW4AZu"
 
 // t0 is the fixed "now" of the behaviour tests.
 var t0 = time.Unix(1_700_000_000, 0)
@@ -268,6 +272,26 @@ func jwkOf(t testing.TB, kid string, pub crypto.PublicKey) map[string]string {
 	}
 	t.Fatalf("unsupported key %T", pub)
 	return nil
+}
+
+// spellings returns the other spellings of tok that a lax base64url
+// decoder reads as the same bytes: the spare low bits of the signature's
+// last character set to every other value.
+func spellings(t testing.TB, tok string) []string {
+	t.Helper()
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	sig := tok[strings.LastIndexByte(tok, '.')+1:]
+	// A part of n chars carries floor(6n/8) bytes; the rest are spare bits.
+	spare := len(sig)*6 - len(sig)*6/8*8
+	if spare == 0 {
+		t.Fatalf("signature %q has no spare bits", sig)
+	}
+	last := strings.IndexByte(alphabet, tok[len(tok)-1])
+	var out []string
+	for x := 1; x < 1<<spare; x++ {
+		out = append(out, tok[:len(tok)-1]+string(alphabet[last^x]))
+	}
+	return out
 }
 
 func b64[T string | []byte](b T) string { return base64.RawURLEncoding.EncodeToString([]byte(b)) }

@@ -8,11 +8,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/gatewayd/gatewayd/pkg/config"
 	"go.uber.org/zap"
 )
 
@@ -65,7 +67,7 @@ func newRemoteKeys(url string, refresh time.Duration, log *zap.Logger, now func(
 		refresh: refresh,
 		tr:      tr,
 		client:  &http.Client{Timeout: fetchTimeout, Transport: tr},
-		log:     log.With(zap.String("jwks_url", url)),
+		log:     log.With(zap.String("jwks_url", config.RedactURL(url))),
 		now:     now,
 		ctx:     ctx,
 		cancel:  cancel,
@@ -138,12 +140,12 @@ func (r *remoteKeys) fetch() error {
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.url, nil)
 	if err != nil {
-		return fmt.Errorf("%w: %w", errFetch, err)
+		return fmt.Errorf("%w: %w", errFetch, redactErr(err))
 	}
 	req.Header.Set("Accept", "application/jwk-set+json, application/json")
 	resp, err := r.client.Do(req)
 	if err != nil {
-		return fmt.Errorf("%w: %w", errFetch, err)
+		return fmt.Errorf("%w: %w", errFetch, redactErr(err))
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
@@ -171,4 +173,15 @@ func (r *remoteKeys) fetch() error {
 	r.set.Store(ks)
 	r.gen.Add(1)
 	return nil
+}
+
+// redactErr hides the credentials and query of the URL that net/http and
+// net/url errors quote (the client masks only the password, never the
+// query), so a fetch error can be logged.
+func redactErr(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		ue.URL = config.RedactURL(ue.URL)
+	}
+	return err
 }

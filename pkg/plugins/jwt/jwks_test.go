@@ -1,8 +1,10 @@
 package jwt
 
 import (
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -11,6 +13,9 @@ import (
 	"github.com/gatewayd/gatewayd/pkg/plugins"
 	jwtlib "github.com/golang-jwt/jwt/v5"
 	"github.com/valyala/fasthttp"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 // keyServer serves a JWK Set that the test can change or break.
@@ -209,5 +214,53 @@ func TestJWKSPeriodicRefresh(t *testing.T) {
 			t.Fatal("the refresh loop never installed the new set")
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestJWKSFetchErrorRedactsURL points jwks_url, with credentials in its
+// userinfo and query, at a closed loopback port: neither the log lines of
+// the failed fetch nor the error hold the credentials.
+func TestJWKSFetchErrorRedactsURL(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close() // nothing listens there any more
+	jwksURL := "http://user:pass@" + addr + "/jwks.json?api_key=SECRET"
+
+	core, logs := observer.New(zap.DebugLevel)
+	env := newClock(t0).env("redact")
+	env.Logger = zap.New(core)
+	p := mustBuild(t, "algorithms: [RS256]\njwks_url: \""+jwksURL+"\"\n", env)
+
+	// The initial fetch has failed and been logged; a token naming an
+	// unknown kid makes another fetch, whose error is logged too.
+	p.remote.lastAttempt.Store(0)
+	if p.remote.refetchUnknown() {
+		t.Fatal("fetch from a closed port succeeded")
+	}
+	ferr := p.remote.fetch()
+	if ferr == nil {
+		t.Fatal("fetch from a closed port succeeded")
+	}
+	var lines []string
+	for _, e := range logs.All() {
+		enc, err := zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()).EncodeEntry(e.Entry, e.Context)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines = append(lines, enc.String())
+	}
+	if len(lines) < 2 {
+		t.Fatalf("logged %d lines, want the failed initial fetch and refetch", len(lines))
+	}
+	for _, s := range append(lines, ferr.Error()) {
+		if strings.Contains(s, "pass") || strings.Contains(s, "SECRET") {
+			t.Errorf("credentials leaked: %s", s)
+		}
+		if !strings.Contains(s, addr) {
+			t.Errorf("the redacted URL no longer names its host: %s", s)
+		}
 	}
 }

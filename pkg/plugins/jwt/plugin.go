@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gatewayd/gatewayd/pkg/auth"
 	"github.com/gatewayd/gatewayd/pkg/config"
 	"github.com/gatewayd/gatewayd/pkg/metrics"
 	"github.com/gatewayd/gatewayd/pkg/plugins"
@@ -195,6 +196,9 @@ func build(sec config.Section, env *plugins.Env, s *Settings) (*Plugin, error) {
 		jwtlib.WithExpirationRequired(),
 		jwtlib.WithIssuedAt(),
 		jwtlib.WithTimeFunc(now),
+		// Spare bits in the last character of a part must be zero, so a
+		// token has one spelling (RFC 7515 §2, RFC 4648 §3.5).
+		jwtlib.WithStrictDecoding(),
 	}
 	if s.Issuer != "" {
 		opts = append(opts, jwtlib.WithIssuer(s.Issuer))
@@ -390,7 +394,7 @@ func (v *validator) keySource(s *Settings, fams map[algFamily]bool) {
 	case "jwks_url":
 		u, err := url.Parse(s.JWKSURL)
 		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			v.errf(source, "expected an http:// or https:// URL, got %q", s.JWKSURL)
+			v.errf(source, "expected an http:// or https:// URL, got %q", config.RedactURL(s.JWKSURL))
 		}
 		if s.JWKSRefresh.D() < minJWKSRefresh {
 			v.errf("jwks_refresh", "must be at least %s, got %s", minJWKSRefresh, s.JWKSRefresh)
@@ -414,8 +418,14 @@ func (v *validator) secretKey(s *Settings) {
 		}
 	}
 	if len(s.Secret) < need {
-		v.errf("secret", "must be at least %d bytes for %s, got %d: a shorter HMAC key can be brute-forced offline from any token it signed (RFC 7518 §3.2 requires a key as long as the hash output)",
-			need, needAlg, len(s.Secret))
+		v.errf("secret", "must be at least %d bytes for %s, got %d: a shorter HMAC key can be brute-forced offline from any token it signed (RFC 7518 §3.2 requires a key as long as the hash output); %s",
+			need, needAlg, len(s.Secret), auth.SecretAdvice)
+		return
+	}
+	// need is 0 when no algorithm is a valid HS* one: that error is
+	// reported already, and the secret would never be used.
+	if err := auth.CheckSecret([]byte(s.Secret)); need > 0 && err != nil {
+		v.errf("secret", "%v: %s", err, auth.SecretAdvice)
 		return
 	}
 	v.secret = []byte(s.Secret)

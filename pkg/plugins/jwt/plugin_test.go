@@ -67,12 +67,32 @@ func TestBuildErrors(t *testing.T) {
 		{
 			name:     "short secret",
 			giveYAML: "secret: too-short-secret",
-			wantErrs: []string{`gateway.yaml:1: routes[0].plugins[1].jwt.secret: must be at least 32 bytes for HS256, got 16: a shorter HMAC key can be brute-forced offline from any token it signed (RFC 7518 §3.2 requires a key as long as the hash output)`},
+			wantErrs: []string{`gateway.yaml:1: routes[0].plugins[1].jwt.secret: must be at least 32 bytes for HS256, got 16: a shorter HMAC key can be brute-forced offline from any token it signed (RFC 7518 §3.2 requires a key as long as the hash output); generate one with: head -c 48 /dev/urandom | base64`},
 		},
 		{
 			name:     "short secret for HS512",
 			giveYAML: "algorithms: [HS256, HS512]\nsecret: " + testSecret + testSecret[:16],
-			wantErrs: []string{`gateway.yaml:2: routes[0].plugins[1].jwt.secret: must be at least 64 bytes for HS512, got 48: a shorter HMAC key can be brute-forced offline from any token it signed (RFC 7518 §3.2 requires a key as long as the hash output)`},
+			wantErrs: []string{`gateway.yaml:2: routes[0].plugins[1].jwt.secret: must be at least 64 bytes for HS512, got 48: a shorter HMAC key can be brute-forced offline from any token it signed (RFC 7518 §3.2 requires a key as long as the hash output); generate one with: head -c 48 /dev/urandom | base64`},
+		},
+		{
+			name:     "placeholder secret",
+			giveYAML: "secret: REPLACE_ME_REPLACE_ME_REPLACE_ME",
+			wantErrs: []string{`gateway.yaml:1: routes[0].plugins[1].jwt.secret: looks like a placeholder, not a secret (it contains "replaceme"): generate one with: head -c 48 /dev/urandom | base64`},
+		},
+		{
+			name:     "one repeated character",
+			giveYAML: "secret: " + strings.Repeat("A", 40),
+			wantErrs: []string{`gateway.yaml:1: routes[0].plugins[1].jwt.secret: is a repeated pattern (one character repeated): generate one with: head -c 48 /dev/urandom | base64`},
+		},
+		{
+			name:     "repeated secret for HS512",
+			giveYAML: "algorithms: [HS512]\nsecret: " + testSecret + testSecret,
+			wantErrs: []string{`gateway.yaml:2: routes[0].plugins[1].jwt.secret: is a repeated pattern (32 characters repeated): generate one with: head -c 48 /dev/urandom | base64`},
+		},
+		{
+			name:     "low entropy",
+			giveYAML: "secret: " + strings.Repeat("q", 39) + "Z",
+			wantErrs: []string{`gateway.yaml:1: routes[0].plugins[1].jwt.secret: has too little entropy (about 9 bits estimated, want at least 128): generate one with: head -c 48 /dev/urandom | base64`},
 		},
 		{
 			name:     "two key sources",
@@ -221,7 +241,7 @@ func TestBuildAccepts(t *testing.T) {
 		giveYAML string
 	}{
 		{name: "secret", giveYAML: "secret: " + testSecret},
-		{name: "HS512", giveYAML: "algorithms: [HS512, HS384]\nsecret: " + testSecret + testSecret},
+		{name: "HS512", giveYAML: "algorithms: [HS512, HS384]\nsecret: " + testSecret512},
 		{name: "RSA PEM", giveYAML: "algorithms: [RS256, PS256]\npublic_key_file: " + writePEM(t, dir, "rsa.pem", &k.rsa.PublicKey)},
 		{name: "EC PEM", giveYAML: "algorithms: [ES384]\npublic_key_file: " + writePEM(t, dir, "ec.pem", &k.ec384.PublicKey)},
 		{name: "Ed25519 PEM", giveYAML: "algorithms: [EdDSA]\npublic_key_file: " + writePEM(t, dir, "ed.pem", k.ed.Public())},

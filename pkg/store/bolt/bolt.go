@@ -421,15 +421,22 @@ func (s *Store) LockedFor(ctx context.Context, key string, p store.LockoutPolicy
 	return left, nil
 }
 
-// RecordFailure implements store.Lockouts.
-func (s *Store) RecordFailure(ctx context.Context, key string, p store.LockoutPolicy) (time.Duration, error) {
-	if err := ctx.Err(); err != nil {
-		return 0, err
+// ReserveFailure implements store.Lockouts in one Update transaction;
+// bbolt runs one writer at a time, so concurrent reservations are
+// serialised.
+func (s *Store) ReserveFailure(ctx context.Context, key string, p store.LockoutPolicy) (time.Duration, error) {
+	// Under a guessing attack the key is locked: answer that from a read
+	// transaction, without a commit and its fsync. The write transaction
+	// below checks again, so the answer stays atomic.
+	if left, err := s.LockedFor(ctx, key, p); err != nil || left > 0 {
+		return left, err
 	}
-	now := time.Now().UnixMilli()
-	window := p.Window.Milliseconds()
 	var left time.Duration
 	err := s.db.Update(func(tx *bbolt.Tx) error {
+		// The clock is read inside the transaction: a reservation that
+		// waited for the writer lock must not date its failure earlier
+		// than the one it waited for.
+		now := time.Now().UnixMilli()
 		b := tx.Bucket(bucketLockouts)
 		var r lockoutRecord
 		if v := b.Get([]byte(key)); v != nil {
@@ -438,14 +445,15 @@ func (s *Store) RecordFailure(ctx context.Context, key string, p store.LockoutPo
 			}
 		}
 		if r.Expires <= now {
-			r = lockoutRecord{Expires: now + window}
-		}
-		r.Failures++
-		if r.Failures == p.MaxFailures {
-			r.Expires = now + window
+			r = lockoutRecord{Expires: now + p.Window.Milliseconds()}
 		}
 		if r.Failures >= p.MaxFailures {
 			left = time.Duration(r.Expires-now) * time.Millisecond
+			return nil
+		}
+		r.Failures++
+		if r.Failures == p.MaxFailures {
+			r.Expires = now + p.Window.Milliseconds()
 		}
 		v, err := json.Marshal(&r)
 		if err != nil {
@@ -454,7 +462,7 @@ func (s *Store) RecordFailure(ctx context.Context, key string, p store.LockoutPo
 		return b.Put([]byte(key), v)
 	})
 	if err != nil {
-		return 0, fmt.Errorf("bolt: record failure: %w", err)
+		return 0, fmt.Errorf("bolt: reserve failure: %w", err)
 	}
 	return left, nil
 }

@@ -94,7 +94,7 @@ func TestSweep(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := s.RecordFailure(ctx, "x@example.com", store.LockoutPolicy{MaxFailures: 3, Window: time.Minute}); err != nil {
+	if _, err := s.ReserveFailure(ctx, "x@example.com", store.LockoutPolicy{MaxFailures: 3, Window: time.Minute}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Sweep(now.Add(2 * time.Minute)); err != nil {

@@ -30,19 +30,19 @@ var (
 	authSessionCreateSrc string
 	//go:embed auth_session_rotate.lua
 	authSessionRotateSrc string
-	//go:embed auth_lockout_fail.lua
-	authLockoutFailSrc string
+	//go:embed auth_lockout_reserve.lua
+	authLockoutReserveSrc string
 	//go:embed auth_lockout_check.lua
 	authLockoutCheckSrc string
 )
 
 var (
-	authCreateUser    = rueidis.NewLuaScript(authCreateUserSrc)
-	authSetHash       = rueidis.NewLuaScript(authSetHashSrc)
-	authSessionCreate = rueidis.NewLuaScript(authSessionCreateSrc)
-	authSessionRotate = rueidis.NewLuaScript(authSessionRotateSrc)
-	authLockoutFail   = rueidis.NewLuaScript(authLockoutFailSrc)
-	authLockoutCheck  = rueidis.NewLuaScript(authLockoutCheckSrc)
+	authCreateUser     = rueidis.NewLuaScript(authCreateUserSrc)
+	authSetHash        = rueidis.NewLuaScript(authSetHashSrc)
+	authSessionCreate  = rueidis.NewLuaScript(authSessionCreateSrc)
+	authSessionRotate  = rueidis.NewLuaScript(authSessionRotateSrc)
+	authLockoutReserve = rueidis.NewLuaScript(authLockoutReserveSrc)
+	authLockoutCheck   = rueidis.NewLuaScript(authLockoutCheckSrc)
 )
 
 // Auth is the Redis implementation of store.AuthStore. It shares the
@@ -241,13 +241,14 @@ func (a *Auth) LockedFor(ctx context.Context, key string, p store.LockoutPolicy)
 	return time.Duration(ms) * time.Millisecond, nil
 }
 
-// RecordFailure implements store.Lockouts.
-func (a *Auth) RecordFailure(ctx context.Context, key string, p store.LockoutPolicy) (time.Duration, error) {
-	ms, err := authLockoutFail.Exec(ctx, a.c, []string{authKey(authLockoutPrefix, key)}, []string{
+// ReserveFailure implements store.Lockouts with one Lua script on the
+// key, so concurrent reservations are serialised by Redis.
+func (a *Auth) ReserveFailure(ctx context.Context, key string, p store.LockoutPolicy) (time.Duration, error) {
+	ms, err := authLockoutReserve.Exec(ctx, a.c, []string{authKey(authLockoutPrefix, key)}, []string{
 		strconv.Itoa(p.MaxFailures), strconv.FormatInt(p.Window.Milliseconds(), 10),
 	}).AsInt64()
 	if err != nil {
-		return 0, authFail("record failure", err)
+		return 0, authFail("reserve failure", err)
 	}
 	return time.Duration(ms) * time.Millisecond, nil
 }

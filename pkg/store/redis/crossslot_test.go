@@ -238,11 +238,13 @@ func testAuthOnCluster(t *testing.T, a *redis.Auth) {
 			t.Fatal(err)
 		}
 		p := store.LockoutPolicy{MaxFailures: 2, Window: time.Minute}
-		if d, err := a.RecordFailure(ctx, email, p); err != nil || d != 0 {
-			t.Fatalf("RecordFailure = %v, %v", d, err)
+		for i := range 2 {
+			if d, err := a.ReserveFailure(ctx, email, p); err != nil || d != 0 {
+				t.Fatalf("ReserveFailure %d = %v, %v", i+1, d, err)
+			}
 		}
-		if d, err := a.RecordFailure(ctx, email, p); err != nil || d <= 0 {
-			t.Fatalf("RecordFailure reaching the limit = %v, %v; want locked", d, err)
+		if d, err := a.ReserveFailure(ctx, email, p); err != nil || d <= 0 {
+			t.Fatalf("ReserveFailure past the limit = %v, %v; want locked", d, err)
 		}
 		if d, err := a.LockedFor(ctx, email, p); err != nil || d <= 0 {
 			t.Fatalf("LockedFor = %v, %v; want locked", d, err)

@@ -16,6 +16,23 @@
 // Failures to reach Redis (refused or dropped connections, timeouts, a
 // server that is loading or a cluster that is down) are returned wrapping
 // store.ErrUnavailable.
+//
+// A silent server (paused, black-holed, busy in a script) needs more than
+// deadlines. rueidis queues each connection's commands in a ring of 1024
+// slots; an enqueue into a full ring waits for a free slot whatever its
+// context says (rueidis issue #858), and a call whose context ends keeps
+// its slot until the server answers. So the gateway and the auth service
+// use the store behind store.Guarded (see Guard): its in-flight cap,
+// max_in_flight, at most 1023, keeps every ring below full, and its
+// runners let callers return at their deadline. The connection's liveness
+// PING (Dialer.KeepAlive is its interval, ConnWriteTimeout its timeout)
+// closes a silent connection within 1.5 × command_timeout, failing every
+// call it held. Other rueidis settings were weighed and left alone:
+// DisableAutoPipelining would bound each call by a connection deadline,
+// but costs a pooled connection per call in flight and the pipelining the
+// limiter relies on; a larger RingScaleEachConn only delays a full ring;
+// MaxFlushDelay batches writes and the blocking pool serves blocking
+// commands, which the gateway does not send.
 package redis
 
 import (
@@ -53,7 +70,20 @@ var ErrNotCluster = errors.New("redis: cluster: true, but the server is not a Re
 // detects a cluster node and falls back to the single-server client
 // otherwise.
 func Options(cfg *config.Redis) rueidis.ClientOption {
-	dialer := net.Dialer{Timeout: orDefault(cfg.DialTimeout, config.DefaultRedisDialTimeout), KeepAlive: 30 * time.Second}
+	commandTimeout := orDefault(cfg.CommandTimeout, config.DefaultRedisCommandTimeout)
+	dialer := net.Dialer{
+		Timeout: orDefault(cfg.DialTimeout, config.DefaultRedisDialTimeout),
+		// rueidis reads KeepAlive as the interval of its liveness check: a
+		// connection that received no reply over one interval sends a PING
+		// and is closed if that is not answered within command_timeout. A
+		// quarter of command_timeout detects a silent server (paused,
+		// black-holed, busy in a script) within 1.5 × command_timeout of
+		// its last reply, commands in flight or not.
+		KeepAlive: pingInterval(commandTimeout),
+		// TCP keep-alive itself, which KeepAlive would otherwise set, stays
+		// at the usual half minute.
+		KeepAliveConfig: net.KeepAliveConfig{Enable: true, Idle: 30 * time.Second, Interval: 30 * time.Second},
+	}
 	refresh := orDefault(cfg.TopologyRefresh, config.DefaultRedisTopologyRefresh)
 	opt := rueidis.ClientOption{
 		// A copy: ShuffleInit reorders it in place.
@@ -69,11 +99,12 @@ func Options(cfg *config.Redis) rueidis.ClientOption {
 		WriteBufferEachConn: int(cfg.WriteBufferSize),
 		MaxFlushDelay:       cfg.MaxFlushDelay.D(),
 		Dialer:              dialer,
-		// How long a pipelined connection may go without a reply before it
-		// is closed: the dead-peer detector when a node vanishes without a
-		// TCP reset. Closing it drops its client-side cache and, for a
+		// How long the liveness PING of a connection may go unanswered
+		// before the connection is closed: the dead-peer detector when a
+		// node goes silent without a TCP reset. Closing it fails every
+		// command it holds, drops its client-side cache and, for a
 		// cluster, triggers a slot map refresh.
-		ConnWriteTimeout: orDefault(cfg.CommandTimeout, config.DefaultRedisCommandTimeout),
+		ConnWriteTimeout: commandTimeout,
 		ClusterOption:    rueidis.ClusterOption{ShardsRefreshInterval: refresh},
 	}
 	if s := cfg.Sentinel; s != nil {
@@ -104,6 +135,31 @@ func Options(cfg *config.Redis) rueidis.ClientOption {
 	return opt
 }
 
+// pingInterval is the liveness-check interval for command_timeout d: a
+// quarter of it, between 50ms and 1s.
+func pingInterval(d time.Duration) time.Duration {
+	return min(max(d/4, 50*time.Millisecond), time.Second)
+}
+
+// GuardOptions returns the settings of the guard every call to the store
+// goes through (store.Guarded): the in-flight cap and breaker of cfg, and
+// a hold of twice command_timeout, by when the liveness check has closed a
+// silent connection and failed the calls it held.
+func GuardOptions(cfg *config.Redis) store.GuardOptions {
+	return store.GuardOptions{
+		MaxInFlight:     cfg.MaxInFlight,
+		BreakerFailures: cfg.BreakerFailures,
+		BreakerCooldown: cfg.BreakerCooldown.D(),
+		Hold:            2 * orDefault(cfg.CommandTimeout, config.DefaultRedisCommandTimeout),
+	}
+}
+
+// Guard returns s, and the auth store on its connection, behind one guard
+// configured by cfg: the store plugins and the auth service use.
+func Guard(s *Store, cfg *config.Redis) *store.Guarded {
+	return store.NewGuarded(s, NewAuth(s), GuardOptions(cfg))
+}
+
 func orDefault(d config.Duration, def time.Duration) time.Duration {
 	if d <= 0 {
 		return def
@@ -131,17 +187,18 @@ func New(cfg *config.Redis) (*Store, error) {
 	}
 	if cfg.Cluster && c.Mode() != rueidis.ClientModeCluster {
 		c.Close()
-		return nil, fmt.Errorf("%w: %v", ErrNotCluster, cfg.Addrs)
+		return nil, fmt.Errorf("%w: %v", ErrNotCluster, config.RedactURLs(cfg.Addrs))
 	}
 	return &Store{client: c, cache: cfg.CacheEnabled()}, nil
 }
 
-// describe names what New connects to, for errors.
+// describe names what New connects to, for errors, without any
+// credentials written into an address.
 func describe(cfg *config.Redis) string {
 	if s := cfg.Sentinel; s != nil {
-		return fmt.Sprintf("master set %q through sentinels %v", s.MasterSet, s.Addrs)
+		return fmt.Sprintf("master set %q through sentinels %v", s.MasterSet, config.RedactURLs(s.Addrs))
 	}
-	return fmt.Sprintf("%v", cfg.Addrs)
+	return fmt.Sprintf("%v", config.RedactURLs(cfg.Addrs))
 }
 
 // Topology reports how the store reaches Redis: "cluster", "sentinel" or
