@@ -12,7 +12,7 @@ PROXY_CPU=${BENCH_PROXY_CPU:-1}
 
 mkdir -p bin/bench
 CGO_ENABLED=0 "$GO" build -trimpath -o bin/ ./cmd/gatewayd
-CGO_ENABLED=0 "$GO" build -trimpath -o bin/bench/ ./bench/upstream ./bench/fasthttp-min ./bench/load ./bench/soak ./bench/cmd/benchrun
+CGO_ENABLED=0 "$GO" build -trimpath -o bin/bench/ ./bench/upstream ./bench/fasthttp-min ./bench/load ./bench/soak ./bench/cmd/benchrun ./bench/wsbench
 
 missing=()
 for tool in wrk nginx haproxy redis-server taskset; do

@@ -436,6 +436,43 @@ var docs = map[string]fieldDoc{
 		Example: "30s",
 	},
 
+	"upstream.tls": {
+		Desc:    "TLS settings of the `https://` targets: CA, server name, client certificate (see below). Needs https targets.",
+		Default: "system roots, target host",
+		Example: map[string]any{"ca_file": "/etc/gatewayd/internal-ca.pem", "server_name": "billing.internal"},
+	},
+
+	// upstreams.<name>.tls:
+	"upstreamTLS.ca_file": {
+		Desc:    "PEM bundle of the CA certificates that verify the targets' certificates (only these are trusted, not the system roots).",
+		Default: "the system roots",
+		Example: "/etc/gatewayd/internal-ca.pem",
+	},
+	"upstreamTLS.cert_file": {
+		Desc:    "PEM client certificate (chain, leaf first) presented to targets that ask for one (mTLS), with `key_file`.",
+		Default: "none",
+		Example: "/etc/gatewayd/gw-client.pem",
+	},
+	"upstreamTLS.key_file": {
+		Desc:    "PEM private key of `cert_file`; it must match the certificate.",
+		Default: "none",
+		Example: "/etc/gatewayd/gw-client-key.pem",
+	},
+	"upstreamTLS.server_name": {
+		Desc:    "Name sent as SNI and verified in every target's certificate (a host name or IP address, no port).",
+		Default: "each target's host",
+		Example: "billing.internal",
+	},
+	"upstreamTLS.min_version": {
+		Desc:    "Lowest TLS version offered: `\"1.2\"` or `\"1.3\"`.",
+		Default: "`\"1.2\"`",
+		Example: "1.3", Enum: []string{"1.2", "1.3"},
+	},
+	"upstreamTLS.insecure_skip_verify": {
+		Desc:    "Accept any certificate the targets present. Allowed for tests and migrations only: the gateway warns at start, on reload and in `-check`. Not with `ca_file`.",
+		Example: true,
+	},
+
 	// upstreams.<name>.health_check:
 	"healthCheck.path": {
 		Desc:    "Path requested on each target; must start with `/`.",
@@ -542,6 +579,16 @@ var docs = map[string]fieldDoc{
 		Desc:    "Upstream timeout of this route, replacing the upstream's `timeout`; `0` keeps the upstream's. Not used for `builtin:auth`.",
 		Default: "0 (the upstream's timeout)",
 		Example: "90s",
+	},
+
+	"route.websocket": {
+		Desc:    "Let WebSocket handshakes through: an `Upgrade: websocket` GET runs the route's plugins like any request, is forwarded with `Connection: Upgrade`/`Upgrade: websocket`, and after the upstream's `101` bytes are tunnelled both ways until either side closes. Without it a WebSocket handshake is answered `400`. Needs GET among `match.methods` (when listed); not for `builtin:auth`. See the WebSocket section of docs/operations.md.",
+		Example: true,
+	},
+	"route.websocket_idle_timeout": {
+		Desc:    "Close a tunnel that carried no byte in either direction for this long (WebSocket pings count). Needs `websocket: true`; at least `1s`.",
+		Default: "5m (with `websocket: true`)",
+		Example: "1h",
 	},
 
 	// routes[].match:

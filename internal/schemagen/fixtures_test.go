@@ -23,6 +23,7 @@ var semanticOnly = map[string]string{
 	"tls_files.yaml":            "certificate, key and CA files that cannot be read or hold no PEM: only reading them tells",
 	"redirect_without_tls.yaml": "redirect_http without a tls: section: a relation between two top-level keys",
 	"tls_client_auth.yaml":      "client_auth without client_ca_file: a relation between two keys",
+	"websocket.yaml":            "websocket options checked against other route fields (methods, upstream, websocket: true) and a duration's minimum",
 }
 
 // check runs what `gatewayd -check -config file` runs and returns the

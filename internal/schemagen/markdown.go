@@ -115,7 +115,7 @@ digits, ` + "`_`, `.`" + ` and ` + "`-`" + `, starting with a letter or a digit.
 func (m *model) reference() string {
 	var b strings.Builder
 	b.WriteString(referenceIntro)
-	order := []string{"gateway", "admin", "server", "tls", "tlsCertificate", "log", "redis", "upstream", "healthCheck", "auth", "lockout", "namedPlugin", "route", "match", "pluginEntry"}
+	order := []string{"gateway", "admin", "server", "tls", "tlsCertificate", "log", "redis", "upstream", "healthCheck", "upstreamTLS", "auth", "lockout", "namedPlugin", "route", "match", "pluginEntry"}
 	var toc []string
 	for _, def := range order {
 		title := m.title(def)

@@ -211,6 +211,8 @@ func newModel() (*model, error) {
 		intro: "One pool of targets. An upstream whose settings did not change keeps its connections and health state across reloads."})
 	add(&section{def: "healthCheck", title: "upstreams.NAME.health_check", typ: reflect.TypeFor[config.HealthCheck](), defaults: reflect.ValueOf(*up.HealthCheck), nullable: true,
 		intro: "Active health checks. Written (even empty: `health_check: {}`), they run with the defaults below."})
+	add(&section{def: "upstreamTLS", title: "upstreams.NAME.tls", typ: reflect.TypeFor[config.UpstreamTLS](), nullable: true,
+		intro: "TLS to the upstream's `https://` targets (every target must then be https; an upstream never mixes http and https targets). Without this section https targets are verified against the system roots with each target's host as the name. The files are read at start and again on every reload (SIGHUP, `POST /-/reload`): a rotated certificate takes effect on the next reload, and a file that is missing, not PEM, or a key that does not match its certificate fails the reload while the old configuration keeps serving. A certificate that fails verification answers the client 502 and logs the reason with the upstream and target."})
 	add(&section{def: "auth", title: "auth", typ: reflect.TypeFor[config.Auth](), defaults: reflect.ValueOf(auth), nullable: true,
 		intro: "The in-process auth service (signup, login, refresh, logout; see [auth-api.md](auth-api.md)), reached by routes whose upstream is `builtin:auth`. `authd` reads the same section. Without `redis:`, users and sessions are kept in `users_file`."})
 	add(&section{def: "lockout", title: "auth.lockout", typ: reflect.TypeFor[config.Lockout](), defaults: reflect.ValueOf(auth.Lockout), nullable: true,

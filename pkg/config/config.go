@@ -31,7 +31,10 @@ type Config struct {
 	Meta Meta `yaml:"-"`
 	// File is the path the configuration was read from.
 	File string `yaml:"-"`
-	// Hash is the SHA-256 of the file's bytes.
+	// Hash is the SHA-256 of the file's bytes or, when the file names
+	// certificate and key files the loader reads (upstreams.NAME.tls),
+	// of the bytes and those files' contents: a reload that finds an
+	// unchanged file and rotated certificates is not skipped.
 	Hash [32]byte `yaml:"-"`
 }
 
@@ -93,7 +96,9 @@ type Upstream struct {
 	// EjectAfter consecutive connect failures take a target out for EjectFor.
 	EjectAfter int      `yaml:"eject_after"`
 	EjectFor   Duration `yaml:"eject_for"`
-	Meta       Meta     `yaml:"-"`
+	// TLS configures the connections to https targets.
+	TLS  *UpstreamTLS `yaml:"tls"`
+	Meta Meta         `yaml:"-"`
 }
 
 // HealthCheck configures active health checks of an upstream's targets.
@@ -115,7 +120,13 @@ type Route struct {
 	StripPrefix  bool         `yaml:"strip_prefix"`
 	PreserveHost bool         `yaml:"preserve_host"`
 	Timeout      Duration     `yaml:"timeout"`
-	Meta         Meta         `yaml:"-"`
+	// WebSocket lets WebSocket handshakes through: after the route's plugins
+	// accept one and the upstream answers 101, bytes are tunnelled both ways.
+	WebSocket bool `yaml:"websocket"`
+	// WebSocketIdleTimeout closes a tunnel that carried no byte in either
+	// direction for this long (default 5m).
+	WebSocketIdleTimeout Duration `yaml:"websocket_idle_timeout"`
+	Meta                 Meta     `yaml:"-"`
 }
 
 // Match selects the requests a route serves.

@@ -23,6 +23,7 @@ const (
 	DefaultEjectAfter            = 3
 	DefaultEjectFor              = 10 * time.Second
 	DefaultBalance               = "round_robin"
+	DefaultWebSocketIdleTimeout  = 5 * time.Minute
 )
 
 func setDur(d *Duration, v time.Duration) {
@@ -69,6 +70,11 @@ func (c *Config) applyDefaults() {
 	if c.Log.AccessLog == nil {
 		t := true
 		c.Log.AccessLog = &t
+	}
+	for _, r := range c.Routes {
+		if r != nil && r.WebSocket {
+			setDur(&r.WebSocketIdleTimeout, DefaultWebSocketIdleTimeout)
+		}
 	}
 	for _, u := range c.Upstreams {
 		if u == nil {

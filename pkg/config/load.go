@@ -36,8 +36,11 @@ func Parse(file string, data []byte) (*Config, error) {
 	errs.add(DecodeStrict(file, root, "", cfg))
 	cfg.applyDefaults()
 	// Validation adds what decoding could not see, without repeating a
-	// field decoding already reported.
-	return cfg, Merge(errs.err(), cfg.validate())
+	// field decoding already reported. It also reads the certificate files
+	// the configuration names, which the hash then covers.
+	verr := cfg.validate()
+	cfg.Hash = cfg.fileHash(data)
+	return cfg, Merge(errs.err(), verr)
 }
 
 // ParseNode parses data into a YAML node tree, returning the document's

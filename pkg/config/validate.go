@@ -5,8 +5,10 @@ import (
 	"net"
 	"net/url"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -169,6 +171,12 @@ func (v *validator) upstream(c *Config, name string, u *Upstream) {
 	if h := u.HealthCheck; h != nil && !strings.HasPrefix(h.Path, "/") {
 		v.at(h.Meta.Pos("path"), path+".health_check.path", "must start with '/', got %q", h.Path)
 	}
+	if targetsScheme(u.Targets) == "mixed" {
+		v.at(m.Pos("targets"), path+".targets", "mix http and https targets: a request would be encrypted or not depending on the target picked; make them all https (or split the upstream)")
+	}
+	if u.TLS != nil {
+		v.upstreamTLS(path, u)
+	}
 }
 
 func checkTarget(t string) string {
@@ -243,6 +251,7 @@ func (v *validator) route(c *Config, path string, r *Route) {
 	if r.StripPrefix && r.Match.PathPrefix == "" {
 		v.at(m.Pos("strip_prefix"), path+".strip_prefix", "needs match.path_prefix")
 	}
+	v.webSocket(m, path, r)
 	for i, p := range r.Plugins {
 		ipath := IndexPath(path+".plugins", i)
 		switch {
@@ -276,4 +285,23 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// webSocket checks a route's websocket options.
+func (v *validator) webSocket(m Meta, path string, r *Route) {
+	if !r.WebSocket {
+		if m.Has("websocket_idle_timeout") {
+			v.at(m.Pos("websocket_idle_timeout"), path+".websocket_idle_timeout", "needs websocket: true")
+		}
+		return
+	}
+	if r.Upstream == BuiltinAuth {
+		v.at(m.Pos("websocket"), path+".websocket", "%s does not serve WebSocket", BuiltinAuth)
+	}
+	if ms := r.Match.Methods; len(ms) > 0 && !slices.Contains(ms, "GET") {
+		v.at(m.Pos("websocket"), path+".websocket", "a WebSocket handshake is a GET: add GET to match.methods")
+	}
+	if d := r.WebSocketIdleTimeout.D(); d < time.Second {
+		v.at(m.Pos("websocket_idle_timeout"), path+".websocket_idle_timeout", "must be at least 1s, got %s", d)
+	}
 }

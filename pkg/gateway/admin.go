@@ -65,8 +65,8 @@ func (g *Gateway) handleAdmin(ctx *fasthttp.RequestCtx) {
 		}
 		writeJSON(ctx, fasthttp.StatusOK, map[string]any{"status": "reloaded", "summary": res.String(),
 			"unchanged": res.Unchanged, "routes_added": nonNil(res.Added), "routes_removed": nonNil(res.Removed),
-			"routes_changed": nonNil(res.Changed), "plugins_changed": nonNil(res.Plugins), "restart_needed": nonNil(res.Restart),
-			"warnings": nonNil(res.Warnings)})
+			"routes_changed": nonNil(res.Changed), "plugins_changed": nonNil(res.Plugins), "upstreams_changed": nonNil(res.Upstreams),
+			"restart_needed": nonNil(res.Restart), "warnings": nonNil(res.Warnings)})
 	default:
 		apierror.Write(ctx, fasthttp.StatusNotFound, apierror.CodeNotFound, "unknown admin endpoint")
 	}

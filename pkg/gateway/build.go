@@ -36,6 +36,12 @@ type route struct {
 	timeout      time.Duration
 	metrics      *metrics.Route
 	upDuration   *vm.PrometheusHistogram
+	// websocket is set on routes with websocket: true; wsIdle is their
+	// websocket_idle_timeout and wsOpen, wsOpened their tunnel metrics.
+	websocket bool
+	wsIdle    time.Duration
+	wsOpen    *vm.Gauge
+	wsOpened  *vm.Counter
 	// signature summarises the route's settings for reload diffs.
 	signature string
 }
@@ -126,6 +132,10 @@ func build(cfg *config.Config, d *deps) (*generation, error) {
 		if u == nil {
 			continue
 		}
+		if terrs := checkUpstreamTLS(cfg, name, u, d.env.Warning); len(terrs) > 0 {
+			errs = append(errs, terrs...)
+			continue
+		}
 		up, release, err := d.upstreams.acquire(proxyConfig(name, u))
 		if err != nil {
 			fail(u.Meta.Node, "upstreams."+name, "%v", err)
@@ -159,6 +169,11 @@ func build(cfg *config.Config, d *deps) (*generation, error) {
 		} else {
 			r.upstream = ups[rc.Upstream]
 			r.upDuration = metrics.UpstreamDuration(rc.Upstream)
+		}
+		if rc.WebSocket {
+			r.websocket = true
+			r.wsIdle = rc.WebSocketIdleTimeout.D()
+			r.wsOpen, r.wsOpened = r.metrics.WebSocket()
 		}
 		if rc.StripPrefix {
 			r.stripPrefix = []byte(strings.TrimSuffix(rc.Match.PathPrefix, "/"))
@@ -416,8 +431,8 @@ func claimedHeaders(p plugins.Plugin) []string {
 
 func routeSignature(rc *config.Route, chain *plugins.Chain) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s|%s|%s|%v|%s|%v|%v|%s|", rc.Match.Host, rc.Match.Path, rc.Match.PathPrefix,
-		rc.Match.Methods, rc.Upstream, rc.StripPrefix, rc.PreserveHost, rc.Timeout)
+	fmt.Fprintf(&b, "%s|%s|%s|%v|%s|%v|%v|%s|%v|%s|", rc.Match.Host, rc.Match.Path, rc.Match.PathPrefix,
+		rc.Match.Methods, rc.Upstream, rc.StripPrefix, rc.PreserveHost, rc.Timeout, rc.WebSocket, rc.WebSocketIdleTimeout)
 	for _, p := range rc.Plugins {
 		out, _ := yaml.Marshal(p)
 		b.Write(out)

@@ -164,6 +164,9 @@ func dumpRoutes(t *testing.T, cfg *config.Config) string {
 		if rt.timeout > 0 {
 			b.WriteString("  timeout: " + rt.timeout.String() + "\n")
 		}
+		if rt.websocket {
+			b.WriteString("  websocket: idle " + rt.wsIdle.String() + "\n")
+		}
 		if k := rt.chain.Kinds(); len(k) > 0 {
 			b.WriteString("  plugins: " + strings.Join(k, ", ") + "\n")
 		}

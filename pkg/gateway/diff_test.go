@@ -31,6 +31,7 @@ func TestReloadDiff(t *testing.T) {
 		wantRemoved []string
 		wantChanged []string
 		wantRestart []string
+		wantUps     []string
 	}{
 		{name: "nothing but a comment", give: func(s string) string { return s + "# note\n" }},
 		{name: "listen", give: func(s string) string { return strings.Replace(s, `":8080"`, `":8081"`, 1) }, wantRestart: []string{"listen"}},
@@ -48,6 +49,11 @@ func TestReloadDiff(t *testing.T) {
 			return s + "redirect_http: \":8081\"\ntls: { certificates: [{ cert_file: a.pem, key_file: a-key.pem }] }\n"
 		}, wantRestart: []string{"tls", "redirect_http"}},
 		{name: "redis added", give: func(s string) string { return s + "redis: { addrs: [\"127.0.0.1:6379\"] }\n" }, wantRestart: []string{"redis"}},
+		{name: "upstream settings", give: func(s string) string { return strings.Replace(s, `9002"] }`, `9002"], retries: 2 }`, 1) }, wantUps: []string{"a"}},
+		{name: "upstream default written out", give: func(s string) string { return strings.Replace(s, `9002"] }`, `9002"], retries: 0 }`, 1) }},
+		{name: "upstream added", give: func(s string) string {
+			return strings.Replace(s, "upstreams:\n", "upstreams:\n  b: { targets: [\"https://127.0.0.1:9443\"] }\n", 1)
+		}, wantUps: []string{"b"}},
 	}
 	oldCfg, err := config.Parse("a.yaml", []byte(diffBase))
 	if err != nil {
@@ -79,6 +85,7 @@ func TestReloadDiff(t *testing.T) {
 			check("removed", res.Removed, tt.wantRemoved)
 			check("changed", res.Changed, tt.wantChanged)
 			check("restart", res.Restart, tt.wantRestart)
+			check("upstreams", res.Upstreams, tt.wantUps)
 		})
 	}
 }

@@ -58,6 +58,7 @@ type Gateway struct {
 	draining       atomic.Bool
 	reloadMu       sync.Mutex
 	retiring       sync.WaitGroup
+	tunnels        tunnelSet
 
 	server *fasthttp.Server
 	admin  *fasthttp.Server
@@ -194,8 +195,10 @@ func (g *Gateway) newServer(cfg *config.Config) *fasthttp.Server {
 		DisablePreParseMultipartForm:  true,
 		DisableHeaderNamesNormalizing: false,
 		CloseOnShutdown:               true,
-		SecureErrorLogMessage:         true,
-		Logger:                        zapPrintf{g.logger.Named("http")},
+		// WebSocket tunnels own their connections (see tunnelSet.run).
+		KeepHijackedConns:     true,
+		SecureErrorLogMessage: true,
+		Logger:                zapPrintf{g.logger.Named("http")},
 	}
 }
 
@@ -261,10 +264,11 @@ func (g *Gateway) ServeListeners(ls Listeners) error {
 // on carries Connection: close, so keep-alive clients move to new
 // connections (elsewhere, once the load balancer noticed) instead of
 // sending on one the drain closes; after delay (a pre-stop delay, so load
-// balancers notice) the listener stops accepting and
-// in-flight requests get up to timeout to finish; then the live generation
-// is closed and upstream connections released. The whole takes at most
-// delay + timeout.
+// balancers notice) the listener stops accepting and in-flight requests
+// and open WebSocket tunnels get up to timeout to finish; tunnels still
+// open then get a close frame 1001 and are closed; then the live
+// generation is closed and upstream connections released. The whole takes
+// at most delay + timeout (and a few seconds for the tunnels' goodbyes).
 func (g *Gateway) Shutdown(delay, timeout time.Duration) error {
 	g.draining.Store(true)
 	if delay > 0 {
@@ -273,6 +277,9 @@ func (g *Gateway) Shutdown(delay, timeout time.Duration) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
+	// WebSocket tunnels get the same time as requests, then are closed.
+	tunnelsClosed := make(chan int, 1)
+	go func() { tunnelsClosed <- g.tunnels.drain(ctx) }()
 	var rdone chan struct{}
 	if g.redirect != nil {
 		rdone = make(chan struct{})
@@ -286,6 +293,9 @@ func (g *Gateway) Shutdown(delay, timeout time.Duration) error {
 		<-rdone
 	}
 	_ = g.admin.ShutdownWithContext(ctx)
+	if n := <-tunnelsClosed; n > 0 {
+		g.logger.Info("shutdown: closed websocket tunnels still open after the shutdown timeout", zap.Int("tunnels", n))
+	}
 	g.retiring.Wait()
 	if gen := g.cur.Load(); gen != nil {
 		gen.close()
@@ -303,6 +313,9 @@ type ReloadResult struct {
 	Removed   []string
 	Changed   []string
 	Plugins   []string // named plugin instances whose settings changed
+	// Upstreams are the upstreams added, removed or rebuilt: settings or
+	// the content of their TLS files changed.
+	Upstreams []string
 	Restart   []string // fields that need a restart to take effect
 	Warnings  []string // configuration warnings of the new configuration
 }
@@ -322,6 +335,7 @@ func (r ReloadResult) String() string {
 	add("routes removed:", r.Removed)
 	add("routes changed:", r.Changed)
 	add("plugins changed:", r.Plugins)
+	add("upstreams changed:", r.Upstreams)
 	if len(parts) == 0 {
 		parts = append(parts, "no route changes")
 	}
@@ -448,6 +462,16 @@ func diff(old *generation, cfg *config.Config) ReloadResult {
 			res.Plugins = append(res.Plugins, name)
 		}
 	}
+	for name, u := range cfg.Upstreams {
+		if ou, ok := old.cfg.Upstreams[name]; !ok || ou == nil || u == nil || proxyConfig(name, u).Key() != proxyConfig(name, ou).Key() {
+			res.Upstreams = append(res.Upstreams, name)
+		}
+	}
+	for name := range old.cfg.Upstreams {
+		if _, ok := cfg.Upstreams[name]; !ok {
+			res.Upstreams = append(res.Upstreams, name)
+		}
+	}
 	if cfg.Listen != old.cfg.Listen {
 		res.Restart = append(res.Restart, "listen")
 	}
@@ -483,6 +507,7 @@ func diff(old *generation, cfg *config.Config) ReloadResult {
 	sort.Strings(res.Removed)
 	sort.Strings(res.Changed)
 	sort.Strings(res.Plugins)
+	sort.Strings(res.Upstreams)
 	return res
 }
 

@@ -67,9 +67,11 @@ func (g *Gateway) Handle(ctx *fasthttp.RequestCtx) {
 	defer g.finish(ctx, gen)
 	st := reqctx.Acquire(ctx)
 	st.RequestID = requestid.Assign(st.RequestID, ctx.Request.Header.PeekBytes(hdrRequestID))
-	// Checked before header hygiene, which drops Connection and
+	// Checked before header hygiene, which drops Connection, Upgrade and
 	// Transfer-Encoding.
 	smuggled := ctx.Request.Header.ConnectionClose() && ambiguousFraming(ctx.Request.Header.RawHeaders())
+	ws := proxy.IsWebSocketUpgrade(&ctx.Request.Header)
+	handshake := ws && proxy.IsWebSocketHandshake(&ctx.Request.Header)
 	st.ClientIP = proxy.PrepareRequest(&ctx.Request, ctx.RemoteIP(), ctx.IsTLS(), gen.trusted, gen.identity, st.ClientIP)
 	if gen.dropUnderscore {
 		proxy.DropUnderscoreHeaders(&ctx.Request)
@@ -102,11 +104,28 @@ func (g *Gateway) Handle(ctx *fasthttp.RequestCtx) {
 	if r != nil {
 		st.Route = r.name
 		st.Upstream = r.upstreamName
-		verdict, ran := r.chain.Handle(ctx)
-		if verdict == plugins.Next {
-			g.forward(ctx, r, st, body)
+		if ws && !r.websocket {
+			// Other Upgrade values (h2c) were dropped as hop-by-hop and the
+			// request goes on as HTTP/1.1; a WebSocket client would only
+			// get a confusing 200 or a hang, so it is told.
+			apierror.Write(ctx, fasthttp.StatusBadRequest, apierror.CodeBadRequest, "websocket not enabled on this route")
+		} else if ws && !handshake {
+			apierror.Write(ctx, fasthttp.StatusBadRequest, apierror.CodeBadRequest, "invalid websocket handshake: needs a GET with Connection: Upgrade")
+		} else {
+			var tunnel *tunnelInfo
+			verdict, ran := r.chain.Handle(ctx)
+			if verdict == plugins.Next {
+				if ws {
+					tunnel = g.upgrade(ctx, r, st)
+				} else {
+					g.forward(ctx, r, st, body)
+				}
+			}
+			r.chain.OnResponse(ctx, ran)
+			if tunnel != nil {
+				tunnel.head = ctx.Response.Header.AppendBytes(nil)
+			}
 		}
-		r.chain.OnResponse(ctx, ran)
 	}
 	if body != nil {
 		// The request must not refer to the pooled buffers any longer.
@@ -220,16 +239,7 @@ func (g *Gateway) route(ctx *fasthttp.RequestCtx, gen *generation, st *reqctx.St
 // streamed body did (too large, too slow, cut short), the client is
 // answered for that, not with an upstream error.
 func (g *Gateway) forward(ctx *fasthttp.RequestCtx, r *route, st *reqctx.State, body *clientBody) {
-	p := st.Path
-	if r.stripPrefix != nil {
-		p = stripPrefix(p, r.stripPrefix)
-	}
-	st.Scratch = router.AppendEscapedPath(st.Scratch[:0], p)
-	// Most paths are already in normal form: then the bytes on the wire are
-	// the client's and the URI need not be rewritten (and re-parsed).
-	if uri := ctx.Request.URI(); !bytes.Equal(st.Scratch, uri.PathOriginal()) {
-		uri.SetPathBytes(st.Scratch)
-	}
+	setUpstreamPath(ctx, r, st)
 	if r.builtin != nil {
 		if ctx.Request.IsBodyStream() && body != nil && !body.bufferForAuth(ctx) {
 			return
@@ -251,16 +261,36 @@ func (g *Gateway) forward(ctx *fasthttp.RequestCtx, r *route, st *reqctx.State, 
 		return
 	}
 	if err != nil {
-		status, code := proxy.Classify(err)
-		ctx.Response.Reset()
-		apierror.Write(ctx, status, code, upstreamMessage(status))
-		if g.logger.Core().Enabled(zap.DebugLevel) || !errors.Is(err, proxy.ErrTimeout) {
-			g.upstreamErrors.Warn("upstream request failed", zap.String("route", r.name),
-				zap.String("upstream", r.upstreamName), zap.ByteString("request_id", st.RequestID), zap.Error(err))
-		}
+		g.upstreamFailed(ctx, r, st, err)
 		return
 	}
 	proxy.CleanResponse(&ctx.Response)
+}
+
+// setUpstreamPath puts the normalised path, without the stripped prefix, on
+// the request URI: the bytes the route was matched on are the bytes sent.
+func setUpstreamPath(ctx *fasthttp.RequestCtx, r *route, st *reqctx.State) {
+	p := st.Path
+	if r.stripPrefix != nil {
+		p = stripPrefix(p, r.stripPrefix)
+	}
+	st.Scratch = router.AppendEscapedPath(st.Scratch[:0], p)
+	// Most paths are already in normal form: then the bytes on the wire are
+	// the client's and the URI need not be rewritten (and re-parsed).
+	if uri := ctx.Request.URI(); !bytes.Equal(st.Scratch, uri.PathOriginal()) {
+		uri.SetPathBytes(st.Scratch)
+	}
+}
+
+// upstreamFailed answers an upstream failure with the gateway's JSON error.
+func (g *Gateway) upstreamFailed(ctx *fasthttp.RequestCtx, r *route, st *reqctx.State, err error) {
+	status, code := proxy.Classify(err)
+	ctx.Response.Reset()
+	apierror.Write(ctx, status, code, upstreamMessage(status))
+	if g.logger.Core().Enabled(zap.DebugLevel) || !errors.Is(err, proxy.ErrTimeout) {
+		g.upstreamErrors.Warn("upstream request failed", zap.String("route", r.name),
+			zap.String("upstream", r.upstreamName), zap.ByteString("request_id", st.RequestID), zap.Error(err))
+	}
 }
 
 func upstreamMessage(status int) string {

@@ -1,11 +1,13 @@
 package gateway
 
 import (
+	"errors"
 	"net"
 	"net/netip"
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/gatewayd/gatewayd/pkg/apierror"
@@ -201,4 +203,26 @@ func (c *limitedConn) Close() error {
 		c.l.release(c.ip, c.capped)
 	}
 	return err
+}
+
+// errNoSyscallConn reports a wrapped connection without a socket.
+var errNoSyscallConn = errors.New("gateway: connection has no socket")
+
+// SyscallConn exposes the socket under the connection, which limitedConn
+// reads without buffering: a WebSocket tunnel waits on it for readability
+// without holding a copy buffer.
+func (c *limitedConn) SyscallConn() (syscall.RawConn, error) {
+	if sc, ok := c.Conn.(syscall.Conn); ok {
+		return sc.SyscallConn()
+	}
+	return nil, errNoSyscallConn
+}
+
+// CloseWrite half-closes the connection where it can (a tunnel passes one
+// side's end on this way), else closes it.
+func (c *limitedConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return c.Close()
 }

@@ -105,11 +105,14 @@ func TestConnLimiterConcurrentDials(t *testing.T) {
 			t.Errorf("refusal body %v", r.body)
 		}
 	}
-	if admitted["127.0.0.1"] != perIP {
-		t.Errorf("untrusted address: %d admitted, want its cap %d", admitted["127.0.0.1"], perIP)
+	// Which address fills the total cap first depends on the order the
+	// kernel queues the dials: the untrusted one never gets more than its
+	// cap, and together they fill the total cap exactly.
+	if admitted["127.0.0.1"] > perIP {
+		t.Errorf("untrusted address: %d admitted, over its cap %d", admitted["127.0.0.1"], perIP)
 	}
-	if want := max - perIP; admitted["127.0.0.2"] != want {
-		t.Errorf("trusted proxy: %d admitted, want the rest of the total cap, %d", admitted["127.0.0.2"], want)
+	if got := admitted["127.0.0.1"] + admitted["127.0.0.2"]; got != max {
+		t.Errorf("%d admitted in all (%v), want the total cap %d", got, admitted, max)
 	}
 
 	// The refusals finish in the background once their clients closed.

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"sync"
+	"time"
 
 	"github.com/gatewayd/gatewayd/pkg/config"
 	"github.com/gatewayd/gatewayd/pkg/proxy"
@@ -43,7 +44,50 @@ func proxyConfig(name string, u *config.Upstream) proxy.Config {
 	if h := u.HealthCheck; h != nil {
 		pc.HealthCheck = &proxy.HealthCheck{Path: h.Path, Interval: h.Interval.D(), Timeout: h.Timeout.D()}
 	}
+	if t := u.TLS; t != nil {
+		pc.TLS = &proxy.TLS{
+			CA:                 t.CA,
+			Cert:               t.Cert,
+			Key:                t.Key,
+			ServerName:         t.ServerName,
+			MinVersion:         t.MinVersion,
+			InsecureSkipVerify: t.InsecureSkipVerify,
+		}
+	}
 	return pc
+}
+
+// checkUpstreamTLS checks the content of the certificate and key files of
+// upstream name's tls: section (the loader read them) and reports its
+// warnings. It returns the errors, positioned at the file's key.
+func checkUpstreamTLS(cfg *config.Config, name string, u *config.Upstream, warn func(*config.Warning)) []error {
+	t := u.TLS
+	if t == nil {
+		return nil
+	}
+	path := "upstreams." + name + ".tls"
+	sec := config.Section{Node: t.Meta.Node, File: cfg.File, Path: path}
+	var errs []error
+	if t.CAFile != "" {
+		if _, err := proxy.ParseCertPool(t.CA); err != nil {
+			errs = append(errs, sec.Errorf("ca_file", "%s: %v", t.CAFile, err))
+		}
+	}
+	if t.CertFile != "" && t.KeyFile != "" {
+		pair, err := proxy.ParseKeyPair(t.Cert, t.Key)
+		switch {
+		case err != nil:
+			errs = append(errs, sec.Errorf("cert_file", "%s with key_file %s: %v", t.CertFile, t.KeyFile, err))
+		case pair.Leaf != nil && time.Now().After(pair.Leaf.NotAfter):
+			warn(sec.Warnf("cert_file", "the client certificate %s expired at %s: targets that check it refuse the connection",
+				t.CertFile, pair.Leaf.NotAfter.UTC().Format(time.RFC3339)))
+		}
+	}
+	if t.InsecureSkipVerify {
+		warn(sec.Warnf("insecure_skip_verify", "the certificates of upstream %q are not verified: anyone on the network path "+
+			"can impersonate its targets and read the traffic; trust their CA with ca_file instead", name))
+	}
+	return errs
 }
 
 // acquire returns the upstream for cfg, creating it when no live one has

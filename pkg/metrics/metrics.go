@@ -116,6 +116,16 @@ func (r *Route) counter(k uint32, methodIdx, status int) *vm.Counter {
 	return c
 }
 
+// WebSocket returns the tunnel metrics of a route:
+// gateway_websocket_connections{route}, the tunnels open now, and
+// gateway_websocket_connections_total{route}, the tunnels opened. Only
+// routes with websocket: true call it, so other routes export neither.
+func (r *Route) WebSocket() (open *vm.Gauge, opened *vm.Counter) {
+	label := `{route="` + quote(r.name) + `"}`
+	return vm.GetOrCreateGauge("gateway_websocket_connections"+label, nil),
+		vm.GetOrCreateCounter("gateway_websocket_connections_total" + label)
+}
+
 // RateLimitRejected returns gateway_ratelimit_rejected_total{route}.
 func (r *Route) RateLimitRejected() *vm.Counter { return r.rlRej }
 

@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/gatewayd/gatewayd/internal/testpki"
 )
 
 const benchRequest = "GET /v1/users/42?expand=roles HTTP/1.1\r\n" +
@@ -127,4 +129,39 @@ func BenchmarkUpstreamDo(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkUpstreamDoTLS measures one proxied exchange with an https target
+// over a kept-alive connection (TLS 1.3), and a new connection per request
+// whose handshake resumes a session.
+func BenchmarkUpstreamDoTLS(b *testing.B) {
+	body := []byte(`{"id":42,"name":"alice","role":"admin"}`)
+	ca := testpki.NewCA(b, "internal CA")
+	srv := startTLSBackend(b, serverConfig(ca.Server(b, []string{"127.0.0.1"})), func(ctx *fasthttp.RequestCtx) {
+		ctx.SetContentType("application/json")
+		ctx.SetBody(body)
+	})
+	u := newTestUpstream(b, Config{Targets: []string{srv.url}, TLS: &TLS{CA: ca.PEM}})
+	tmpl := rawRequest(b, benchRequest)
+	for _, keepAlive := range []bool{true, false} {
+		name := "keep-alive"
+		if !keepAlive {
+			name = "resumed handshake per request"
+		}
+		b.Run(name, func(b *testing.B) {
+			var req fasthttp.Request
+			var resp fasthttp.Response
+			b.ReportAllocs()
+			for b.Loop() {
+				tmpl.CopyTo(&req)
+				req.SetConnectionClose()
+				if keepAlive {
+					req.Header.ResetConnectionClose()
+				}
+				if err := u.Do(&req, &resp, 0); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }

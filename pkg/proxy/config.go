@@ -79,6 +79,12 @@ type Config struct {
 	EjectAfter int
 	// EjectFor is how long an ejected target is skipped (default 10s).
 	EjectFor time.Duration
+	// TLS configures the connections to https targets; nil verifies them
+	// against the system roots with each target's host as the server name.
+	// Set, it requires every target to be https. A certificate that fails
+	// verification is a connect failure: ErrBadGateway, retried on another
+	// target and counted towards passive ejection like a refused connect.
+	TLS *TLS
 }
 
 // HealthCheck configures active health checks: every Interval each target
@@ -164,6 +170,9 @@ func (c Config) Key() string {
 	} else {
 		b.WriteString(" health_check=off")
 	}
+	if d.TLS != nil {
+		b.WriteString(" tls=" + d.TLS.key())
+	}
 	return b.String()
 }
 
@@ -184,6 +193,7 @@ func (c Config) validate() error {
 		add("targets: at most %d targets, got %d", MaxTargets, n)
 	}
 	seen := make(map[string]bool, len(c.Targets))
+	var plain, secure int
 	for i, raw := range c.Targets {
 		t, err := parseTarget(raw)
 		if err != nil {
@@ -194,6 +204,21 @@ func (c Config) validate() error {
 			add("targets[%d]: duplicate target %q", i, config.RedactURL(raw))
 		}
 		seen[t.url] = true
+		if t.isTLS {
+			secure++
+		} else {
+			plain++
+		}
+	}
+	switch {
+	case plain > 0 && secure > 0:
+		add("targets: mix http and https targets: a request would be encrypted or not depending on the target picked; make them all https (or split the upstream)")
+	case c.TLS != nil && plain > 0:
+		add("tls: applies to https targets only, and every target is http")
+	}
+	if c.TLS != nil {
+		_, terrs := c.TLS.build()
+		errs = append(errs, terrs...)
 	}
 	if c.Balance != BalanceRoundRobin && c.Balance != BalanceLeastConn {
 		add("balance: must be %q or %q, got %q", BalanceRoundRobin, BalanceLeastConn, c.Balance)

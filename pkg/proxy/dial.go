@@ -8,23 +8,6 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-// clientTLSConfig returns the TLS configuration for a target named
-// serverName, derived from base (nil: system roots, TLS 1.2 or later).
-func clientTLSConfig(base *tls.Config, serverName string) *tls.Config {
-	var c *tls.Config
-	if base != nil {
-		c = base.Clone()
-	} else {
-		c = &tls.Config{MinVersion: tls.VersionTLS12}
-	}
-	if c.ServerName == "" {
-		c.ServerName = serverName
-	}
-	// The exchange speaks HTTP/1.1 only.
-	c.NextProtos = []string{"http/1.1"}
-	return c
-}
-
 // dial connects to t within min(timeout, ConnectTimeout), completing the TLS
 // handshake for https targets. Errors are wrapped in *connectError.
 func (t *target) dial(addr string, timeout time.Duration) (net.Conn, error) {

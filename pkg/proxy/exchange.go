@@ -143,7 +143,7 @@ func (p *connPool[C]) exchange(u *Upstream, t *target, req *fasthttp.Request, re
 				replays++
 				continue
 			}
-			return err
+			return tlsReadError(conn, err)
 		}
 		return p.readBody(u, t, cc, br, resp, isHead, req.Header.ConnectionClose())
 	}

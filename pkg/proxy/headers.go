@@ -41,6 +41,7 @@ var (
 	prefixForwarded = []byte("x-forwarded-")
 	nameForwarded   = []byte("forwarded")
 	nameRealIP      = []byte("x-real-ip")
+	nameProxy       = []byte("proxy")
 
 	// Lower-case names matched case-insensitively.
 	nameCL        = []byte("content-length")
@@ -242,7 +243,8 @@ func addrFromIP(ip net.IP) netip.Addr {
 //
 // It removes the hop-by-hop headers (Connection, Keep-Alive,
 // Proxy-Connection, Proxy-Authenticate, Proxy-Authorization, TE, Trailer,
-// Transfer-Encoding, Upgrade), every header the client named in Connection
+// Transfer-Encoding, Upgrade), the Proxy header (httpoxy), every header the
+// client named in Connection
 // (except the framing headers Content-Length, Transfer-Encoding and Host,
 // which fasthttp manages), request trailers, and every identity header of
 // ids, matched by folded name (see IdentityHeaders). Body framing is unaffected: fasthttp writes Content-Length or chunked
@@ -434,7 +436,19 @@ func mustStrip(name []byte, trusted bool, ids *IdentityHeaders) bool {
 		if equalFolded(name, nameForwarded) {
 			return !trusted || bytes.IndexByte(name, '_') >= 0
 		}
-	case 'c', 'k', 'p', 't', 'u':
+	case 'p':
+		// "Proxy" is no standard request header, but CGI turns it into
+		// HTTP_PROXY, which many HTTP client libraries of the upstream
+		// would take as their outbound proxy ("httpoxy").
+		if equalFolded(name, nameProxy) {
+			return true
+		}
+		for _, hop := range hopByHop {
+			if equalFold(name, hop) {
+				return true
+			}
+		}
+	case 'c', 'k', 't', 'u':
 		for _, hop := range hopByHop {
 			if equalFold(name, hop) {
 				return true

@@ -542,3 +542,29 @@ func TestCleanResponse(t *testing.T) {
 		})
 	}
 }
+
+// TestPrepareRequestStripsProxyHeader: a client's Proxy header would become
+// HTTP_PROXY in a CGI upstream, where HTTP clients read it as their
+// outbound proxy ("httpoxy"); it is removed, whatever its spelling.
+func TestPrepareRequestStripsProxyHeader(t *testing.T) {
+	tests := []struct {
+		give      string
+		wantStrip bool
+	}{
+		{give: "Proxy", wantStrip: true},
+		{give: "PROXY", wantStrip: true},
+		{give: "Proxy-Authorization", wantStrip: true},
+		{give: "Proxy-Id", wantStrip: false},
+		{give: "Proxyish", wantStrip: false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.give, func(t *testing.T) {
+			req := rawRequest(t, "GET / HTTP/1.1\r\nHost: a\r\n"+tt.give+": http://evil.example:8080\r\n\r\n")
+			PrepareRequest(req, net.ParseIP("203.0.113.7"), false, nil, nil, nil)
+			wire := strings.ToLower(req.String())
+			if got := strings.Contains(wire, "\r\n"+strings.ToLower(tt.give)+":"); got == tt.wantStrip {
+				t.Errorf("%s stripped = %v, want %v:\n%s", tt.give, !got, tt.wantStrip, wire)
+			}
+		})
+	}
+}

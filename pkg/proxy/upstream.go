@@ -84,15 +84,13 @@ type target struct {
 // health checks, if configured, start at once and run until Close. A nil
 // logger discards log output.
 func New(cfg Config, logger *zap.Logger) (*Upstream, error) {
-	return newUpstream(cfg, logger, nil)
-}
-
-// newUpstream is New with a TLS configuration for https targets; nil uses the
-// system roots.
-func newUpstream(cfg Config, logger *zap.Logger, tlsConfig *tls.Config) (*Upstream, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
 		return nil, errors.Join(errors.New("proxy: upstream "+cfg.Name+": invalid configuration"), err)
+	}
+	var tlsConfig *tls.Config
+	if cfg.TLS != nil {
+		tlsConfig, _ = cfg.TLS.build() // validated above
 	}
 	if logger == nil {
 		logger = zap.NewNop()

@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bytes"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -487,39 +486,6 @@ func TestClassify(t *testing.T) {
 				t.Errorf("Classify(%v) = %d %q, want %d %q", tt.giveErr, status, code, tt.wantStatus, tt.wantCode)
 			}
 		})
-	}
-}
-
-func TestHTTPSTarget(t *testing.T) {
-	cert, pool := testCert(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tlsLn := tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
-	serveBackend(t, tlsLn, func(ctx *fasthttp.RequestCtx) {
-		ctx.SetBodyString("secure " + string(ctx.Host()))
-	})
-	target := "https://" + ln.Addr().String()
-	u, err := newUpstream(Config{Name: "tls", Targets: []string{target}}, nil, &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer u.Close()
-	body, err := get(t, u, fasthttp.MethodGet, "/")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := "secure " + ln.Addr().String(); body != want {
-		t.Errorf("body = %q, want %q", body, want)
-	}
-
-	// Without the test root the handshake fails: a connect error, 502.
-	u2 := newTestUpstream(t, Config{Targets: []string{target}})
-	_, err = get(t, u2, fasthttp.MethodGet, "/")
-	mustKind(t, err, ErrBadGateway)
-	if !isConnectError(err) {
-		t.Errorf("handshake failure %v is not a connect error", err)
 	}
 }
 
