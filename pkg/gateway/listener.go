@@ -196,13 +196,15 @@ type limitedConn struct {
 	closed atomic.Bool
 }
 
-// Close closes the connection and, the first time, uncounts it.
+// Close uncounts the connection, the first time, and closes it. The place
+// is freed before the socket closes, so that a client that saw the close
+// and connects again at once is never refused for the connection it just
+// left.
 func (c *limitedConn) Close() error {
-	err := c.Conn.Close()
 	if c.closed.CompareAndSwap(false, true) {
 		c.l.release(c.ip, c.capped)
 	}
-	return err
+	return c.Conn.Close()
 }
 
 // errNoSyscallConn reports a wrapped connection without a socket.
