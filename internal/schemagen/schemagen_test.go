@@ -117,7 +117,7 @@ func structPaths(t *testing.T) map[string]bool {
 						out[p+"[]."+k] = true
 						walk(settingsTypes[k], p+"[]."+k)
 					}
-				case "ratelimit.Settings.Key":
+				case "ratelimit.Settings.Key", "jwt.Settings.Audience", "jwt.Provider.Audience":
 					// A scalar or a list of scalars: no keys below.
 				case "secheaders.Settings.HSTS":
 					walk(reflect.TypeFor[secheaders.HSTS](), p)

@@ -242,6 +242,7 @@ func buildChain(cfg *config.Config, path string, rc *config.Route, d *deps, clai
 		ps            []plugins.Plugin
 		kinds         []string
 		authenticated bool
+		identified    bool
 	)
 	for j, entry := range rc.Plugins {
 		epath := config.IndexPath(path+".plugins", j)
@@ -300,6 +301,13 @@ func buildChain(cfg *config.Config, path string, rc *config.Route, d *deps, clai
 		}
 		if rq, ok := p.(plugins.Requirer); ok {
 			for _, need := range rq.Requires() {
+				if need == plugins.Identity {
+					if !identified {
+						errs = append(errs, config.Errorf(cfg.File, entry, epath,
+							fmt.Sprintf("%s needs an identity plugin (jwt or api-key) earlier in this route's plugins (order matters: they run as listed)", kind)))
+					}
+					continue
+				}
 				if !contains(kinds, need) {
 					errs = append(errs, config.Errorf(cfg.File, entry, epath,
 						fmt.Sprintf("%s needs a %s plugin earlier in this route's plugins (order matters: they run as listed)", kind, need)))
@@ -307,8 +315,9 @@ func buildChain(cfg *config.Config, path string, rc *config.Route, d *deps, clai
 			}
 		}
 		*claims = append(*claims, claimedHeaders(p)...)
-		if a, ok := p.(plugins.Authenticator); ok && a.Authenticates() {
-			authenticated = true
+		if a, ok := p.(plugins.Authenticator); ok {
+			identified = true
+			authenticated = authenticated || a.Authenticates()
 		}
 		ps = append(ps, p)
 		kinds = append(kinds, kind)

@@ -249,3 +249,17 @@ func quote(s string) string {
 	q := strconv.Quote(s)
 	return q[1 : len(q)-1]
 }
+
+// JWKSKeys returns gateway_jwks_keys{provider}: the keys of the provider's
+// remote JSON Web Key Set the gateway holds; 0 until a fetch succeeded, so
+// an alert on it catches a provider whose tokens are all refused.
+func JWKSKeys(provider string) *vm.Gauge {
+	return vm.GetOrCreateGauge(`gateway_jwks_keys{provider="`+quote(provider)+`"}`, nil)
+}
+
+// JWKSRefreshErrors returns gateway_jwks_refresh_errors_total{provider}:
+// failed downloads of the provider's JSON Web Key Set (the last good set
+// stays in use).
+func JWKSRefreshErrors(provider string) *vm.Counter {
+	return vm.GetOrCreateCounter(`gateway_jwks_refresh_errors_total{provider="` + quote(provider) + `"}`)
+}
