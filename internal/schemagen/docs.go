@@ -688,6 +688,34 @@ var docs = map[string]fieldDoc{
 		Example: "30s",
 	},
 
+	// api-key
+	"plugin-api-key.header": {
+		Desc:    "Header carrying the key (matched case-insensitively). Exclusive with `query`.",
+		Example: "X-Gateway-Key", Pattern: headerPattern,
+	},
+	"plugin-api-key.query": {
+		Desc:    "Query parameter carrying the key, instead of a header. Weaker: URLs end up in logs, browser history and Referer headers of whoever handles them; prefer a header. Exclusive with `header`.",
+		Default: "none (the header is used)",
+		Example: "api_key",
+	},
+	"plugin-api-key.keys_file": {
+		Desc:     "JSON or YAML file `{\"keys\": [{\"id\", \"sha256\", \"sub\", \"roles\", \"scopes\", \"expires\"}]}` listing each key by the hex SHA-256 of the key (never the key). Relative paths are read next to the configuration file. Re-read on every reload (SIGHUP, `/-/reload`), also when only this file changed; `authd apikey` makes a key and its entry.",
+		Required: true, Default: "none (required)",
+		Example: "/etc/gatewayd/api-keys.json",
+	},
+	"plugin-api-key.forward_header": {
+		Desc:    "Request header carrying the key's `sub` to the upstream. Client-sent copies are removed on every route.",
+		Example: "X-Client-ID", Pattern: headerPattern,
+	},
+	"plugin-api-key.optional": {
+		Desc:    "Let requests without a key through as anonymous. A key that is unknown or expired is still refused.",
+		Example: true,
+	},
+	"plugin-api-key.keep_credential": {
+		Desc:    "Keep the key header (or query parameter) on the upstream request. By default it is removed, so upstreams never see keys.",
+		Example: true,
+	},
+
 	// blacklist
 	"plugin-blacklist.on_store_error": {
 		Desc:    "When the store cannot answer: `deny` (503) or `allow` (fail open).",

@@ -24,6 +24,7 @@ import (
 	"strings"
 
 	"github.com/gatewayd/gatewayd/pkg/config"
+	"github.com/gatewayd/gatewayd/pkg/plugins/apikey"
 	"github.com/gatewayd/gatewayd/pkg/plugins/blacklist"
 	"github.com/gatewayd/gatewayd/pkg/plugins/builtin"
 	"github.com/gatewayd/gatewayd/pkg/plugins/cors"
@@ -87,6 +88,7 @@ func Plugins() []Plugin {
 			CacheSize:     jwt.DefaultCacheSize,
 			CacheTTL:      config.Duration(jwt.DefaultCacheTTL),
 		}},
+		{apikey.Kind, apikey.Settings{Header: apikey.DefaultHeader, ForwardHeader: apikey.DefaultForwardHeader}},
 		{blacklist.Kind, blacklist.Settings{
 			OnStoreError: blacklist.Deny,
 			CacheTTL:     config.Duration(blacklist.DefaultCacheTTL),

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/gatewayd/gatewayd/pkg/config"
+	"github.com/gatewayd/gatewayd/pkg/plugins/apikey"
 	"github.com/gatewayd/gatewayd/pkg/plugins/blacklist"
 	"github.com/gatewayd/gatewayd/pkg/plugins/builtin"
 	"github.com/gatewayd/gatewayd/pkg/plugins/cors"
@@ -69,6 +70,7 @@ func firstDiff(got, want string) string {
 var settingsTypes = map[string]reflect.Type{
 	"request-id":       reflect.TypeFor[requestid.Settings](),
 	"jwt":              reflect.TypeFor[jwt.Settings](),
+	"api-key":          reflect.TypeFor[apikey.Settings](),
 	"blacklist":        reflect.TypeFor[blacklist.Settings](),
 	"rbac":             reflect.TypeFor[rbac.Settings](),
 	"ratelimit":        reflect.TypeFor[ratelimit.Settings](),

@@ -1,8 +1,10 @@
 package gateway
 
 import (
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -55,6 +57,9 @@ type generation struct {
 	dropUnderscore bool
 	// warnings are the configuration warnings found while building.
 	warnings []*config.Warning
+	// files are the files plugins read while building (plugins.FileUser):
+	// a reload rebuilds when one of them changed.
+	files    []plugins.File
 	trusted  *proxy.TrustedProxies
 	releases []func()
 
@@ -146,6 +151,7 @@ func build(cfg *config.Config, d *deps) (*generation, error) {
 		if rc.StripPrefix {
 			r.stripPrefix = []byte(strings.TrimSuffix(rc.Match.PathPrefix, "/"))
 		}
+		g.files = append(g.files, usedFiles(chain.Plugins()...)...)
 		r.signature = routeSignature(rc, chain)
 		g.routes = append(g.routes, r)
 		methods := routeMethods(rc.Match.Methods, chain)
@@ -188,6 +194,7 @@ func build(cfg *config.Config, d *deps) (*generation, error) {
 		// it after the next reload, and stripping never depends on which
 		// routes use which instance.
 		claimHeaders = append(claimHeaders, claimedHeaders(p)...)
+		g.files = append(g.files, usedFiles(p)...)
 		_ = p.Close()
 	}
 
@@ -328,6 +335,29 @@ func buildChain(cfg *config.Config, path string, rc *config.Route, d *deps, clai
 		return plugins.NewChain(nil, nil), errs
 	}
 	return chain, nil
+}
+
+// usedFiles returns the files the plugins read while being built.
+func usedFiles(ps ...plugins.Plugin) []plugins.File {
+	var out []plugins.File
+	for _, p := range ps {
+		if fu, ok := p.(plugins.FileUser); ok {
+			out = append(out, fu.Files()...)
+		}
+	}
+	return out
+}
+
+// filesChanged reports whether a file the generation's plugins read has
+// changed (or cannot be read any more) since they read it.
+func (g *generation) filesChanged() bool {
+	for _, f := range g.files {
+		data, err := os.ReadFile(f.Path)
+		if err != nil || sha256.Sum256(data) != f.Sum {
+			return true
+		}
+	}
+	return false
 }
 
 // buildNamed builds the named instance name (plugins: section) with env,

@@ -133,6 +133,8 @@ const (
 	ReasonAlgorithm   = "algorithm"
 	ReasonForbidden   = "forbidden"
 	ReasonStoreError  = "store_error"
+	// ReasonUnknownKey is an API key no entry of the keys file has.
+	ReasonUnknownKey = "unknown_key"
 )
 
 // AuthRejected returns gateway_auth_rejected_total{route,reason}. Call it at

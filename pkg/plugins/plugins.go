@@ -71,6 +71,21 @@ type MethodAnswerer interface {
 	AnsweredMethods() []string
 }
 
+// FileUser is implemented by plugins that read files named in their
+// settings when they are built (api-key's keys_file). Files returns each
+// path with the SHA-256 of the content the plugin read: a reload is not
+// skipped as unchanged while any of them differs, even when the
+// configuration file itself did not change.
+type FileUser interface {
+	Files() []File
+}
+
+// File is one file a plugin read at build time.
+type File struct {
+	Path string
+	Sum  [32]byte
+}
+
 // Authenticator is implemented by plugins that establish who the caller is
 // (jwt, api-key): they fill the request's reqctx.Identity. Authenticates reports whether every request the instance passes on
 // carries a verified identity; jwt or api-key with optional: true let
