@@ -682,6 +682,7 @@ func TestTypes(t *testing.T) {
 		{name: "either matches", giveTyp: "typ: [access, at+jwt]\n", giveHdr: "at+jwt", giveClaim: "Bearer", wantOK: true},
 		{name: "Bearer claim", giveTyp: "typ: [Bearer]\n", giveHdr: "JWT", giveClaim: "Bearer", wantOK: true},
 		{name: "not checked", giveTyp: "typ: []\n", giveClaim: "refresh", wantOK: true},
+		{name: "empty typ: keeps the default", giveTyp: "typ:\n", giveClaim: "refresh"},
 		{name: "non-string claim", giveTyp: "typ: [access]\n", giveClaim: 1},
 	}
 	for _, tt := range tests {

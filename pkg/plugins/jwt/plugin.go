@@ -146,7 +146,8 @@ func (pv *Provider) withDefaults() {
 	if !pv.Meta.Has("jwks_refetch_interval") {
 		pv.JWKSRefetch = config.Duration(DefaultJWKSRefetch)
 	}
-	if !pv.Meta.Has("typ") {
+	if pv.Typ == nil {
+		// Absent or empty (typ:); typ: [] is an empty, non-nil list.
 		pv.Typ = []string{DefaultType}
 	}
 	if !pv.Meta.Has("typ_claim") {
