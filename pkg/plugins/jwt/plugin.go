@@ -451,7 +451,7 @@ func (v *validator) provider(prefix string, pv *Provider) *providerSpec {
 		static: pvv.static,
 	}
 	if pr.label == "" {
-		pr.label = "default"
+		pr.label = config.RedactURL(pv.JWKSURL)
 	}
 	pr.audience = pvv.audience(pv.Audience)
 	for i, t := range pv.Typ {

@@ -18,8 +18,8 @@ import (
 // only with its own algorithms.
 type provider struct {
 	issuer string
-	// label names the provider in metrics and logs: the issuer, or
-	// "default" for the single-provider form without one.
+	// label names the provider in metrics and logs: the issuer, or the
+	// redacted jwks_url for the single-provider form without one.
 	label    string
 	algs     []string
 	audience []string // any of them; empty: not checked
