@@ -244,8 +244,7 @@ func build(sec config.Section, env *plugins.Env, s *Settings) (*Plugin, error) {
 	}
 	compiled := make([]*providerSpec, len(specs))
 	for i := range specs {
-		pvv := v.provider(prefixes[i], &specs[i])
-		compiled[i] = pvv
+		compiled[i] = v.provider(prefixes[i], &specs[i])
 	}
 	if int64(s.MaxTokenBytes) < minMaxTokenBytes {
 		v.errf("max_token_bytes", "must be at least %d bytes, got %d", minMaxTokenBytes, int64(s.MaxTokenBytes))
@@ -515,8 +514,8 @@ func (v *validator) claimName(field, name, def string) claimPath {
 		return newClaimPath(def)
 	}
 	if strings.HasPrefix(name, ".") || strings.HasSuffix(name, ".") || strings.Contains(name, "..") {
-		// A claim whose whole name is this string still matches; warn
-		// nobody, the dotted reading simply finds nothing.
+		// An empty path segment can name no nested claim: only a claim
+		// with exactly this name can match.
 		return claimPath{name: name}
 	}
 	return newClaimPath(name)
