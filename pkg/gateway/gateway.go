@@ -309,7 +309,7 @@ func (g *Gateway) Reload() (ReloadResult, error) {
 		}
 		return g.reloadFailed(err)
 	}
-	if cfg.Hash == old.cfg.Hash {
+	if cfg.Hash == old.cfg.Hash && !old.filesChanged() {
 		return ReloadResult{Unchanged: true}, nil
 	}
 	res := diff(old, cfg)
