@@ -205,6 +205,7 @@ func TestAlertRulesShape(t *testing.T) {
 		{giveAlert: "GatewayUpstreamTargetDown", wantContains: []string{"gateway_upstream_target_healthy == 0"}},
 		{giveAlert: "GatewayUpstreamAllTargetsDown", wantContains: []string{"gateway_upstream_target_healthy"}},
 		{giveAlert: "GatewayTLSCertificateExpiringSoon", wantContains: []string{"gateway_tls_certificate_expiry_seconds", "< 14 * 86400"}},
+		{giveAlert: "GatewayJWKSNoKeys", wantFor: "5m", wantContains: []string{"gateway_jwks_keys == 0"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.giveAlert, func(t *testing.T) {
@@ -541,6 +542,8 @@ upstreams:
   echo: { targets: ["http://%[1]s"] }
 plugins:
   auth-jwt: { type: jwt, algorithms: [HS256], secret: "%[2]s", issuer: deploy-test, audience: api }
+  # The echo server is no key server: the provider never gets keys.
+  idp-jwt: { type: jwt, providers: [{ issuer: "https://idp.example.com/", jwks_url: "http://%[1]s/jwks", algorithms: [RS256] }] }
 routes:
   - name: api
     match: { path_prefix: /api/ }

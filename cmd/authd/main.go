@@ -56,6 +56,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "user" {
 		return runUser(args[1:], stdin, stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "apikey" {
+		return runAPIKey(args[1:], nil, stdout, stderr)
+	}
 	fs := flag.NewFlagSet("authd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := fs.String("config", defaultConfig, "configuration file")
@@ -65,7 +68,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "authd: unexpected argument %q (subcommand: user add)\n", fs.Arg(0))
+		fmt.Fprintf(stderr, "authd: unexpected argument %q (subcommands: user add, apikey)\n", fs.Arg(0))
 		return 2
 	}
 	if *showVersion {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/gatewayd/gatewayd/internal/redistest"
+	"github.com/gatewayd/gatewayd/pkg/plugins/apikey"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
@@ -227,5 +228,33 @@ func TestUserAddRejects(t *testing.T) {
 				t.Fatalf("= %d %q, want an error containing %q", code, errOut, tt.wantErr)
 			}
 		})
+	}
+}
+
+func TestAPIKey(t *testing.T) {
+	var out, errOut strings.Builder
+	if code := run([]string{"apikey", "--id", "ci-bot", "--roles", "admin, deploy", "--expires", "2999-01-01T00:00:00Z"}, strings.NewReader(""), &out, &errOut); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 5 {
+		t.Fatalf("output:\n%s", out.String())
+	}
+	key, entry := lines[1], lines[4]
+	var e apikey.Entry
+	if err := json.Unmarshal([]byte(entry), &e); err != nil {
+		t.Fatalf("entry %q: %v", entry, err)
+	}
+	if !strings.HasPrefix(key, apikey.KeyPrefix) || e.SHA256 != apikey.Sum(key) || e.ID != "ci-bot" || e.Sub != "ci-bot" ||
+		strings.Join(e.Roles, ",") != "admin,deploy" || e.Expires != "2999-01-01T00:00:00Z" {
+		t.Errorf("key %q entry %+v", key, e)
+	}
+	if strings.Contains(entry, key) {
+		t.Error("the entry holds the key itself")
+	}
+	for _, args := range [][]string{{"apikey"}, {"apikey", "--id", "x", "--expires", "soon"}, {"apikey", "--id", "x", "--expires", "2001-01-01T00:00:00Z"}} {
+		if code := run(args, strings.NewReader(""), &out, &errOut); code != 2 {
+			t.Errorf("%q: exit %d, want 2", args, code)
+		}
 	}
 }

@@ -53,6 +53,18 @@ func referrerPattern() string {
 	return `^(off|\s*` + p + `\s*(,\s*` + p + `\s*)*)$`
 }
 
+// Descriptions shared by the plugin-level jwt settings and providers[].
+const (
+	jwksURLDesc     = "JWKS URL (http or https), downloaded when the configuration is built (also by `-check`, which warns when it fails), every `jwks_refresh` (sooner when the response's `Cache-Control: max-age` says so) and when a token names an unknown `kid` (at most once every `jwks_refetch_interval`). A failed download keeps the last good set."
+	jwksRefreshDesc = "Longest time between two downloads of `jwks_url` (at least `jwks_refetch_interval`); a shorter `Cache-Control: max-age` of the response refreshes sooner. Only with `jwks_url`."
+	jwksRefetchDesc = "Least time between two downloads of `jwks_url` caused by tokens naming an unknown `kid`, and the floor of a `Cache-Control: max-age` (at least 1s). Only with `jwks_url`."
+	audienceDesc    = "Accepted `aud` values, a string or a list: the token's `aud` (a string or a list) must hold one of them."
+	typDesc         = "Accepted token types, compared with the `typ` claim and the JOSE header `typ` (either may match), case-insensitively and with an optional `application/` prefix (`at+jwt` accepts RFC 9068's `application/at+jwt`). `[]` turns the check off."
+	typClaimDesc    = "Claim compared with `typ` (besides the JOSE header `typ`), named like `roles_claim`: AWS Cognito says `token_use`."
+	rolesClaimDesc  = "Claim holding the roles rbac checks: a claim whose whole name matches is used as is (`https://example.com/roles`), otherwise a dotted path into nested objects (`realm_access.roles`). A string is split on spaces; a list gives its string items."
+	scopesClaimDesc = "Claim holding the scopes rbac checks, read like `roles_claim`."
+)
+
 // jwtAlgorithms are the values the jwt plugin accepts in algorithms.
 var jwtAlgorithms = []string{
 	"HS256", "HS384", "HS512", "RS256", "RS384", "RS512",
@@ -640,23 +652,108 @@ var docs = map[string]fieldDoc{
 		Example: "/etc/gatewayd/jwks.json",
 	},
 	"plugin-jwt.jwks_url": {
-		Desc:    "JWKS URL (http or https), downloaded when the configuration is built (also by `-check`), every `jwks_refresh`, and when a token names an unknown `kid` (at most once every 10s).",
+		Desc:    jwksURLDesc,
 		Default: "none",
 		Example: "https://issuer.example.com/.well-known/jwks.json",
 	},
 	"plugin-jwt.jwks_refresh": {
-		Desc:    "Refresh interval of `jwks_url` (at least 10s). Only with `jwks_url`.",
+		Desc:    jwksRefreshDesc,
 		Example: "15m",
 	},
+	"plugin-jwt.jwks_refetch_interval": {
+		Desc:    jwksRefetchDesc,
+		Example: "30s",
+	},
 	"plugin-jwt.issuer": {
-		Desc:    "Required `iss` claim, when set.",
+		Desc:    "The `iss` claim that selects the provider. In the single-provider form it may be left out: then any `iss` is accepted.",
 		Default: "not checked",
 		Example: "gatewayd-auth",
 	},
 	"plugin-jwt.audience": {
-		Desc:    "Required `aud` claim (a string, or a list containing it), when set.",
+		Desc:    audienceDesc,
 		Default: "not checked",
 		Example: "api",
+	},
+	"plugin-jwt.typ": {
+		Desc:    typDesc,
+		Example: []any{"access"},
+	},
+	"plugin-jwt.typ_claim": {
+		Desc:    typClaimDesc,
+		Example: "token_use",
+	},
+	"plugin-jwt.roles_claim": {
+		Desc:    rolesClaimDesc,
+		Example: "realm_access.roles",
+	},
+	"plugin-jwt.scopes_claim": {
+		Desc:    scopesClaimDesc,
+		Default: "`scope`, then `scp`",
+		Example: "scp",
+	},
+	"plugin-jwt.providers": {
+		Desc:    "Several identity providers, each with its own issuer, key source, algorithms, audience, `typ` and claim names; the token's `iss` selects one (no match: 401 `invalid token issuer`). The provider settings are written either here or at the top level (one provider), never both; issuers must be unique.",
+		Default: "none (the top-level settings are the one provider)",
+		Example: []any{map[string]any{"issuer": "https://sso.example.com/realms/main", "jwks_url": "https://sso.example.com/realms/main/protocol/openid-connect/certs", "algorithms": []any{"RS256"}, "audience": "account", "typ": []any{"Bearer"}, "roles_claim": "realm_access.roles"}},
+	},
+	"jwtProvider.issuer": {
+		Desc:     "The `iss` claim that selects this provider; unique among the providers.",
+		Required: true, Default: "none (required)",
+		Example: "https://tenant.eu.auth0.com/",
+	},
+	"jwtProvider.algorithms": {
+		Desc:    "Accepted `alg` values for this provider's tokens. HMAC (HS*) and public-key algorithms cannot be mixed in one provider; `none` is never accepted.",
+		Example: []any{"RS256"}, Enum: jwtAlgorithms,
+	},
+	"jwtProvider.secret": {
+		Desc:    "HMAC secret for HS* tokens (same rules as the plugin-level `secret`). Exactly one of `secret`, `public_key_file`, `jwks_file` and `jwks_url` is set.",
+		Default: "none",
+		Example: "${JWT_SECRET}",
+	},
+	"jwtProvider.public_key_file": {
+		Desc:    "PEM public key of the provider (RSA 2048 bits or more, ECDSA P-256/P-384/P-521 or Ed25519).",
+		Default: "none",
+		Example: "/etc/gatewayd/issuer.pub.pem",
+	},
+	"jwtProvider.jwks_file": {
+		Desc:    "JSON Web Key Set file of the provider.",
+		Default: "none",
+		Example: "/etc/gatewayd/jwks.json",
+	},
+	"jwtProvider.jwks_url": {
+		Desc:    jwksURLDesc,
+		Default: "none",
+		Example: "https://tenant.eu.auth0.com/.well-known/jwks.json",
+	},
+	"jwtProvider.jwks_refresh": {
+		Desc:    jwksRefreshDesc,
+		Example: "15m",
+	},
+	"jwtProvider.jwks_refetch_interval": {
+		Desc:    jwksRefetchDesc,
+		Example: "30s",
+	},
+	"jwtProvider.audience": {
+		Desc:    audienceDesc,
+		Default: "not checked",
+		Example: []any{"https://api.example.com"},
+	},
+	"jwtProvider.typ": {
+		Desc:    typDesc,
+		Example: []any{"Bearer"},
+	},
+	"jwtProvider.typ_claim": {
+		Desc:    typClaimDesc,
+		Example: "token_use",
+	},
+	"jwtProvider.roles_claim": {
+		Desc:    rolesClaimDesc,
+		Example: "https://example.com/roles",
+	},
+	"jwtProvider.scopes_claim": {
+		Desc:    scopesClaimDesc,
+		Default: "`scope`, then `scp`",
+		Example: "scp",
 	},
 	"plugin-jwt.leeway": {
 		Desc:    "Clock skew allowed on `exp`, `nbf` and `iat`.",
@@ -668,7 +765,7 @@ var docs = map[string]fieldDoc{
 		Example: "access_token", Pattern: tokenPattern,
 	},
 	"plugin-jwt.forward_claims": {
-		Desc:    "Claims copied to request headers for the upstream (`claim: Header-Name`). Client-sent copies of these headers are removed on every route.",
+		Desc:    "Claims copied to request headers for the upstream (`claim: Header-Name`); a claim is named like `roles_claim` (whole name, else a dotted path) and a list is forwarded comma-separated. Client-sent copies of these headers are removed on every route.",
 		Default: "none",
 		Example: map[string]any{"sub": "X-User-ID", "role": "X-User-Role"},
 	},
@@ -689,6 +786,34 @@ var docs = map[string]fieldDoc{
 		Example: "30s",
 	},
 
+	// api-key
+	"plugin-api-key.header": {
+		Desc:    "Header carrying the key (matched case-insensitively). Exclusive with `query`.",
+		Example: "X-Gateway-Key", Pattern: headerPattern,
+	},
+	"plugin-api-key.query": {
+		Desc:    "Query parameter carrying the key, instead of a header. Weaker: URLs end up in logs, browser history and Referer headers of whoever handles them; prefer a header. Exclusive with `header`.",
+		Default: "none (the header is used)",
+		Example: "api_key",
+	},
+	"plugin-api-key.keys_file": {
+		Desc:     "JSON or YAML file `{\"keys\": [{\"id\", \"sha256\", \"sub\", \"roles\", \"scopes\", \"expires\"}]}` listing each key by the hex SHA-256 of the key (never the key). Relative paths are read next to the configuration file. Re-read on every reload (SIGHUP, `/-/reload`), also when only this file changed; `authd apikey` makes a key and its entry.",
+		Required: true, Default: "none (required)",
+		Example: "/etc/gatewayd/api-keys.json",
+	},
+	"plugin-api-key.forward_header": {
+		Desc:    "Request header carrying the key's `sub` to the upstream. Client-sent copies are removed on every route.",
+		Example: "X-Client-ID", Pattern: headerPattern,
+	},
+	"plugin-api-key.optional": {
+		Desc:    "Let requests without a key through as anonymous. A key that is unknown or expired is still refused.",
+		Example: true,
+	},
+	"plugin-api-key.keep_credential": {
+		Desc:    "Keep the key header (or query parameter) on the upstream request. By default it is removed, so upstreams never see keys.",
+		Example: true,
+	},
+
 	// blacklist
 	"plugin-blacklist.on_store_error": {
 		Desc:    "When the store cannot answer: `deny` (503) or `allow` (fail open).",
@@ -705,12 +830,12 @@ var docs = map[string]fieldDoc{
 
 	// rbac
 	"plugin-rbac.roles": {
-		Desc:    "Allowed roles (the token's `role` claim), any of them. Empty: any role.",
+		Desc:    "Allowed roles (the identity's roles: the token's `roles_claim` or the API key's `roles`), any of them. Empty: any role.",
 		Default: "none",
 		Example: []any{"admin"},
 	},
 	"plugin-rbac.scopes": {
-		Desc:    "Required scopes (the space-separated `scope` claim), all of them.",
+		Desc:    "Required scopes (the identity's scopes: the token's `scopes_claim`, by default `scope` then `scp`), all of them.",
 		Default: "none",
 		Example: []any{"users:read"},
 	},

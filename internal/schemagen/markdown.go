@@ -225,6 +225,8 @@ func (m *model) updateRegions(doc []byte) ([]byte, error) {
 		out.Write(rest[:i+lineEnd+4])
 		tables := "\n" + s.table()
 		switch kind {
+		case "jwt":
+			tables += "\nEach entry of `providers` (the same keys as the top-level provider settings):\n\n" + m.byDef["jwtProvider"].table()
 		case "rbac":
 			tables += "\nEach entry of `rules`:\n\n" + m.byDef["rbacRule"].table()
 		case "security-headers":

@@ -24,6 +24,7 @@ import (
 	"strings"
 
 	"github.com/gatewayd/gatewayd/pkg/config"
+	"github.com/gatewayd/gatewayd/pkg/plugins/apikey"
 	"github.com/gatewayd/gatewayd/pkg/plugins/blacklist"
 	"github.com/gatewayd/gatewayd/pkg/plugins/builtin"
 	"github.com/gatewayd/gatewayd/pkg/plugins/cors"
@@ -78,11 +79,16 @@ func Plugins() []Plugin {
 		{jwt.Kind, jwt.Settings{
 			Algorithms:    []string{jwt.DefaultAlgorithm},
 			JWKSRefresh:   config.Duration(jwt.DefaultJWKSRefresh),
+			JWKSRefetch:   config.Duration(jwt.DefaultJWKSRefetch),
+			Typ:           []string{jwt.DefaultType},
+			TypClaim:      jwt.DefaultTypClaim,
+			RolesClaim:    jwt.DefaultRolesClaim,
 			Leeway:        config.Duration(jwt.DefaultLeeway),
 			MaxTokenBytes: jwt.DefaultMaxTokenBytes,
 			CacheSize:     jwt.DefaultCacheSize,
 			CacheTTL:      config.Duration(jwt.DefaultCacheTTL),
 		}},
+		{apikey.Kind, apikey.Settings{Header: apikey.DefaultHeader, ForwardHeader: apikey.DefaultForwardHeader}},
 		{blacklist.Kind, blacklist.Settings{
 			OnStoreError: blacklist.Deny,
 			CacheTTL:     config.Duration(blacklist.DefaultCacheTTL),
@@ -226,6 +232,17 @@ func newModel() (*model, error) {
 		add(&section{def: "plugin-" + p.Kind, title: p.Kind, kind: p.Kind, typ: reflect.TypeOf(p.Defaults), defaults: reflect.ValueOf(p.Defaults), nullable: true,
 			intro: "Settings of the `" + p.Kind + "` plugin. See [plugins.md](plugins.md#" + p.Kind + ") for its behaviour and metrics."})
 		switch p.Kind {
+		case jwt.Kind:
+			add(&section{def: "jwtProvider", title: "jwt providers[]", typ: reflect.TypeFor[jwt.Provider](),
+				defaults: reflect.ValueOf(jwt.Provider{
+					Algorithms:  []string{jwt.DefaultAlgorithm},
+					JWKSRefresh: config.Duration(jwt.DefaultJWKSRefresh),
+					JWKSRefetch: config.Duration(jwt.DefaultJWKSRefetch),
+					Typ:         []string{jwt.DefaultType},
+					TypClaim:    jwt.DefaultTypClaim,
+					RolesClaim:  jwt.DefaultRolesClaim,
+				}),
+				intro: "One identity provider of the `jwt` plugin: the token's `iss` selects it, and only its keys, with its algorithms, verify the token. See [identity-providers.md](identity-providers.md) for the entry of each provider family."})
 		case rbac.Kind:
 			add(&section{def: "rbacRule", title: "rbac rules[]", typ: reflect.TypeFor[rbac.Rule](),
 				intro: "One per-method requirement of the `rbac` plugin."})
@@ -490,6 +507,14 @@ func (m *model) nodeField(s *section, sf reflect.StructField, f *field) error {
 	case s.kind == ratelimit.Kind && sf.Name == "Key":
 		f.schema, f.typeName = ref("ratelimitKey"), "key kind, or list of key kinds"
 		f.def, f.defText = "ip", "`ip`"
+	case (s.kind == jwt.Kind || s.def == "jwtProvider") && sf.Name == "Audience":
+		f.schema = object{{"anyOf", []any{
+			object{{"type", "string"}, {"minLength", 1}},
+			object{{"type", "array"}, {"minItems", 1}, {"items", object{{"type", "string"}, {"minLength", 1}}}},
+			object{{"type", "null"}},
+		}}}
+		f.typeName = "string, or list of strings"
+		f.defText = "not checked"
 	case s.kind == secheaders.Kind && sf.Name == "HSTS":
 		f.schema = object{{"anyOf", []any{object{{"type", "boolean"}}, ref("hsts"), ref("env")}}}
 		f.typeName = "boolean, or mapping: [security-headers hsts](#def-hsts)"

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/gatewayd/gatewayd/pkg/config"
+	"github.com/gatewayd/gatewayd/pkg/plugins/apikey"
 	"github.com/gatewayd/gatewayd/pkg/plugins/blacklist"
 	"github.com/gatewayd/gatewayd/pkg/plugins/builtin"
 	"github.com/gatewayd/gatewayd/pkg/plugins/cors"
@@ -69,6 +70,7 @@ func firstDiff(got, want string) string {
 var settingsTypes = map[string]reflect.Type{
 	"request-id":       reflect.TypeFor[requestid.Settings](),
 	"jwt":              reflect.TypeFor[jwt.Settings](),
+	"api-key":          reflect.TypeFor[apikey.Settings](),
 	"blacklist":        reflect.TypeFor[blacklist.Settings](),
 	"rbac":             reflect.TypeFor[rbac.Settings](),
 	"ratelimit":        reflect.TypeFor[ratelimit.Settings](),
@@ -117,7 +119,7 @@ func structPaths(t *testing.T) map[string]bool {
 						out[p+"[]."+k] = true
 						walk(settingsTypes[k], p+"[]."+k)
 					}
-				case "ratelimit.Settings.Key":
+				case "ratelimit.Settings.Key", "jwt.Settings.Audience", "jwt.Provider.Audience":
 					// A scalar or a list of scalars: no keys below.
 				case "secheaders.Settings.HSTS":
 					walk(reflect.TypeFor[secheaders.HSTS](), p)

@@ -3,10 +3,12 @@
 // secret, RSA or Ed25519 key pair), the JWKS document that publishes a key
 // pair's public half, token verification, and the password and email rules.
 //
-// Token times are kept in unix milliseconds. The revoke-all mark of
-// store.Revocations is compared with a token's iat in milliseconds, so iat is
-// emitted with a millisecond fraction ("iat":1700000000.123); this package
-// never touches golang-jwt's global jwt.TimePrecision.
+// Token times are kept in unix milliseconds, as the revoke-all mark of
+// store.Revocations is. The auth service issues whole seconds (iat, nbf and
+// exp are integers, the RFC 7519 NumericDate other consumers expect), which
+// UnixMilli writes without a fraction; tokens with a fractional iat (issued
+// by earlier versions) are still read to the millisecond. This package never
+// touches golang-jwt's global jwt.TimePrecision.
 package auth
 
 import (
@@ -130,9 +132,11 @@ type Claims struct {
 	Audience jwt.ClaimStrings `json:"aud"`
 	// ExpiresAt is exp; the service issues whole seconds.
 	ExpiresAt UnixMilli `json:"exp"`
-	// IssuedAt is iat, with millisecond precision.
+	// IssuedAt is iat; the service issues whole seconds.
 	IssuedAt UnixMilli `json:"iat"`
-	ID       string    `json:"jti"`
+	// NotBefore is nbf (0: absent); the service sets it to iat.
+	NotBefore UnixMilli `json:"nbf"`
+	ID        string    `json:"jti"`
 	// Type is "access" or "refresh".
 	Type  string `json:"typ"`
 	Email string `json:"email,omitempty"`
@@ -152,6 +156,7 @@ type wireClaims struct {
 	Audience  any       `json:"aud,omitempty"`
 	ExpiresAt UnixMilli `json:"exp"`
 	IssuedAt  UnixMilli `json:"iat"`
+	NotBefore UnixMilli `json:"nbf,omitempty"`
 	ID        string    `json:"jti,omitempty"`
 	Type      string    `json:"typ,omitempty"`
 	Email     string    `json:"email,omitempty"`
@@ -162,7 +167,7 @@ type wireClaims struct {
 // MarshalJSON implements json.Marshaler.
 func (c *Claims) MarshalJSON() ([]byte, error) {
 	w := wireClaims{
-		Issuer: c.Issuer, Subject: c.Subject, ExpiresAt: c.ExpiresAt, IssuedAt: c.IssuedAt,
+		Issuer: c.Issuer, Subject: c.Subject, ExpiresAt: c.ExpiresAt, IssuedAt: c.IssuedAt, NotBefore: c.NotBefore,
 		ID: c.ID, Type: c.Type, Email: c.Email, Role: c.Role, Session: c.Session,
 	}
 	switch len(c.Audience) {
@@ -191,8 +196,13 @@ func (c *Claims) GetIssuedAt() (*jwt.NumericDate, error) {
 	return &jwt.NumericDate{Time: c.IssuedAt.Time()}, nil
 }
 
-// GetNotBefore implements jwt.Claims; the service does not issue nbf.
-func (c *Claims) GetNotBefore() (*jwt.NumericDate, error) { return nil, nil }
+// GetNotBefore implements jwt.Claims.
+func (c *Claims) GetNotBefore() (*jwt.NumericDate, error) {
+	if c.NotBefore == 0 {
+		return nil, nil
+	}
+	return &jwt.NumericDate{Time: c.NotBefore.Time()}, nil
+}
 
 // GetIssuer implements jwt.Claims.
 func (c *Claims) GetIssuer() (string, error) { return c.Issuer, nil }

@@ -371,12 +371,12 @@ func (s *Server) refresh(ctx *fasthttp.RequestCtx) {
 			zap.String("user_id", u.ID), zap.String("session_id", claims.Session))
 		// The mark is taken after the store deleted the sessions: every
 		// token minted by a rotation that won before then has an earlier iat.
-		mark := time.Now()
+		mark := revokeAllMark(time.Now())
 		if err := s.rev.RevokeAll(sc, u.ID, mark, s.refreshTTL); err != nil {
 			s.fail(ctx, "revoke all", err)
 			return
 		}
-		waitPastMilli(mark)
+		waitPastMark(mark)
 		clearRefreshCookie(ctx)
 		apierror.Write(ctx, fasthttp.StatusUnauthorized, apierror.CodeUnauthorized, msgReuse)
 	default:
@@ -480,12 +480,12 @@ func (s *Server) logoutAll(ctx *fasthttp.RequestCtx) {
 		s.fail(ctx, "delete sessions", err)
 		return
 	}
-	now := time.Now()
-	if err := s.rev.RevokeAll(sc, claims.Subject, now, s.refreshTTL); err != nil {
+	mark := revokeAllMark(time.Now())
+	if err := s.rev.RevokeAll(sc, claims.Subject, mark, s.refreshTTL); err != nil {
 		s.fail(ctx, "revoke all", err)
 		return
 	}
-	waitPastMilli(now)
+	waitPastMark(mark)
 	clearRefreshCookie(ctx)
 	ctx.Response.SetStatusCode(fasthttp.StatusNoContent)
 }

@@ -33,10 +33,16 @@
 // transaction on bbolt, so two concurrent refreshes of one token yield
 // exactly one successor.
 //
-// Revoke-all marks are compared with iat in milliseconds. After setting a
-// mark the service waits until its clock has passed the mark's millisecond
-// before answering, so a token issued after a logout-all returns always has
-// a later iat and is never revoked, and one issued before it always is.
+// Tokens carry whole-second iat, nbf and exp (RFC 7519 NumericDate), so
+// revoke-all cannot rely on fractions: a logout-all (or a detected reuse)
+// at time t sets the mark to the last millisecond of t's second, which
+// every token issued up to then — iat at most t's second — is at or
+// before, and then waits until the clock has entered the next second
+// before answering. A token issued after the logout-all returns therefore
+// has an iat of a later second and is never revoked, and one issued before
+// the call always is; tokens issued while the call runs, in its last
+// second, are revoked with the rest. The wait is under a second, once per
+// logout-all.
 package authserver
 
 import (
@@ -288,10 +294,17 @@ func (s *Server) internal(ctx *fasthttp.RequestCtx, op string, err error) {
 	apierror.Write(ctx, fasthttp.StatusInternalServerError, apierror.CodeInternal, "internal error")
 }
 
-// waitPastMilli returns once the clock has passed t's millisecond, so a
-// token issued afterwards has an iat (ms) later than a mark set at t.
-func waitPastMilli(t time.Time) {
-	if d := time.Until(time.UnixMilli(t.UnixMilli() + 1)); d > 0 {
+// revokeAllMark returns the revoke-all mark for a logout-all at t: the
+// last millisecond of t's second, so every token issued up to t (whole
+// second iat) is at or before it.
+func revokeAllMark(t time.Time) time.Time {
+	return time.Unix(t.Unix(), int64(999*time.Millisecond))
+}
+
+// waitPastMark returns once the clock has passed mark, so a token issued
+// afterwards has an iat in a later second and is not revoked by it.
+func waitPastMark(mark time.Time) {
+	if d := time.Until(mark.Add(time.Millisecond)); d > 0 {
 		time.Sleep(d)
 	}
 }

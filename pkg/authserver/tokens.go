@@ -26,9 +26,12 @@ type pair struct {
 	RefreshExp int64 `json:"y"`
 }
 
-// issue signs a new pair for u in session sid at now.
+// issue signs a new pair for u in session sid at now. iat, nbf and exp
+// are whole seconds (RFC 7519 NumericDate as consumers expect it): iat is
+// now truncated to its second, which a revoke-all mark set during that
+// second covers (see revokeAllMark).
 func (s *Server) issue(u *store.User, sid string, now time.Time) (*pair, error) {
-	iat := auth.Milli(now)
+	iat := auth.UnixMilli(now.Unix() * 1000)
 	p := &pair{
 		AccessExp:  now.Add(s.accessTTL).Unix(),
 		RefreshExp: now.Add(s.refreshTTL).Unix(),
@@ -36,13 +39,13 @@ func (s *Server) issue(u *store.User, sid string, now time.Time) (*pair, error) 
 	aud := []string{s.audience}
 	access := &auth.Claims{
 		Issuer: s.issuer, Subject: u.ID, Audience: aud,
-		ExpiresAt: auth.UnixMilli(p.AccessExp * 1000), IssuedAt: iat,
+		ExpiresAt: auth.UnixMilli(p.AccessExp * 1000), IssuedAt: iat, NotBefore: iat,
 		ID: uuid.NewString(), Type: auth.TypeAccess, Email: u.Email, Role: u.Role,
 		Session: sid,
 	}
 	refresh := &auth.Claims{
 		Issuer: s.issuer, Subject: u.ID, Audience: aud,
-		ExpiresAt: auth.UnixMilli(p.RefreshExp * 1000), IssuedAt: iat,
+		ExpiresAt: auth.UnixMilli(p.RefreshExp * 1000), IssuedAt: iat, NotBefore: iat,
 		ID: uuid.NewString(), Type: auth.TypeRefresh, Session: sid,
 	}
 	var err error

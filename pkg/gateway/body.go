@@ -216,6 +216,20 @@ func (b *clientBody) bufferForAuth(ctx *fasthttp.RequestCtx) bool {
 			return false
 		}
 	}
+	// Read and discard the rest (bounded by max_request_body_bytes and
+	// read_timeout like any body) so the connection closes with nothing
+	// unread: a close with unread bytes sends a TCP reset, which can
+	// destroy the 413 before the client reads it.
+	for {
+		_, err := b.Read(b.aux[:cap(b.aux)])
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			writeClientBodyError(ctx, err)
+			return false
+		}
+	}
 	apierror.Write(ctx, fasthttp.StatusRequestEntityTooLarge, apierror.CodePayloadTooLarge, "the request body must be at most 64 KiB")
 	ctx.SetConnectionClose()
 	return false

@@ -1,8 +1,10 @@
 package gateway
 
 import (
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -61,7 +63,10 @@ type generation struct {
 	dropUnderscore bool
 	// warnings are the configuration warnings found while building.
 	warnings []*config.Warning
-	trusted  *proxy.TrustedProxies
+	// files are the files plugins read while building (plugins.FileUser):
+	// a reload rebuilds when one of them changed.
+	files   []plugins.File
+	trusted *proxy.TrustedProxies
 	// tls holds the certificates and client certificate settings of the
 	// TLS listener (nil without a tls: section); forwardCert is its
 	// forward_client_cert header name, nil when off.
@@ -178,6 +183,7 @@ func build(cfg *config.Config, d *deps) (*generation, error) {
 		if rc.StripPrefix {
 			r.stripPrefix = []byte(strings.TrimSuffix(rc.Match.PathPrefix, "/"))
 		}
+		g.files = append(g.files, usedFiles(chain.Plugins()...)...)
 		r.signature = routeSignature(rc, chain)
 		g.routes = append(g.routes, r)
 		methods := routeMethods(rc.Match.Methods, chain)
@@ -220,6 +226,7 @@ func build(cfg *config.Config, d *deps) (*generation, error) {
 		// it after the next reload, and stripping never depends on which
 		// routes use which instance.
 		claimHeaders = append(claimHeaders, claimedHeaders(p)...)
+		g.files = append(g.files, usedFiles(p)...)
 		_ = p.Close()
 	}
 
@@ -274,6 +281,7 @@ func buildChain(cfg *config.Config, path string, rc *config.Route, d *deps, clai
 		ps            []plugins.Plugin
 		kinds         []string
 		authenticated bool
+		identified    bool
 	)
 	for j, entry := range rc.Plugins {
 		epath := config.IndexPath(path+".plugins", j)
@@ -332,6 +340,13 @@ func buildChain(cfg *config.Config, path string, rc *config.Route, d *deps, clai
 		}
 		if rq, ok := p.(plugins.Requirer); ok {
 			for _, need := range rq.Requires() {
+				if need == plugins.Identity {
+					if !identified {
+						errs = append(errs, config.Errorf(cfg.File, entry, epath,
+							fmt.Sprintf("%s needs an identity plugin (jwt or api-key) earlier in this route's plugins (order matters: they run as listed)", kind)))
+					}
+					continue
+				}
 				if !contains(kinds, need) {
 					errs = append(errs, config.Errorf(cfg.File, entry, epath,
 						fmt.Sprintf("%s needs a %s plugin earlier in this route's plugins (order matters: they run as listed)", kind, need)))
@@ -339,8 +354,9 @@ func buildChain(cfg *config.Config, path string, rc *config.Route, d *deps, clai
 			}
 		}
 		*claims = append(*claims, claimedHeaders(p)...)
-		if a, ok := p.(plugins.Authenticator); ok && a.Authenticates() {
-			authenticated = true
+		if a, ok := p.(plugins.Authenticator); ok {
+			identified = true
+			authenticated = authenticated || a.Authenticates()
 		}
 		ps = append(ps, p)
 		kinds = append(kinds, kind)
@@ -351,6 +367,29 @@ func buildChain(cfg *config.Config, path string, rc *config.Route, d *deps, clai
 		return plugins.NewChain(nil, nil), errs
 	}
 	return chain, nil
+}
+
+// usedFiles returns the files the plugins read while being built.
+func usedFiles(ps ...plugins.Plugin) []plugins.File {
+	var out []plugins.File
+	for _, p := range ps {
+		if fu, ok := p.(plugins.FileUser); ok {
+			out = append(out, fu.Files()...)
+		}
+	}
+	return out
+}
+
+// filesChanged reports whether a file the generation's plugins read has
+// changed (or cannot be read any more) since they read it.
+func (g *generation) filesChanged() bool {
+	for _, f := range g.files {
+		data, err := os.ReadFile(f.Path)
+		if err != nil || sha256.Sum256(data) != f.Sum {
+			return true
+		}
+	}
+	return false
 }
 
 // buildNamed builds the named instance name (plugins: section) with env,

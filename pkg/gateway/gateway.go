@@ -372,7 +372,7 @@ func (g *Gateway) Reload() (ReloadResult, error) {
 		}
 		return g.reloadFailed(err)
 	}
-	if cfg.Hash == old.cfg.Hash && (old.tls == nil || cfg.TLS == nil || !old.tls.filesChanged(cfg.TLS)) {
+	if cfg.Hash == old.cfg.Hash && !old.filesChanged() && (old.tls == nil || cfg.TLS == nil || !old.tls.filesChanged(cfg.TLS)) {
 		return ReloadResult{Unchanged: true}, nil
 	}
 	res := diff(old, cfg)

@@ -143,6 +143,8 @@ const (
 	ReasonAlgorithm   = "algorithm"
 	ReasonForbidden   = "forbidden"
 	ReasonStoreError  = "store_error"
+	// ReasonUnknownKey is an API key no entry of the keys file has.
+	ReasonUnknownKey = "unknown_key"
 )
 
 // AuthRejected returns gateway_auth_rejected_total{route,reason}. Call it at
@@ -258,4 +260,18 @@ func SetBuildInfo(version string) {
 func quote(s string) string {
 	q := strconv.Quote(s)
 	return q[1 : len(q)-1]
+}
+
+// JWKSKeys returns gateway_jwks_keys{provider}: the keys of the provider's
+// remote JSON Web Key Set the gateway holds; 0 until a fetch succeeded, so
+// an alert on it catches a provider whose tokens are all refused.
+func JWKSKeys(provider string) *vm.Gauge {
+	return vm.GetOrCreateGauge(`gateway_jwks_keys{provider="`+quote(provider)+`"}`, nil)
+}
+
+// JWKSRefreshErrors returns gateway_jwks_refresh_errors_total{provider}:
+// failed downloads of the provider's JSON Web Key Set (the last good set
+// stays in use).
+func JWKSRefreshErrors(provider string) *vm.Counter {
+	return vm.GetOrCreateCounter(`gateway_jwks_refresh_errors_total{provider="` + quote(provider) + `"}`)
 }

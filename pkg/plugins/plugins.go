@@ -43,10 +43,16 @@ type ResponseHook interface {
 }
 
 // Requirer is implemented by plugins that need other plugin kinds earlier in
-// the same chain (rbac needs jwt). The gateway rejects a route that breaks it.
+// the same chain (blacklist needs jwt), or an identity plugin of any kind
+// (Identity: rbac is satisfied by jwt or api-key). The gateway rejects a
+// route that breaks it.
 type Requirer interface {
 	Requires() []string
 }
+
+// Identity, listed by a Requirer, asks for an Authenticator (jwt, api-key)
+// earlier in the chain, whatever its kind.
+const Identity = "identity"
 
 // HeaderClaimer is implemented by plugins that set request headers carrying
 // identity (jwt's forward_claims; any header a plugin forwards an identity
@@ -65,10 +71,25 @@ type MethodAnswerer interface {
 	AnsweredMethods() []string
 }
 
+// FileUser is implemented by plugins that read files named in their
+// settings when they are built (api-key's keys_file). Files returns each
+// path with the SHA-256 of the content the plugin read: a reload is not
+// skipped as unchanged while any of them differs, even when the
+// configuration file itself did not change.
+type FileUser interface {
+	Files() []File
+}
+
+// File is one file a plugin read at build time.
+type File struct {
+	Path string
+	Sum  [32]byte
+}
+
 // Authenticator is implemented by plugins that establish who the caller is
-// (jwt). Authenticates reports whether every request the instance passes on
-// carries a verified identity; jwt with optional: true lets anonymous
-// requests through and so does not.
+// (jwt, api-key): they fill the request's reqctx.Identity. Authenticates reports whether every request the instance passes on
+// carries a verified identity; jwt or api-key with optional: true let
+// anonymous requests through and so do not.
 type Authenticator interface {
 	Authenticates() bool
 }

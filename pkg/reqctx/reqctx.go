@@ -11,27 +11,65 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-// Identity is what a verified access token says about its caller. The byte
-// slices are owned by the State and valid only during the request.
+// Identity is who the caller is, whichever plugin established it: the jwt
+// plugin (a verified access token of any provider) and the api-key plugin
+// fill the same record, and rbac, ratelimit (key: user), blacklist, header
+// forwarding and the access log read only it. Subject and JTI are owned by
+// the State and valid only during the request. Roles, Scopes and Headers
+// are shared with the plugin that set them (a verified-token cache entry, a
+// compiled key table): they are immutable and must never be modified.
 type Identity struct {
 	Subject []byte
-	Email   []byte
-	Role    []byte
-	// Scope is the space-separated scope claim.
-	Scope []byte
-	JTI   []byte
-	// IssuedAtMs is the token's iat in unix milliseconds (iat may carry a
-	// fraction of a second).
+	// Roles and Scopes are the normalised sets (no duplicates, no empty
+	// values) the identity's claims or key entry name.
+	Roles  []string
+	Scopes []string
+	// Headers are the identity headers the upstream receives (forward_claims,
+	// an api-key's forward_header), in canonical form.
+	Headers []Header
+	// JTI is the token id; empty for identities without a token (API keys).
+	JTI []byte
+	// IssuedAtMs is the token's iat in unix milliseconds (0 without a token).
 	IssuedAtMs int64
-	// ExpiresAt is the token's exp in unix seconds.
+	// ExpiresAt is the token's exp in unix seconds (0 without a token).
 	ExpiresAt int64
+}
+
+// Header is one identity header: a canonical name and its value.
+type Header struct {
+	Name, Value []byte
+}
+
+// HasRole reports whether role is one of the identity's roles.
+func (id *Identity) HasRole(role string) bool {
+	for _, r := range id.Roles {
+		if r == role {
+			return true
+		}
+	}
+	return false
+}
+
+// HasScope reports whether scope is one of the identity's scopes.
+func (id *Identity) HasScope(scope string) bool {
+	for _, s := range id.Scopes {
+		if s == scope {
+			return true
+		}
+	}
+	return false
+}
+
+// SetHeaders sets the identity headers on the upstream request.
+func (id *Identity) SetHeaders(h *fasthttp.RequestHeader) {
+	for i := range id.Headers {
+		h.SetCanonical(id.Headers[i].Name, id.Headers[i].Value)
+	}
 }
 
 func (id *Identity) reset() {
 	id.Subject = id.Subject[:0]
-	id.Email = id.Email[:0]
-	id.Role = id.Role[:0]
-	id.Scope = id.Scope[:0]
+	id.Roles, id.Scopes, id.Headers = nil, nil, nil
 	id.JTI = id.JTI[:0]
 	id.IssuedAtMs, id.ExpiresAt = 0, 0
 }
@@ -45,10 +83,12 @@ type State struct {
 	Route string
 	// Upstream is the upstream name the request is sent to.
 	Upstream string
-	// Authenticated is true once a jwt plugin verified a token.
+	// Authenticated is true once an identity plugin (jwt, api-key)
+	// established who the caller is.
 	Authenticated bool
 	Identity      Identity
-	// Token is the raw bearer token the jwt plugin verified.
+	// Token is the raw bearer token the jwt plugin verified (empty for
+	// other identities).
 	Token []byte
 	// RateLimit is the most restrictive rate-limit result of the request,
 	// written by the ratelimit plugin's Handle and turned into response

@@ -11,6 +11,10 @@
 //   - a user's revoke-all mark: key "gatewayd:revoke-all:{<sub>}", value the
 //     mark in unix milliseconds; a token is revoked when its iat (ms) is at
 //     or before the mark. The mark expires after the longest token lifetime.
+//     Tokens carry whole-second iat, so the auth service sets the mark to
+//     the last millisecond of the second of the logout-all (covering every
+//     token issued in it) and answers only once that second is over: a token
+//     issued after the logout-all has a later second and is never revoked.
 package store
 
 import (

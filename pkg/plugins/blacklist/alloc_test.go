@@ -36,6 +36,7 @@ func TestHandleDoesNotAllocate(t *testing.T) {
 			st.Identity.Subject = []byte("ann")
 			st.Identity.JTI = []byte(tt.giveJTI)
 			st.Identity.IssuedAtMs = time.Now().UnixMilli()
+			st.Token = append(st.Token, "header.payload.signature"...)
 			if got := p.Handle(&ctx); got != tt.wantVerdict {
 				t.Fatalf("verdict %v, want %v", got, tt.wantVerdict)
 			}

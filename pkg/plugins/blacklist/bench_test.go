@@ -21,6 +21,7 @@ func BenchmarkHandle(b *testing.B) {
 		st.Identity.Subject = []byte("0b0c3c8e-5f6a-4d6b-9d51-3c1f0c7a9e21")
 		st.Identity.JTI = []byte("5b1f7a0e-2c4d-4e8f-a1b2-c3d4e5f60718")
 		st.Identity.IssuedAtMs = time.Now().UnixMilli()
+		st.Token = append(st.Token, "header.payload.signature"...)
 		for pb.Next() {
 			if p.Handle(&ctx) != plugins.Next {
 				b.Fatal("refused")

@@ -120,6 +120,8 @@ func TestBuildDefaultsAndRequires(t *testing.T) {
 type identity struct {
 	subject, jti string
 	iatMs        int64
+	// noToken is an identity set without a token (an API key).
+	noToken bool
 }
 
 type outcome struct {
@@ -140,6 +142,9 @@ func send(t testing.TB, p *Plugin, id identity) outcome {
 		st.Identity.Subject = []byte(id.subject)
 		st.Identity.JTI = []byte(id.jti)
 		st.Identity.IssuedAtMs = id.iatMs
+		if !id.noToken {
+			st.Token = append(st.Token, "header.payload.signature"...)
+		}
 	}
 	out := outcome{verdict: p.Handle(ctx), status: ctx.Response.StatusCode()}
 	out.www = string(ctx.Response.Header.Peek("WWW-Authenticate"))
@@ -189,6 +194,7 @@ func TestHandleMemory(t *testing.T) {
 		{name: "issued 1ms after the mark", give: identity{subject: "bob", jti: "jti-4", iatMs: mark.UnixMilli() + 1}},
 		{name: "another user's mark", give: identity{subject: "carol", jti: "jti-5", iatMs: mark.UnixMilli() - 5000}},
 		{name: "token without jti checks the mark", give: identity{subject: "bob", iatMs: mark.UnixMilli() - 1}, wantRevoked: true},
+		{name: "identity without a token (api key) passes", give: identity{subject: "bob", noToken: true}},
 		{name: "revocation ends with the token", give: identity{subject: "ann", jti: "short-jti", iatMs: t0.UnixMilli()}, giveAdvance: 2 * time.Second},
 	}
 	for _, tt := range tests {

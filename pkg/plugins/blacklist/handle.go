@@ -16,10 +16,11 @@ var (
 )
 
 // Handle implements plugins.Plugin. Anonymous requests (jwt with optional:
-// true) pass: there is no token to check.
+// true) and identities without a token (an API key) pass: there is no token
+// to check.
 func (p *Plugin) Handle(ctx *fasthttp.RequestCtx) plugins.Verdict {
 	st := reqctx.Get(ctx)
-	if st == nil || !st.Authenticated {
+	if st == nil || !st.Authenticated || len(st.Token) == 0 {
 		return plugins.Next
 	}
 	revoked, err := p.check(st)

@@ -4,6 +4,7 @@ package builtin
 
 import (
 	"github.com/gatewayd/gatewayd/pkg/plugins"
+	"github.com/gatewayd/gatewayd/pkg/plugins/apikey"
 	"github.com/gatewayd/gatewayd/pkg/plugins/blacklist"
 	"github.com/gatewayd/gatewayd/pkg/plugins/cors"
 	"github.com/gatewayd/gatewayd/pkg/plugins/jwt"
@@ -17,6 +18,7 @@ import (
 func Register(reg *plugins.Registry) {
 	reg.Register(requestid.Factory{})
 	reg.Register(jwt.Factory{})
+	reg.Register(apikey.Factory{})
 	reg.Register(blacklist.Factory{})
 	reg.Register(rbac.Factory{})
 	reg.Register(ratelimit.Factory{})

@@ -52,3 +52,39 @@ func TestHandleDoesNotAllocate(t *testing.T) {
 		})
 	}
 }
+
+// TestHandleProvidersDoesNotAllocate checks the cache-hit path of a plugin
+// with seven providers (remote key sets, a secret, claim paths, list
+// claims forwarded comma-separated): the normalised identity is shared
+// with the cache entry, so a hit copies bytes into pooled buffers only.
+func TestHandleProvidersDoesNotAllocate(t *testing.T) {
+	f := newIdPFixture(t, "alloc-providers")
+	tests := []struct {
+		name string
+		tok  string
+	}{
+		{"auth0", f.auth0Token(t)},
+		{"keycloak", f.keycloakToken(t, jwtlib.SigningMethodES256, f.keycloakEC, "kc-ec")},
+		{"entra", f.entraToken(t)},
+		{"own", f.ownToken(t)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var ctx fasthttp.RequestCtx
+			ctx.Request.SetRequestURI("/v1/users/me")
+			ctx.Request.Header.Set("Authorization", "Bearer "+tt.tok)
+			reqctx.Acquire(&ctx)
+			if got := f.p.Handle(&ctx); got != plugins.Next {
+				t.Fatalf("refused: %d %s", ctx.Response.StatusCode(), ctx.Response.Body())
+			}
+			allocs := testing.AllocsPerRun(1000, func() {
+				if f.p.Handle(&ctx) != plugins.Next {
+					t.Fatal("verdict changed")
+				}
+			})
+			if allocs != 0 {
+				t.Errorf("Handle allocates %.1f times per request, want 0", allocs)
+			}
+		})
+	}
+}

@@ -50,3 +50,30 @@ func BenchmarkHandle(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkHandleProviders measures the cache-hit path of a plugin with
+// seven providers (the fake IdPs of idp_test.go), for a token of a remote
+// RS256 provider with namespaced list claims and one of the HS256 service.
+func BenchmarkHandleProviders(b *testing.B) {
+	f := newIdPFixture(b, "bench-providers")
+	for _, bb := range []struct{ name, tok string }{
+		{"auth0/cache", f.auth0Token(b)},
+		{"keycloak/cache", f.keycloakToken(b, jwtlib.SigningMethodRS256, f.keycloakRSA, "kc-rsa")},
+		{"own/cache", f.ownToken(b)},
+	} {
+		b.Run(bb.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				var ctx fasthttp.RequestCtx
+				ctx.Request.SetRequestURI("/v1/users/me")
+				ctx.Request.Header.Set("Authorization", "Bearer "+bb.tok)
+				reqctx.Acquire(&ctx)
+				for pb.Next() {
+					if f.p.Handle(&ctx) != plugins.Next {
+						b.Fatalf("refused: %s", ctx.Response.Body())
+					}
+				}
+			})
+		})
+	}
+}

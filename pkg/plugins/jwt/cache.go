@@ -4,25 +4,35 @@ import (
 	"encoding/binary"
 	"sync"
 	"sync/atomic"
+
+	"github.com/gatewayd/gatewayd/pkg/reqctx"
 )
 
 // cacheShards is the number of independently locked parts of the cache.
 const cacheShards = 64
 
-// entry is what a verified token said. It is immutable once stored.
+// entry is what a verified token said, normalised into what the
+// identity record holds. It is immutable once stored: requests share its
+// roles, scopes and headers.
 type entry struct {
-	subject, email, role, scope, jti []byte
-	iatMs                            int64
-	exp                              int64 // unix seconds
+	// prov is the provider whose key verified the token.
+	prov          *provider
+	subject, jti  []byte
+	roles, scopes []string
+	// headers are the forwarded claims present in the token; absent are the
+	// forward_claims headers it has no value for.
+	headers []reqctx.Header
+	absent  [][]byte
+	iatMs   int64
+	exp     int64 // unix seconds
 	// nbf is the not-before time in unix ns (0 when absent).
 	nbf int64
 	// deadline (unix ns) is when the entry stops being usable: the token's
 	// exp plus leeway, or the cache ttl after it was verified, if sooner.
 	deadline int64
-	// gen is the key-set generation the signature was checked against.
+	// gen is the provider's key-set generation the signature was checked
+	// against.
 	gen uint64
-	// fwd[i] is the value of the i-th forwarded claim, nil when absent.
-	fwd [][]byte
 }
 
 // tokenCache maps the exact bytes of verified tokens to what they said.

@@ -3,7 +3,7 @@ package jwt
 import (
 	"errors"
 	"math"
-	"strconv"
+	"slices"
 
 	vm "github.com/VictoriaMetrics/metrics"
 	"github.com/gatewayd/gatewayd/pkg/apierror"
@@ -72,8 +72,10 @@ var headerWWWAuthenticate = fasthttp.AppendNormalizedHeaderKey(nil, fasthttp.Hea
 
 // Errors the key lookup returns; the parser wraps them.
 var (
-	errUnknownKey = errors.New("no key we hold can verify the token")
-	errBadKid     = errors.New("kid header is not a string")
+	errUnknownKey    = errors.New("no key we hold can verify the token")
+	errBadKid        = errors.New("kid header is not a string")
+	errUnknownIssuer = errors.New("no provider has the token's issuer")
+	errProviderAlg   = errors.New("the token's algorithm is not one of its provider's")
 )
 
 // Handle implements plugins.Plugin.
@@ -95,10 +97,9 @@ func (p *Plugin) Handle(ctx *fasthttp.RequestCtx) plugins.Verdict {
 		st = reqctx.Acquire(ctx)
 	}
 	now := p.now().UnixNano()
-	gen := p.generation()
 	if p.cache != nil {
 		if e := p.cache.get(tok); e != nil {
-			if e.gen == gen && now < e.deadline && now >= e.nbf-p.leeway {
+			if e.gen == e.prov.generation() && now < e.deadline && now >= e.nbf-p.leeway {
 				p.admit(ctx, st, tok, e)
 				return plugins.Next
 			}
@@ -109,7 +110,7 @@ func (p *Plugin) Handle(ctx *fasthttp.RequestCtx) plugins.Verdict {
 	if !auth.WellFormed(tok) {
 		return p.reject(ctx, rMalformed)
 	}
-	e, r := p.verify(tok, now, gen)
+	e, r := p.verify(tok, now)
 	if e == nil {
 		return p.reject(ctx, r)
 	}
@@ -149,32 +150,20 @@ func (p *Plugin) token(ctx *fasthttp.RequestCtx) (tok []byte, bad bool) {
 	return nil, false
 }
 
-func (p *Plugin) generation() uint64 {
-	if p.remote != nil {
-		return p.remote.gen.Load()
-	}
-	return 0
-}
-
 // admit records the identity and forwards the claims.
 func (p *Plugin) admit(ctx *fasthttp.RequestCtx, st *reqctx.State, tok []byte, e *entry) {
 	id := &st.Identity
 	st.Authenticated = true
 	id.Subject = append(id.Subject[:0], e.subject...)
-	id.Email = append(id.Email[:0], e.email...)
-	id.Role = append(id.Role[:0], e.role...)
-	id.Scope = append(id.Scope[:0], e.scope...)
+	id.Roles, id.Scopes, id.Headers = e.roles, e.scopes, e.headers
 	id.JTI = append(id.JTI[:0], e.jti...)
 	id.IssuedAtMs = e.iatMs
 	id.ExpiresAt = e.exp
 	st.Token = append(st.Token[:0], tok...)
-	for i := range p.forwards {
-		if v := e.fwd[i]; v != nil {
-			ctx.Request.Header.SetCanonical(p.forwards[i].header, v)
-		} else {
-			ctx.Request.Header.DelBytes(p.forwards[i].header)
-		}
+	for _, h := range e.absent {
+		ctx.Request.Header.DelBytes(h)
 	}
+	id.SetHeaders(&ctx.Request.Header)
 }
 
 func (p *Plugin) reject(ctx *fasthttp.RequestCtx, r reason) plugins.Verdict {
@@ -187,32 +176,41 @@ func (p *Plugin) reject(ctx *fasthttp.RequestCtx, r reason) plugins.Verdict {
 
 // verify parses and checks tok with golang-jwt and extracts what the
 // request needs. It returns a nil entry and the reason on failure.
-func (p *Plugin) verify(tok []byte, now int64, gen uint64) (*entry, reason) {
+func (p *Plugin) verify(tok []byte, now int64) (*entry, reason) {
 	claims := jwtlib.MapClaims{}
-	t, err := p.parser.ParseWithClaims(string(tok), claims, p.keyfunc)
+	var (
+		pr  *provider
+		gen uint64
+	)
+	t, err := p.parser.ParseWithClaims(string(tok), claims, func(t *jwtlib.Token) (any, error) {
+		var key any
+		var err error
+		pr, gen, key, err = p.key(t)
+		return key, err
+	})
 	if err != nil {
 		return nil, p.classify(err, t, claims)
+	}
+	if !pr.audienceOK(claims) {
+		return nil, rAudience
+	}
+	if !pr.typeOK(t.Header, claims) {
+		return nil, rType
 	}
 	sub, _ := claims["sub"].(string)
 	if sub == "" {
 		return nil, rMissingSub
-	}
-	if typ, _ := claims["typ"].(string); typ != "access" {
-		return nil, rType
 	}
 	exp, err := claims.GetExpirationTime()
 	if err != nil || exp == nil {
 		return nil, rMissingExp
 	}
 	e := &entry{
+		prov:    pr,
 		subject: []byte(sub),
-		email:   stringClaim(claims, "email"),
-		role:    stringClaim(claims, "role"),
-		scope:   stringClaim(claims, "scope"),
 		jti:     stringClaim(claims, "jti"),
 		exp:     exp.Unix(),
 		gen:     gen,
-		fwd:     make([][]byte, len(p.forwards)),
 	}
 	if iat, ok := claims["iat"].(float64); ok {
 		e.iatMs = int64(math.Round(iat * 1000))
@@ -221,14 +219,7 @@ func (p *Plugin) verify(tok []byte, now int64, gen uint64) (*entry, reason) {
 		e.nbf = unixNano(nbf.Unix())
 	}
 	e.deadline = min(satAdd(unixNano(e.exp), p.leeway), satAdd(now, p.cacheTTL))
-	for i, f := range p.forwards {
-		switch v := claims[f.claim].(type) {
-		case string:
-			e.fwd[i] = []byte(v)
-		case float64:
-			e.fwd[i] = strconv.AppendFloat(nil, v, 'f', -1, 64)
-		}
-	}
+	p.identityOf(pr, claims, e)
 	return e, 0
 }
 
@@ -239,6 +230,10 @@ func (p *Plugin) classify(err error, t *jwtlib.Token, claims jwtlib.MapClaims) r
 		return rCrit
 	case errors.Is(err, errBadKid), errors.Is(err, jwtlib.ErrTokenMalformed):
 		return rMalformed
+	case errors.Is(err, errUnknownIssuer):
+		return rIssuer
+	case errors.Is(err, errProviderAlg):
+		return rAlgorithm
 	case errors.Is(err, errUnknownKey):
 		return rSignature
 	case t != nil && t.Method != nil && !p.allowed(t.Method.Alg()),
@@ -256,14 +251,10 @@ func (p *Plugin) classify(err error, t *jwtlib.Token, claims jwtlib.MapClaims) r
 		return rAudience
 	case errors.Is(err, jwtlib.ErrTokenRequiredClaimMissing):
 		// The validator names the missing claim only in its message.
-		switch {
-		case claims["exp"] == nil:
+		if claims["exp"] == nil {
 			return rMissingExp
-		case claims["iss"] == nil:
-			return rIssuer
-		default:
-			return rAudience
 		}
+		return rMalformed
 	}
 	return rMalformed
 }
@@ -277,42 +268,54 @@ func (p *Plugin) allowed(alg string) bool {
 	return false
 }
 
-// key is the parser's Keyfunc. It never fetches keys named by the token
-// (jku, x5u, jwk headers are ignored): kid only chooses among keys we hold.
-func (p *Plugin) key(t *jwtlib.Token) (any, error) {
+// key chooses the key that may verify t: the provider named by the token's
+// iss (nothing else the token says picks a provider), then, within that
+// provider's keys, the kid. A provider's keys verify only its own
+// algorithms, so an HS256 token naming an RS256 provider finds no key, and
+// a token signed by one provider but naming another fails its signature.
+// It never fetches keys named by the token (jku, x5u, jwk headers are
+// ignored). It also returns the provider and its key-set generation.
+func (p *Plugin) key(t *jwtlib.Token) (*provider, uint64, any, error) {
 	// Before any key is chosen, so a token we must refuse never makes a
 	// JWKS refetch.
 	if err := auth.CheckCrit(t.Header); err != nil {
-		return nil, err
+		return nil, 0, nil, err
 	}
-	if p.secret != nil {
-		return p.secret, nil
+	pr := p.providerOf(t.Claims)
+	if pr == nil {
+		return nil, 0, nil, errUnknownIssuer
+	}
+	alg := t.Method.Alg()
+	if !slices.Contains(pr.algs, alg) {
+		return nil, 0, nil, errProviderAlg
+	}
+	if pr.secret != nil {
+		return pr, 0, pr.secret, nil
 	}
 	kid := ""
 	if v, ok := t.Header["kid"]; ok {
 		s, ok := v.(string)
 		if !ok {
-			return nil, errBadKid
+			return nil, 0, nil, errBadKid
 		}
 		kid = s
 	}
-	ks := p.static
-	if p.remote != nil {
-		ks, _ = p.remote.keys()
+	ks, gen := pr.static, uint64(0)
+	if pr.remote != nil {
+		ks, gen = pr.remote.keys()
 		if ks == nil || (kid != "" && ks.byKid[kid] == nil) {
-			if p.remote.refetchUnknown() {
-				ks, _ = p.remote.keys()
+			if pr.remote.refetchUnknown() {
+				ks, gen = pr.remote.keys()
 			}
 		}
 		if ks == nil {
-			return nil, errUnknownKey
+			return nil, 0, nil, errUnknownKey
 		}
 	}
 	candidates := ks.all
 	if kid != "" {
 		candidates = ks.byKid[kid]
 	}
-	alg := t.Method.Alg()
 	var set jwtlib.VerificationKeySet
 	for _, k := range candidates {
 		if k.fits(alg) {
@@ -321,11 +324,23 @@ func (p *Plugin) key(t *jwtlib.Token) (any, error) {
 	}
 	switch len(set.Keys) {
 	case 0:
-		return nil, errUnknownKey
+		return nil, 0, nil, errUnknownKey
 	case 1:
-		return set.Keys[0], nil
+		return pr, gen, set.Keys[0], nil
 	}
-	return set, nil
+	return pr, gen, set, nil
+}
+
+// providerOf returns the provider the token's iss names, or nil.
+func (p *Plugin) providerOf(c jwtlib.Claims) *provider {
+	if mc, ok := c.(jwtlib.MapClaims); ok {
+		if iss, ok := mc["iss"].(string); ok {
+			if pr := p.byIssuer[iss]; pr != nil {
+				return pr
+			}
+		}
+	}
+	return p.anyIssuer
 }
 
 func stringClaim(c jwtlib.MapClaims, name string) []byte {

@@ -93,7 +93,7 @@ func TestHandleHostileClients(t *testing.T) {
 		},
 		{
 			name:       "payload swapped under a valid signature",
-			givePrep:   bearer(parts[0] + "." + b64(`{"sub":"root","role":"admin","typ":"access","exp":9999999999}`) + "." + parts[2]),
+			givePrep:   bearer(parts[0] + "." + b64(`{"iss":"gatewayd-auth","aud":"api","sub":"root","role":"admin","typ":"access","exp":9999999999}`) + "." + parts[2]),
 			wantReason: metrics.ReasonSignature, wantDesc: "invalid token signature",
 		},
 		{
@@ -442,9 +442,8 @@ func TestHandleFillsIdentityAndForwardsClaims(t *testing.T) {
 			id := res.st.Identity
 			for _, f := range []struct{ name, got, want string }{
 				{"Subject", string(id.Subject), "user-1"},
-				{"Email", string(id.Email), "ann@example.com"},
-				{"Role", string(id.Role), "admin"},
-				{"Scope", string(id.Scope), "users:read users:write"},
+				{"Roles", strings.Join(id.Roles, ","), "admin"},
+				{"Scopes", strings.Join(id.Scopes, ","), "users:read,users:write"},
 				{"JTI", string(id.JTI), "jti-1"},
 				{"Token", string(res.st.Token), tok},
 				{"X-User-ID", string(res.ctx.Request.Header.Peek("X-User-ID")), "user-1"},

@@ -79,7 +79,7 @@ func TestJWKSURL(t *testing.T) {
 	})
 	t.Run("unknown kid refetches once the interval has passed", func(t *testing.T) {
 		srv.set(jwksDoc(t, []string{"a", "b"}, []any{&k.rsa.PublicKey, k.ed.Public()}))
-		clk.advance(refetchInterval)
+		clk.advance(DefaultJWKSRefetch)
 		expect(t, tokB, "")
 		hits(t, 2)
 	})
@@ -88,17 +88,17 @@ func TestJWKSURL(t *testing.T) {
 			expect(t, tokC, "invalid token signature")
 		}
 		hits(t, 2)
-		clk.advance(refetchInterval / 2)
+		clk.advance(DefaultJWKSRefetch / 2)
 		expect(t, tokC, "invalid token signature")
 		hits(t, 2)
 	})
 	t.Run("failed refresh keeps the last good set", func(t *testing.T) {
 		srv.fail.Store(true)
-		if err := p.remote.fetch(); err == nil {
+		if err := p.providers[0].remote.fetch(); err == nil {
 			t.Fatal("fetch from a failing server succeeded")
 		}
 		hits(t, 3)
-		clk.advance(refetchInterval)
+		clk.advance(DefaultJWKSRefetch)
 		expect(t, tokC, "invalid token signature")
 		hits(t, 4)
 		expect(t, tokA, "")
@@ -107,14 +107,14 @@ func TestJWKSURL(t *testing.T) {
 	t.Run("undecodable set keeps the last good set", func(t *testing.T) {
 		srv.fail.Store(false)
 		srv.set([]byte(`{"keys": "nope"}`))
-		if err := p.remote.fetch(); err == nil {
+		if err := p.providers[0].remote.fetch(); err == nil {
 			t.Fatal("fetch of a broken set succeeded")
 		}
 		expect(t, tokA, "")
 	})
 	t.Run("refresh installs a rotated set", func(t *testing.T) {
 		srv.set(jwksDoc(t, []string{"c"}, []any{&k.rsa2.PublicKey}))
-		if err := p.remote.fetch(); err != nil {
+		if err := p.providers[0].remote.fetch(); err != nil {
 			t.Fatal(err)
 		}
 		expect(t, tokC, "")
@@ -138,7 +138,7 @@ func TestJWKSRotationInvalidatesCache(t *testing.T) {
 		}
 	}
 	srv.set(jwksDoc(t, []string{"b"}, []any{&k.rsa2.PublicKey}))
-	if err := p.remote.fetch(); err != nil {
+	if err := p.providers[0].remote.fetch(); err != nil {
 		t.Fatal(err)
 	}
 	if res := run(t, p, bearer(tok)); res.status != fasthttp.StatusUnauthorized {
@@ -159,7 +159,7 @@ func TestJWKSUnreachableAtStart(t *testing.T) {
 		t.Fatalf("status %d, want 401 while no key set is loaded", res.status)
 	}
 	srv.fail.Store(false)
-	clk.advance(refetchInterval)
+	clk.advance(DefaultJWKSRefetch)
 	if res := run(t, p, bearer(tok)); res.verdict != plugins.Next {
 		t.Fatalf("status %d %q after the key server came back", res.status, res.message)
 	}
@@ -180,7 +180,7 @@ func TestJWKSSharedAcrossInstances(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a.(*Plugin).remote != b.(*Plugin).remote || env.Resources.Len() != 1 || srv.hits.Load() != 1 {
+	if a.(*Plugin).providers[0].remote != b.(*Plugin).providers[0].remote || env.Resources.Len() != 1 || srv.hits.Load() != 1 {
 		t.Fatalf("downloader not shared: %d resources, %d fetches", env.Resources.Len(), srv.hits.Load())
 	}
 	if err := a.Close(); err != nil {
@@ -202,7 +202,7 @@ func TestJWKSPeriodicRefresh(t *testing.T) {
 	srv := newKeyServer(t, jwksDoc(t, []string{"a"}, []any{&k.rsa.PublicKey}))
 	// A short interval straight on the downloader: the setting's minimum
 	// keeps real configurations at 10s or more.
-	r := newRemoteKeys(srv.URL, 20*time.Millisecond, testLogger(), time.Now)
+	r := newRemoteKeys(remoteOptions{url: srv.URL, refresh: 20 * time.Millisecond, refetch: 10 * time.Millisecond, provider: "periodic"}, testLogger(), time.Now)
 	defer r.Close()
 	srv.set(jwksDoc(t, []string{"b"}, []any{&k.rsa2.PublicKey}))
 	deadline := time.Now().Add(5 * time.Second)
@@ -236,11 +236,11 @@ func TestJWKSFetchErrorRedactsURL(t *testing.T) {
 
 	// The initial fetch has failed and been logged; a token naming an
 	// unknown kid makes another fetch, whose error is logged too.
-	p.remote.lastAttempt.Store(0)
-	if p.remote.refetchUnknown() {
+	p.providers[0].remote.lastAttempt.Store(0)
+	if p.providers[0].remote.refetchUnknown() {
 		t.Fatal("fetch from a closed port succeeded")
 	}
-	ferr := p.remote.fetch()
+	ferr := p.providers[0].remote.fetch()
 	if ferr == nil {
 		t.Fatal("fetch from a closed port succeeded")
 	}

@@ -1,14 +1,17 @@
 // Package jwt is the jwt plugin: it verifies the bearer token of each
-// request (HMAC secret, PEM public key or JSON Web Key Set), fills the
-// request's identity and forwards chosen claims to the upstream as headers.
-// Verified tokens are cached, so the steady state neither parses nor
-// allocates; expiry is still checked against the clock on every request.
+// request against one or several identity providers (HMAC secret, PEM
+// public key or JSON Web Key Set each), fills the request's identity
+// (subject, roles, scopes, forwarded claims) and forwards chosen claims to
+// the upstream as headers. The token's iss selects the provider, and only
+// that provider's keys, for its own algorithms, can verify it. Verified
+// tokens are cached with their normalised identity, so the steady state
+// neither parses nor allocates; expiry is still checked against the clock on
+// every request.
 package jwt
 
 import (
 	"errors"
 	"fmt"
-	"io"
 	"net/url"
 	"os"
 	"slices"
@@ -31,30 +34,45 @@ const Kind = "jwt"
 
 // Defaults of the settings.
 const (
-	DefaultAlgorithm     = "HS256"
-	DefaultLeeway        = 30 * time.Second
-	DefaultMaxTokenBytes = 8 << 10
-	DefaultJWKSRefresh   = 5 * time.Minute
-	DefaultCacheSize     = 10000
-	DefaultCacheTTL      = time.Minute
+	DefaultAlgorithm       = "HS256"
+	DefaultLeeway          = 30 * time.Second
+	DefaultMaxTokenBytes   = 8 << 10
+	DefaultJWKSRefresh     = 5 * time.Minute
+	DefaultJWKSRefetch     = 10 * time.Second
+	DefaultCacheSize       = 10000
+	DefaultCacheTTL        = time.Minute
+	DefaultRolesClaim      = "role"
+	DefaultType            = "access"
+	DefaultTypClaim        = "typ"
+	defaultScopesClaim     = "scope"
+	defaultScopesClaimNext = "scp"
 )
 
 // Limits on the settings.
 const (
 	minMaxTokenBytes = 128
-	minJWKSRefresh   = refetchInterval
+	minJWKSRefetch   = time.Second
 )
 
-// Settings are the jwt plugin's YAML settings.
+// Settings are the jwt plugin's YAML settings. The provider settings
+// (issuer, key source, algorithms, audience, typ, claims) are written either
+// once at the top level, which means one provider, or per entry of
+// providers; never both.
 type Settings struct {
+	Providers     []Provider        `yaml:"providers"`
 	Algorithms    []string          `yaml:"algorithms"`
 	Secret        string            `yaml:"secret"`
 	PublicKeyFile string            `yaml:"public_key_file"`
 	JWKSFile      string            `yaml:"jwks_file"`
 	JWKSURL       string            `yaml:"jwks_url"`
 	JWKSRefresh   config.Duration   `yaml:"jwks_refresh"`
+	JWKSRefetch   config.Duration   `yaml:"jwks_refetch_interval"`
 	Issuer        string            `yaml:"issuer"`
-	Audience      string            `yaml:"audience"`
+	Audience      *yaml.Node        `yaml:"audience"`
+	Typ           []string          `yaml:"typ"`
+	TypClaim      string            `yaml:"typ_claim"`
+	RolesClaim    string            `yaml:"roles_claim"`
+	ScopesClaim   string            `yaml:"scopes_claim"`
 	Leeway        config.Duration   `yaml:"leeway"`
 	Cookie        string            `yaml:"cookie"`
 	ForwardClaims map[string]string `yaml:"forward_claims"`
@@ -65,15 +83,78 @@ type Settings struct {
 	Meta          config.Meta       `yaml:"-"`
 }
 
+// Provider is one identity provider of the providers list: the issuer its
+// tokens name in iss, where its keys come from and how its access tokens
+// are shaped.
+type Provider struct {
+	Issuer        string          `yaml:"issuer"`
+	Algorithms    []string        `yaml:"algorithms"`
+	Secret        string          `yaml:"secret"`
+	PublicKeyFile string          `yaml:"public_key_file"`
+	JWKSFile      string          `yaml:"jwks_file"`
+	JWKSURL       string          `yaml:"jwks_url"`
+	JWKSRefresh   config.Duration `yaml:"jwks_refresh"`
+	JWKSRefetch   config.Duration `yaml:"jwks_refetch_interval"`
+	Audience      *yaml.Node      `yaml:"audience"`
+	Typ           []string        `yaml:"typ"`
+	TypClaim      string          `yaml:"typ_claim"`
+	RolesClaim    string          `yaml:"roles_claim"`
+	ScopesClaim   string          `yaml:"scopes_claim"`
+	Meta          config.Meta     `yaml:"-"`
+}
+
+// providerKeys are the top-level keys that belong to the single-provider
+// form, and so cannot be written next to providers.
+var providerKeys = []string{
+	"issuer", "algorithms", "secret", "public_key_file", "jwks_file", "jwks_url", "jwks_refresh",
+	"jwks_refetch_interval", "audience", "typ", "typ_claim", "roles_claim", "scopes_claim",
+}
+
 // defaultSettings returns the settings of a bare "jwt" entry.
 func defaultSettings() Settings {
 	return Settings{
 		Algorithms:    []string{DefaultAlgorithm},
 		JWKSRefresh:   config.Duration(DefaultJWKSRefresh),
+		JWKSRefetch:   config.Duration(DefaultJWKSRefetch),
+		Typ:           []string{DefaultType},
+		TypClaim:      DefaultTypClaim,
+		RolesClaim:    DefaultRolesClaim,
 		Leeway:        config.Duration(DefaultLeeway),
 		MaxTokenBytes: DefaultMaxTokenBytes,
 		CacheSize:     DefaultCacheSize,
 		CacheTTL:      config.Duration(DefaultCacheTTL),
+	}
+}
+
+// single returns the top-level provider settings as one provider.
+func (s *Settings) single() Provider {
+	return Provider{
+		Issuer: s.Issuer, Algorithms: s.Algorithms, Secret: s.Secret, PublicKeyFile: s.PublicKeyFile,
+		JWKSFile: s.JWKSFile, JWKSURL: s.JWKSURL, JWKSRefresh: s.JWKSRefresh, JWKSRefetch: s.JWKSRefetch,
+		Audience: s.Audience, Typ: s.Typ, TypClaim: s.TypClaim, RolesClaim: s.RolesClaim, ScopesClaim: s.ScopesClaim, Meta: s.Meta,
+	}
+}
+
+// withDefaults fills what a providers entry left out.
+func (pv *Provider) withDefaults() {
+	if !pv.Meta.Has("algorithms") {
+		pv.Algorithms = []string{DefaultAlgorithm}
+	}
+	if !pv.Meta.Has("jwks_refresh") {
+		pv.JWKSRefresh = config.Duration(DefaultJWKSRefresh)
+	}
+	if !pv.Meta.Has("jwks_refetch_interval") {
+		pv.JWKSRefetch = config.Duration(DefaultJWKSRefetch)
+	}
+	if pv.Typ == nil {
+		// Absent or empty (typ:); typ: [] is an empty, non-nil list.
+		pv.Typ = []string{DefaultType}
+	}
+	if !pv.Meta.Has("typ_claim") {
+		pv.TypClaim = DefaultTypClaim
+	}
+	if !pv.Meta.Has("roles_claim") {
+		pv.RolesClaim = DefaultRolesClaim
 	}
 }
 
@@ -87,15 +168,14 @@ func (Factory) Kind() string { return Kind }
 
 // forward is one claim forwarded to the upstream as a header.
 type forward struct {
-	claim  string
+	claim  claimPath
 	header []byte // canonical header name
 }
 
 // Plugin is a compiled jwt plugin instance.
 type Plugin struct {
 	parser   *jwtlib.Parser
-	keyfunc  jwtlib.Keyfunc
-	algs     []string
+	algs     []string // every provider's algorithms
 	now      func() time.Time
 	leeway   int64 // ns
 	optional bool
@@ -103,20 +183,22 @@ type Plugin struct {
 	cookie   string
 	forwards []forward
 
-	secret []byte
-	static *keySet
-	remote *remoteKeys
+	providers []*provider
+	byIssuer  map[string]*provider
+	// anyIssuer is the provider of the single-provider form without an
+	// issuer: it takes every token, whatever its iss.
+	anyIssuer *provider
 
 	cache    *tokenCache // nil when off
 	cacheTTL int64       // ns
 
 	rejects [numReasons]rejection
-	release func() error
 }
 
 var (
 	_ plugins.Plugin        = (*Plugin)(nil)
 	_ plugins.HeaderClaimer = (*Plugin)(nil)
+	_ plugins.Authenticator = (*Plugin)(nil)
 )
 
 // Build implements plugins.Factory.
@@ -130,10 +212,39 @@ func (Factory) Build(sec config.Section, env *plugins.Env) (plugins.Plugin, erro
 
 func build(sec config.Section, env *plugins.Env, s *Settings) (*Plugin, error) {
 	v := validator{sec: sec, meta: s.Meta}
-	fams := v.algorithms(s.Algorithms)
-	v.keySource(s, fams)
-	if s.Meta.Has("jwks_refresh") && s.JWKSURL == "" {
-		v.errf("jwks_refresh", "only applies with jwks_url")
+	var specs []Provider
+	var prefixes []string
+	if s.Meta.Has("providers") {
+		for _, k := range providerKeys {
+			if s.Meta.Has(k) {
+				v.errf(k, "%s belongs in each entry of providers: write the single-provider form or providers, not both", k)
+			}
+		}
+		if len(s.Providers) == 0 {
+			v.errf("providers", "list at least one provider (issuer and key source), or remove providers and use the single-provider form")
+		}
+		seen := map[string]int{}
+		for i := range s.Providers {
+			pv := s.Providers[i]
+			pv.withDefaults()
+			prefix := config.IndexPath("providers", i)
+			if pv.Issuer == "" {
+				v.errNode(pv.Meta.Node, prefix+".issuer", "every provider needs an issuer: the token's iss selects the provider")
+			} else if j, dup := seen[pv.Issuer]; dup {
+				v.errNode(pv.Meta.Pos("issuer"), prefix+".issuer", fmt.Sprintf("issuer %q is already providers[%d]: each issuer selects one provider", pv.Issuer, j))
+			} else {
+				seen[pv.Issuer] = i
+			}
+			specs = append(specs, pv)
+			prefixes = append(prefixes, prefix)
+		}
+	} else {
+		specs = []Provider{s.single()}
+		prefixes = []string{""}
+	}
+	compiled := make([]*providerSpec, len(specs))
+	for i := range specs {
+		compiled[i] = v.provider(prefixes[i], &specs[i])
 	}
 	if int64(s.MaxTokenBytes) < minMaxTokenBytes {
 		v.errf("max_token_bytes", "must be at least %d bytes, got %d", minMaxTokenBytes, int64(s.MaxTokenBytes))
@@ -148,8 +259,8 @@ func build(sec config.Section, env *plugins.Env, s *Settings) (*Plugin, error) {
 		v.errf("cache_ttl", "must be positive (set cache_size: 0 to turn the cache off)")
 	}
 	forwards := v.forwardClaims(s.ForwardClaims)
-	if len(v.errs) > 0 {
-		return nil, errors.Join(v.errs...)
+	if errs := *v.list(); len(errs) > 0 {
+		return nil, errors.Join(errs...)
 	}
 
 	now := time.Now
@@ -166,31 +277,45 @@ func build(sec config.Section, env *plugins.Env, s *Settings) (*Plugin, error) {
 	}
 	p := &Plugin{
 		now:      now,
-		algs:     slices.Clone(s.Algorithms),
 		leeway:   int64(s.Leeway.D()),
 		optional: s.Optional,
 		maxBytes: int(s.MaxTokenBytes),
 		cookie:   s.Cookie,
 		forwards: forwards,
-		secret:   v.secret,
-		static:   v.static,
+		byIssuer: map[string]*provider{},
 		cacheTTL: int64(s.CacheTTL.D()),
-		release:  func() error { return nil },
 	}
 	if s.CacheSize > 0 {
 		p.cache = newTokenCache(s.CacheSize)
 	}
-	if v.static != nil {
-		for _, k := range v.skipped {
-			log.Warn("jwt: jwks_file key skipped", zap.String("route", route), zap.String("key", k))
+	for i, ps := range compiled {
+		pr := ps.provider
+		for _, k := range ps.skipped {
+			log.Warn("jwt: jwks_file key skipped", zap.String("route", route), zap.String("issuer", pr.issuer), zap.String("key", k))
+		}
+		if ps.jwksURL != "" {
+			if err := pr.acquireRemote(env, ps, log, now); err != nil {
+				_ = p.Close()
+				return nil, v.nodeErr(specs[i].Meta.Pos("jwks_url"), config.JoinPath(prefixes[i], "jwks_url"), err.Error())
+			}
+			if ks, _ := pr.remote.keys(); ks == nil {
+				env.Warning(config.Warnf(sec.File, specs[i].Meta.Pos("jwks_url"), config.JoinPath(sec.Path, config.JoinPath(prefixes[i], "jwks_url")),
+					fmt.Sprintf("could not fetch the key set of provider %q (%s); its tokens are refused until a fetch succeeds", pr.label, pr.remote.lastError())))
+			}
+		}
+		p.providers = append(p.providers, pr)
+		for _, a := range pr.algs {
+			if !slices.Contains(p.algs, a) {
+				p.algs = append(p.algs, a)
+			}
+		}
+		if pr.issuer == "" {
+			p.anyIssuer = pr
+		} else {
+			p.byIssuer[pr.issuer] = pr
 		}
 	}
-	if s.JWKSURL != "" {
-		if err := p.acquireRemote(env, s.JWKSURL, s.JWKSRefresh.D(), log, now); err != nil {
-			return nil, sec.Errorf("jwks_url", "%v", err)
-		}
-	}
-	opts := []jwtlib.ParserOption{
+	p.parser = jwtlib.NewParser(
 		jwtlib.WithValidMethods(p.algs),
 		jwtlib.WithLeeway(s.Leeway.D()),
 		jwtlib.WithExpirationRequired(),
@@ -199,15 +324,7 @@ func build(sec config.Section, env *plugins.Env, s *Settings) (*Plugin, error) {
 		// Spare bits in the last character of a part must be zero, so a
 		// token has one spelling (RFC 7515 §2, RFC 4648 §3.5).
 		jwtlib.WithStrictDecoding(),
-	}
-	if s.Issuer != "" {
-		opts = append(opts, jwtlib.WithIssuer(s.Issuer))
-	}
-	if s.Audience != "" {
-		opts = append(opts, jwtlib.WithAudience(s.Audience))
-	}
-	p.parser = jwtlib.NewParser(opts...)
-	p.keyfunc = p.key
+	)
 	m := metrics.ForRoute(route)
 	for r := range p.rejects {
 		p.rejects[r] = newRejection(reason(r), m)
@@ -215,27 +332,16 @@ func build(sec config.Section, env *plugins.Env, s *Settings) (*Plugin, error) {
 	return p, nil
 }
 
-// acquireRemote shares one downloader per URL and refresh interval across
-// instances and reloads.
-func (p *Plugin) acquireRemote(env *plugins.Env, u string, refresh time.Duration, log *zap.Logger, now func() time.Time) error {
-	create := func() (io.Closer, error) { return newRemoteKeys(u, refresh, log, now), nil }
-	if env == nil || env.Resources == nil {
-		rk, _ := create()
-		p.remote = rk.(*remoteKeys)
-		p.release = rk.Close
-		return nil
+// Close releases the providers' JWKS downloaders, if any.
+func (p *Plugin) Close() error {
+	var errs []error
+	for _, pr := range p.providers {
+		if pr.release != nil {
+			errs = append(errs, pr.release())
+		}
 	}
-	c, release, err := env.Resources.Acquire("jwt/jwks "+u+" "+refresh.String(), create)
-	if err != nil {
-		return err
-	}
-	p.remote = c.(*remoteKeys)
-	p.release = release
-	return nil
+	return errors.Join(errs...)
 }
-
-// Close releases the JWKS downloader, if any.
-func (p *Plugin) Close() error { return p.release() }
 
 // ClaimHeaders implements plugins.HeaderClaimer: the headers that carry
 // forwarded claims, which the gateway strips from client requests.
@@ -252,23 +358,46 @@ func (p *Plugin) ClaimHeaders() []string {
 // through.
 func (p *Plugin) Authenticates() bool { return !p.optional }
 
-// validator collects the configuration errors of one section.
+// validator collects the configuration errors of one section. For a
+// provider, meta and prefix point at its entry of providers.
 type validator struct {
-	sec  config.Section
-	meta config.Meta
-	errs []error
+	sec    config.Section
+	meta   config.Meta
+	prefix string
+	errs   *[]error
+	own    []error
 
 	secret  []byte
 	static  *keySet
 	skipped []string
 }
 
-func (v *validator) errf(field, format string, args ...any) {
-	if field == "" {
-		v.errs = append(v.errs, config.Errorf(v.sec.File, v.sec.Node, v.sec.Path, fmt.Sprintf(format, args...)))
-		return
+func (v *validator) list() *[]error {
+	if v.errs == nil {
+		v.errs = &v.own
 	}
-	v.errs = append(v.errs, v.sec.Errorf(field, format, args...))
+	return v.errs
+}
+
+// nodeErr returns an error at n, path being relative to the section.
+func (v *validator) nodeErr(n *yaml.Node, path, msg string) error {
+	return config.Errorf(v.sec.File, n, config.JoinPath(v.sec.Path, path), msg)
+}
+
+// errNode reports an error at n, path being relative to the section.
+func (v *validator) errNode(n *yaml.Node, path, msg string) {
+	*v.list() = append(*v.list(), v.nodeErr(n, path, msg))
+}
+
+func (v *validator) errf(field, format string, args ...any) {
+	n := v.meta.Node
+	if n == nil {
+		n = v.sec.Node
+	}
+	if field != "" && v.meta.Has(field) {
+		n = v.meta.Pos(field)
+	}
+	v.errNode(n, config.JoinPath(v.prefix, field), fmt.Sprintf(format, args...))
 }
 
 // errAt reports an error at a node below the section.
@@ -277,7 +406,7 @@ func (v *validator) errAt(n *yaml.Node, field, format string, args ...any) {
 		v.errf(field, format, args...)
 		return
 	}
-	v.errs = append(v.errs, config.Errorf(v.sec.File, n, config.JoinPath(v.sec.Path, field), fmt.Sprintf(format, args...)))
+	v.errNode(n, config.JoinPath(v.prefix, field), fmt.Sprintf(format, args...))
 }
 
 func (v *validator) item(field string, i int) *yaml.Node {
@@ -286,6 +415,110 @@ func (v *validator) item(field string, i int) *yaml.Node {
 		return nil
 	}
 	return n.Content[i]
+}
+
+// providerSpec is a checked provider and what building it still needs.
+type providerSpec struct {
+	*provider
+	jwksURL string
+	refresh time.Duration
+	refetch time.Duration
+	skipped []string
+}
+
+// provider checks one provider's settings (prefix is "" for the
+// single-provider form) and compiles what needs no network.
+func (v *validator) provider(prefix string, pv *Provider) *providerSpec {
+	pvv := validator{sec: v.sec, meta: pv.Meta, prefix: prefix, errs: v.list()}
+	fams := pvv.algorithms(pv.Algorithms)
+	pvv.keySource(pv, fams)
+	if pv.Meta.Has("jwks_refresh") && pv.JWKSURL == "" {
+		pvv.errf("jwks_refresh", "only applies with jwks_url")
+	}
+	if pv.Meta.Has("jwks_refetch_interval") {
+		if pv.JWKSURL == "" {
+			pvv.errf("jwks_refetch_interval", "only applies with jwks_url")
+		} else if pv.JWKSRefetch.D() < minJWKSRefetch {
+			pvv.errf("jwks_refetch_interval", "must be at least %s, got %s", minJWKSRefetch, pv.JWKSRefetch)
+		}
+	}
+	pr := &provider{
+		issuer: pv.Issuer,
+		label:  pv.Issuer,
+		algs:   slices.Clone(pv.Algorithms),
+		secret: pvv.secret,
+		static: pvv.static,
+	}
+	if pr.label == "" {
+		pr.label = config.RedactURL(pv.JWKSURL)
+	}
+	pr.audience = pvv.audience(pv.Audience)
+	for i, t := range pv.Typ {
+		if strings.TrimSpace(t) == "" {
+			pvv.errAt(pvv.item("typ", i), config.IndexPath("typ", i), "must not be empty (typ: [] turns the check off)")
+			continue
+		}
+		pr.typ = append(pr.typ, normType(t))
+	}
+	pr.checkTyp = len(pv.Typ) > 0
+	pr.typClaim = pvv.claimName("typ_claim", pv.TypClaim, DefaultTypClaim)
+	pr.roles = pvv.claimName("roles_claim", pv.RolesClaim, DefaultRolesClaim)
+	if pv.ScopesClaim != "" || pv.Meta.Has("scopes_claim") {
+		pr.scopes = []claimPath{pvv.claimName("scopes_claim", pv.ScopesClaim, defaultScopesClaim)}
+	} else {
+		pr.scopes = []claimPath{newClaimPath(defaultScopesClaim), newClaimPath(defaultScopesClaimNext)}
+	}
+	return &providerSpec{
+		provider: pr, jwksURL: pv.JWKSURL, refresh: pv.JWKSRefresh.D(), refetch: pv.JWKSRefetch.D(), skipped: pvv.skipped,
+	}
+}
+
+// audience reads audience: a string or a list of strings, any of which the
+// token's aud must hold.
+func (v *validator) audience(n *yaml.Node) []string {
+	if n == nil || (n.Kind == yaml.ScalarNode && n.Tag == "!!null") {
+		return nil
+	}
+	switch n.Kind {
+	case yaml.ScalarNode:
+		if n.Value == "" {
+			v.errAt(n, "audience", "must not be empty (leave audience out to not check it)")
+			return nil
+		}
+		return []string{n.Value}
+	case yaml.SequenceNode:
+		if len(n.Content) == 0 {
+			v.errAt(n, "audience", "list at least one audience (leave audience out to not check it)")
+			return nil
+		}
+		var out []string
+		for i, it := range n.Content {
+			if it.Kind != yaml.ScalarNode || it.Value == "" || it.Tag == "!!null" {
+				v.errAt(it, config.IndexPath("audience", i), "expected a non-empty string")
+				continue
+			}
+			out = append(out, it.Value)
+		}
+		return out
+	}
+	v.errAt(n, "audience", "expected a string or a list of strings")
+	return nil
+}
+
+// claimName checks a claim name setting and compiles it.
+func (v *validator) claimName(field, name, def string) claimPath {
+	if name == "" {
+		if v.meta.Has(field) {
+			v.errf(field, "must not be empty (the default is %s)", def)
+		}
+		return newClaimPath(def)
+	}
+	if strings.HasPrefix(name, ".") || strings.HasSuffix(name, ".") || strings.Contains(name, "..") {
+		// An empty path segment can name no nested claim: only a claim
+		// with exactly this name can match.
+		return claimPath{name: name}
+	}
+	return newClaimPath(name)
 }
 
 // algorithms checks the list and returns the key families it needs.
@@ -308,14 +541,14 @@ func (v *validator) algorithms(algs []string) map[algFamily]bool {
 		}
 	}
 	if fams[famHMAC] && len(fams) > 1 {
-		v.errf("algorithms", "cannot mix HMAC (HS*) and public-key algorithms: one plugin has exactly one key source")
+		v.errf("algorithms", "cannot mix HMAC (HS*) and public-key algorithms: one provider has exactly one key source")
 	}
 	return fams
 }
 
 // keySource checks that exactly one key source is set and that it fits the
 // algorithms, and loads it.
-func (v *validator) keySource(s *Settings, fams map[algFamily]bool) {
+func (v *validator) keySource(s *Provider, fams map[algFamily]bool) {
 	var set []string
 	for _, f := range [...]struct{ name, val string }{
 		{"secret", s.Secret}, {"public_key_file", s.PublicKeyFile}, {"jwks_file", s.JWKSFile}, {"jwks_url", s.JWKSURL},
@@ -396,13 +629,13 @@ func (v *validator) keySource(s *Settings, fams map[algFamily]bool) {
 		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 			v.errf(source, "expected an http:// or https:// URL, got %q", config.RedactURL(s.JWKSURL))
 		}
-		if s.JWKSRefresh.D() < minJWKSRefresh {
-			v.errf("jwks_refresh", "must be at least %s, got %s", minJWKSRefresh, s.JWKSRefresh)
+		if s.JWKSRefresh.D() < s.JWKSRefetch.D() {
+			v.errf("jwks_refresh", "must be at least jwks_refetch_interval (%s), got %s", s.JWKSRefetch, s.JWKSRefresh)
 		}
 	}
 }
 
-func (v *validator) secretKey(s *Settings) {
+func (v *validator) secretKey(s *Provider) {
 	need, needAlg := 0, ""
 	for i, a := range s.Algorithms {
 		info, ok := algorithms[a]
@@ -448,7 +681,10 @@ func (v *validator) forwardClaims(m map[string]string) []forward {
 		claims = append(claims, c)
 	}
 	sort.Strings(claims)
-	node := v.meta.Pos("forward_claims")
+	var node *yaml.Node
+	if v.meta.Has("forward_claims") {
+		node = v.meta.Pos("forward_claims")
+	}
 	seen := map[string]string{}
 	out := make([]forward, 0, len(m))
 	for _, c := range claims {
@@ -475,7 +711,7 @@ func (v *validator) forwardClaims(m map[string]string) []forward {
 			continue
 		}
 		seen[lower] = c
-		out = append(out, forward{claim: c, header: fasthttp.AppendNormalizedHeaderKey(nil, h)})
+		out = append(out, forward{claim: newClaimPath(c), header: fasthttp.AppendNormalizedHeaderKey(nil, h)})
 	}
 	return out
 }

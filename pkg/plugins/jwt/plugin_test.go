@@ -60,7 +60,7 @@ func TestBuildErrors(t *testing.T) {
 			name:     "mixed families",
 			giveYAML: "secret: " + testSecret + "\nalgorithms: [HS256, RS256]",
 			wantErrs: []string{
-				`gateway.yaml:2: routes[0].plugins[1].jwt.algorithms: cannot mix HMAC (HS*) and public-key algorithms: one plugin has exactly one key source`,
+				`gateway.yaml:2: routes[0].plugins[1].jwt.algorithms: cannot mix HMAC (HS*) and public-key algorithms: one provider has exactly one key source`,
 				`gateway.yaml:2: routes[0].plugins[1].jwt.algorithms[1]: RS256 needs public_key_file, jwks_file or jwks_url, not secret`,
 			},
 		},
@@ -113,7 +113,7 @@ func TestBuildErrors(t *testing.T) {
 			name:     "HS256 with a JWKS URL",
 			giveYAML: "algorithms: [RS256, HS256]\njwks_url: https://idp.example.com/jwks.json",
 			wantErrs: []string{
-				`gateway.yaml:1: routes[0].plugins[1].jwt.algorithms: cannot mix HMAC (HS*) and public-key algorithms: one plugin has exactly one key source`,
+				`gateway.yaml:1: routes[0].plugins[1].jwt.algorithms: cannot mix HMAC (HS*) and public-key algorithms: one provider has exactly one key source`,
 				`gateway.yaml:1: routes[0].plugins[1].jwt.algorithms[1]: HS256 needs secret, not jwks_url`,
 			},
 		},
@@ -170,7 +170,7 @@ func TestBuildErrors(t *testing.T) {
 		{
 			name:     "jwks_refresh too short",
 			giveYAML: "algorithms: [RS256]\njwks_url: https://idp.example.com/jwks.json\njwks_refresh: 1s",
-			wantErrs: []string{`gateway.yaml:3: routes[0].plugins[1].jwt.jwks_refresh: must be at least 10s, got 1s`},
+			wantErrs: []string{`gateway.yaml:3: routes[0].plugins[1].jwt.jwks_refresh: must be at least jwks_refetch_interval (10s), got 1s`},
 		},
 		{
 			name:     "jwks_refresh without jwks_url",

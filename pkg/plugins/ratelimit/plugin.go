@@ -211,7 +211,7 @@ func parse(sec config.Section, s *Settings, route string) (*Limiter, error) {
 	l.routePart = appendEscaped(nil, []byte(route))
 	for _, p := range parts {
 		if p.kind == partUser {
-			l.requires = []string{"jwt"}
+			l.requires = []string{plugins.Identity}
 		}
 	}
 	quoted := sfString(name)
@@ -245,7 +245,7 @@ func headerKeyWarnings(sec config.Section, n *yaml.Node) []*config.Warning {
 		}
 		name = strings.TrimSpace(name)
 		out = append(out, config.Warnf(sec.File, it, ipath, fmt.Sprintf(
-			"a limit keyed on %s is advisory: no authentication plugin (jwt without optional) comes before this ratelimit, "+
+			"a limit keyed on %s is advisory: no authentication plugin (jwt or api-key without optional) comes before this ratelimit, "+
 				"so a client gets a fresh bucket by sending another %s value; authenticate first, or key on ip or user", name, name)))
 	}
 	return out
@@ -389,8 +389,8 @@ var (
 	_ plugins.Requirer     = (*Limiter)(nil)
 )
 
-// Requires implements plugins.Requirer: a key with user needs a jwt plugin
-// earlier in the chain (an optional one is fine: anonymous requests are
+// Requires implements plugins.Requirer: a key with user needs an identity
+// plugin (jwt or api-key) earlier in the chain (an optional one is fine: anonymous requests are
 // keyed by IP).
 func (l *Limiter) Requires() []string { return l.requires }
 

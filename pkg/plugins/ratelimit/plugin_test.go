@@ -197,8 +197,8 @@ func TestRequires(t *testing.T) {
 		{"ip", nil},
 		{"route", nil},
 		{"header:X-API-Key", nil},
-		{"user", []string{"jwt"}},
-		{"[ip, user]", []string{"jwt"}},
+		{"user", []string{plugins.Identity}},
+		{"[ip, user]", []string{plugins.Identity}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.give, func(t *testing.T) {
@@ -279,7 +279,7 @@ func TestHeaderNamesAreCanonical(t *testing.T) {
 }
 
 func TestHeaderKeyWarnings(t *testing.T) {
-	const advisory = ": warning: a limit keyed on X-API-Key is advisory: no authentication plugin (jwt without optional) comes before this ratelimit, " +
+	const advisory = ": warning: a limit keyed on X-API-Key is advisory: no authentication plugin (jwt or api-key without optional) comes before this ratelimit, " +
 		"so a client gets a fresh bucket by sending another X-API-Key value; authenticate first, or key on ip or user"
 	tests := []struct {
 		name              string

@@ -29,8 +29,8 @@ func TestHandleDoesNotAllocate(t *testing.T) {
 			ctx.Request.Header.SetMethod(tt.giveMethod)
 			st := reqctx.Acquire(&ctx)
 			st.Authenticated = tt.giveAuth
-			st.Identity.Role = []byte(tt.giveRole)
-			st.Identity.Scope = []byte("openid users:read")
+			st.Identity.Roles = []string{tt.giveRole}
+			st.Identity.Scopes = []string{"openid", "users:read"}
 			if got := p.Handle(&ctx); got != tt.wantVerdict {
 				t.Fatalf("verdict %v, want %v", got, tt.wantVerdict)
 			}

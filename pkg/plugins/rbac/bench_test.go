@@ -18,8 +18,8 @@ func BenchmarkHandle(b *testing.B) {
 		ctx.Request.Header.SetMethod("GET")
 		st := reqctx.Acquire(&ctx)
 		st.Authenticated = true
-		st.Identity.Role = []byte("ops")
-		st.Identity.Scope = []byte("openid profile users:read")
+		st.Identity.Roles = []string{"ops"}
+		st.Identity.Scopes = []string{"openid", "profile", "users:read"}
 		for pb.Next() {
 			if p.Handle(&ctx) != plugins.Next {
 				b.Fatal("refused")

@@ -1,8 +1,6 @@
 package rbac
 
 import (
-	"bytes"
-
 	"github.com/gatewayd/gatewayd/pkg/apierror"
 	"github.com/gatewayd/gatewayd/pkg/plugins"
 	"github.com/gatewayd/gatewayd/pkg/reqctx"
@@ -53,12 +51,14 @@ func (p *Plugin) policyFor(method []byte) *policy {
 }
 
 // allows reports whether id has one of the roles (when any are listed) and
-// every scope.
+// every scope. Both are checked against the identity's normalised sets, so
+// a role from a list claim, a space-separated claim or an API key counts
+// the same.
 func (pol *policy) allows(id *reqctx.Identity) bool {
 	if len(pol.roles) > 0 {
 		ok := false
 		for _, r := range pol.roles {
-			if string(id.Role) == r {
+			if id.HasRole(r) {
 				ok = true
 				break
 			}
@@ -68,25 +68,9 @@ func (pol *policy) allows(id *reqctx.Identity) bool {
 		}
 	}
 	for _, want := range pol.scopes {
-		if !hasScope(id.Scope, want) {
+		if !id.HasScope(want) {
 			return false
 		}
 	}
 	return true
-}
-
-// hasScope reports whether the space-separated list holds want exactly.
-func hasScope(list []byte, want string) bool {
-	for len(list) > 0 {
-		var s []byte
-		if i := bytes.IndexByte(list, ' '); i >= 0 {
-			s, list = list[:i], list[i+1:]
-		} else {
-			s, list = list, nil
-		}
-		if string(s) == want {
-			return true
-		}
-	}
-	return false
 }

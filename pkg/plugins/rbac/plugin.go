@@ -1,5 +1,5 @@
 // Package rbac is the rbac plugin: it lets a request through only when the
-// identity jwt recorded has one of the allowed roles and every required
+// identity recorded by jwt or api-key has one of the allowed roles and every required
 // scope, optionally with different requirements per HTTP method.
 package rbac
 
@@ -242,8 +242,9 @@ func item(meta config.Meta, field string, i int) *yaml.Node {
 	return n.Content[i]
 }
 
-// Requires implements plugins.Requirer: the identity comes from jwt.
-func (*Plugin) Requires() []string { return []string{"jwt"} }
+// Requires implements plugins.Requirer: the identity comes from an identity
+// plugin (jwt or api-key).
+func (*Plugin) Requires() []string { return []string{plugins.Identity} }
 
 // Close implements plugins.Plugin.
 func (*Plugin) Close() error { return nil }

@@ -95,8 +95,8 @@ func TestBuildErrors(t *testing.T) {
 
 func TestRequires(t *testing.T) {
 	p := mustBuild(t, "roles: [admin]", "rbac-requires")
-	if got := p.Requires(); !slices.Equal(got, []string{"jwt"}) {
-		t.Errorf("Requires() = %q, want [jwt]", got)
+	if got := p.Requires(); !slices.Equal(got, []string{plugins.Identity}) {
+		t.Errorf("Requires() = %q, want [identity]", got)
 	}
 }
 
@@ -168,8 +168,8 @@ rules:
 			if !tt.giveCaller.anonymous {
 				st.Authenticated = true
 				st.Identity.Subject = []byte("user-1")
-				st.Identity.Role = []byte(tt.giveCaller.role)
-				st.Identity.Scope = []byte(tt.giveCaller.scope)
+				st.Identity.Roles = strings.Fields(tt.giveCaller.role)
+				st.Identity.Scopes = strings.Fields(tt.giveCaller.scope)
 			}
 			missing := metrics.ForRoute(route).AuthRejected(metrics.ReasonMissing)
 			forbidden := metrics.ForRoute(route).AuthRejected(metrics.ReasonForbidden)
