@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/gatewayd/gatewayd/internal/gatewaytest"
+	"github.com/gorilla/websocket"
 )
 
 // testCA is a certificate authority made for one test.
@@ -561,5 +562,54 @@ func TestTLSRedirectAndCaps(t *testing.T) {
 	var e apiError
 	if err := json.NewDecoder(resp.Body).Decode(&e); err != nil || resp.StatusCode != 503 || e.Error != "unavailable" {
 		t.Fatalf("over-cap answer %d %+v %v", resp.StatusCode, e, err)
+	}
+}
+
+// TestTLSWebSocket: a WebSocket over the TLS listener (wss) is tunnelled
+// like one over plain HTTP, the upstream told X-Forwarded-Proto: https.
+func TestTLSWebSocket(t *testing.T) {
+	ca := newTestCA(t, "e2e test CA")
+	dir := t.TempDir()
+	cert, key := ca.issue(t, leafSpec{cn: "api", dns: []string{"api.example.test"}})
+	writeFiles(t, dir, map[string][]byte{"api.pem": cert, "api-key.pem": key})
+	up := startWSUpstream(t)
+	gw := gatewaytest.Start(t, fmt.Sprintf(`
+version: 1
+listen: "{{LISTEN}}"
+admin: { listen: "{{ADMIN}}" }
+server: { shutdown_timeout: 2s }
+tls: { certificates: [{ cert_file: %[1]s/api.pem, key_file: %[1]s/api-key.pem }] }
+upstreams:
+  ws: { targets: ["http://%[2]s"] }
+routes:
+  - name: open
+    match: { path_prefix: /ws/ }
+    upstream: ws
+    websocket: true
+    plugins: [request-id]
+`, dir, up.addr))
+	d := *wsDialer
+	d.TLSClientConfig = &tls.Config{ServerName: "api.example.test", RootCAs: pool(ca)}
+	c, resp, err := d.Dial("wss://"+gw.Addr+"/ws/x", nil)
+	if err != nil {
+		t.Fatalf("wss dial: %v", err)
+	}
+	defer c.Close()
+	if resp.Header.Get("X-Seen-Request-Id") == "" {
+		t.Fatalf("the handshake did not run the route's plugins: %v", resp.Header)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_ = c.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	for _, msg := range []string{"hello", strings.Repeat("x", 100000)} {
+		if err := c.WriteMessage(websocket.TextMessage, []byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+		_, got, err := c.ReadMessage()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != msg {
+			t.Fatalf("echo of %d bytes came back as %d bytes", len(msg), len(got))
+		}
 	}
 }
