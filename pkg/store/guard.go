@@ -475,6 +475,9 @@ func (g *guard) begin(ctx context.Context) (*call, error) {
 // ends, whichever comes first. It reports whether the store answered; if
 // not, c belongs to the runner from then on and the timeout is recorded.
 func (g *guard) await(ctx context.Context, c *call) bool {
+	// Read before the hand-off: once the caller abandons c, the runner
+	// recycles it concurrently.
+	probe := c.probe
 	g.dispatch(c)
 	wait := ctx.Done()
 	if wait == nil {
@@ -495,7 +498,7 @@ func (g *guard) await(ctx context.Context, c *call) bool {
 		return true
 	}
 	g.timeouts.Inc()
-	g.failure(c.probe, time.Now())
+	g.failure(probe, time.Now())
 	return false
 }
 
