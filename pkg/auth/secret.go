@@ -24,9 +24,10 @@ var (
 
 // placeholderWords are found in secrets people type or leave in place. They
 // are matched in the secret lowercased with everything but letters and
-// digits removed, so REPLACE_ME, Change-Me and "my secret" all match. None
-// is shorter than six characters: a random 64-character secret contains a
-// given six-letter word with a probability under 10^-7.
+// digits removed, so REPLACE_ME, Change-Me and "my secret" all match. A
+// random secret contains one now and then (a five-letter word turns up in
+// about one random 64-character base64 secret in 500 000), so a word only
+// refuses a secret whose remainder is too weak on its own.
 var placeholderWords = []string{
 	"replaceme", "changeme", "changeit", "placeholder", "secret", "password",
 	"passwd", "example", "sample", "dummy", "default", "xxxxxx", "123456",
@@ -39,7 +40,9 @@ const maxPeriod = 32
 // CheckSecret reports why secret is a weak HMAC key, or nil. Besides the
 // length (at least MinSecretBytes) it refuses:
 //
-//   - placeholders: the secret contains one of placeholderWords;
+//   - placeholders: the secret contains one of placeholderWords and what
+//     remains without them (letters and digits) would not pass the length
+//     and entropy checks on its own;
 //   - repetition: one character repeated, or a pattern of up to 32
 //     characters repeated (at least twice, the last time possibly cut);
 //   - fewer than MinSecretBits of estimated entropy (EstimateSecretBits).
@@ -59,11 +62,21 @@ func CheckSecret(secret []byte) error {
 			norm = append(norm, c)
 		}
 	}
-	ns := string(norm)
+	// A placeholder word refuses the secret when the rest of it (letters
+	// and digits) is too short or too weak on its own: a random secret
+	// that happens to contain "dummy" is no placeholder,
+	// "please-change-me-before-going-live-9f3k" is.
+	rest, found := string(norm), ""
 	for _, w := range placeholderWords {
-		if strings.Contains(ns, w) {
-			return fmt.Errorf("%w (it contains %q)", ErrPlaceholderSecret, w)
+		if strings.Contains(rest, w) {
+			if found == "" {
+				found = w
+			}
+			rest = strings.ReplaceAll(rest, w, "")
 		}
+	}
+	if found != "" && (len(rest) < MinSecretBytes || EstimateSecretBits([]byte(rest)) < MinSecretBits) {
+		return fmt.Errorf("%w (it contains %q)", ErrPlaceholderSecret, found)
 	}
 	if p := period(secret); p == 1 {
 		return fmt.Errorf("%w (one character repeated)", ErrRepetitiveSecret)

@@ -41,6 +41,15 @@ func TestCheckSecretRefuses(t *testing.T) {
 	}
 }
 
+// TestCheckSecretAcceptsWordInRandom: a random secret that happens to
+// contain a placeholder word is no placeholder.
+func TestCheckSecretAcceptsWordInRandom(t *testing.T) {
+	const give = "Ove9VwSS6HNwQFZdummyrKpHuFytTCcc8uT"
+	if err := CheckSecret([]byte(give)); err != nil {
+		t.Fatalf("CheckSecret(%q) = %v, want nil", give, err)
+	}
+}
+
 // TestCheckSecretAcceptsRandom draws secrets the way the documentation
 // says to and checks none is refused.
 func TestCheckSecretAcceptsRandom(t *testing.T) {
