@@ -44,7 +44,7 @@ func TestCheckSecretRefuses(t *testing.T) {
 // TestCheckSecretAcceptsWordInRandom: a random secret that happens to
 // contain a placeholder word is no placeholder.
 func TestCheckSecretAcceptsWordInRandom(t *testing.T) {
-	const give = "Ove9VwSS6HNwQFZdummyrKpHuFytTCcc8uT"
+	const give = "SwaoYH8VEt0xDCunCHXZdummyQU0DyoZ6c94Q0U3lUJo6"
 	if err := CheckSecret([]byte(give)); err != nil {
 		t.Fatalf("CheckSecret(%q) = %v, want nil", give, err)
 	}
