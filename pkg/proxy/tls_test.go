@@ -174,7 +174,7 @@ func TestTLSHealthCheck(t *testing.T) {
 	})
 	// A timeout a TLS handshake meets on a loaded machine under -race; the
 	// failing case fails at once on verification, not by timing out.
-	hc := &HealthCheck{Path: "/healthz", Interval: 20 * time.Millisecond, Timeout: time.Second}
+	hc := &HealthCheck{Path: "/healthz", Interval: 100 * time.Millisecond, Timeout: 100 * time.Millisecond}
 
 	// Verified with the configured CA, the check passes.
 	good := newTestUpstream(t, Config{Targets: []string{b.url}, TLS: &TLS{CA: ca.PEM}, HealthCheck: hc})

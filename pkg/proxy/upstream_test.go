@@ -200,7 +200,9 @@ func TestHealthCheckMarksDownAndUp(t *testing.T) {
 	b := startBackend(t, healthHandler("b", func() bool { return true }))
 	u := newTestUpstream(t, Config{
 		Targets:     []string{a.url, b.url},
-		HealthCheck: &HealthCheck{Path: "/healthz", Interval: 10 * time.Millisecond, Timeout: 10 * time.Millisecond},
+		// Checks of b that time out on a loaded machine would mark it down
+		// too, and with every target down both take traffic again.
+		HealthCheck: &HealthCheck{Path: "/healthz", Interval: 100 * time.Millisecond, Timeout: 100 * time.Millisecond},
 	})
 	ta := u.targets[0]
 
