@@ -199,7 +199,7 @@ func TestHealthCheckMarksDownAndUp(t *testing.T) {
 	a := startBackend(t, healthHandler("a", aHealthy.Load))
 	b := startBackend(t, healthHandler("b", func() bool { return true }))
 	u := newTestUpstream(t, Config{
-		Targets:     []string{a.url, b.url},
+		Targets: []string{a.url, b.url},
 		// Checks of b that time out on a loaded machine would mark it down
 		// too, and with every target down both take traffic again.
 		HealthCheck: &HealthCheck{Path: "/healthz", Interval: 100 * time.Millisecond, Timeout: 100 * time.Millisecond},
