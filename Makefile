@@ -35,7 +35,7 @@ test-short:
 check:
 	$(GO) vet ./...
 	cd bench && $(GO) vet ./...
-	@out=$$(gofmt -l cmd pkg internal configs bench deploy e2e 2>/dev/null); [ -z "$$out" ] || { echo "gofmt needed:"; echo "$$out"; exit 1; }
+	@out=$$(gofmt -l cmd pkg internal configs bench deploy e2e scripts 2>/dev/null); [ -z "$$out" ] || { echo "gofmt needed:"; echo "$$out"; exit 1; }
 	$(GO) run $(STATICCHECK) ./...
 	cd bench && $(GO) run $(STATICCHECK) ./...
 
@@ -45,7 +45,7 @@ tidy-check:
 	cd bench && $(GO) mod tidy -diff
 
 fmt:
-	gofmt -w cmd pkg internal configs bench deploy e2e
+	gofmt -w cmd pkg internal configs bench deploy e2e scripts
 
 ## bench-micro: go test micro-benchmarks (router, plugins, proxy, gateway, whole chain) with allocation counts
 bench-micro:
