@@ -12,7 +12,8 @@ PROXY_CPU=${BENCH_PROXY_CPU:-1}
 
 mkdir -p bin/bench
 CGO_ENABLED=0 "$GO" build -trimpath -o bin/ ./cmd/gatewayd
-CGO_ENABLED=0 "$GO" build -trimpath -o bin/bench/ ./bench/upstream ./bench/fasthttp-min ./bench/load ./bench/soak ./bench/cmd/benchrun ./bench/wsbench
+# bench/ is its own module (bench/go.mod), built from there.
+(cd bench && CGO_ENABLED=0 "$GO" build -trimpath -o ../bin/bench/ ./upstream ./fasthttp-min ./load ./soak ./cmd/benchrun ./wsbench)
 
 missing=()
 for tool in wrk nginx haproxy redis-server taskset; do

@@ -8,6 +8,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
+	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -26,6 +28,17 @@ import (
 type manifest struct {
 	File string
 	Doc  map[string]any
+	// Sources maps each data key of a ConfigMap that kustomization.yaml
+	// generates to the file it comes from.
+	Sources map[string]string
+}
+
+// source names where a data key of m comes from, for messages.
+func (m manifest) source(key string) string {
+	if f, ok := m.Sources[key]; ok {
+		return f
+	}
+	return m.File + ": data." + key
 }
 
 func (m manifest) kind() string { return str(m.Doc["kind"]) }
@@ -132,6 +145,11 @@ func loadK8s(t *testing.T) k8sSet {
 	t.Helper()
 	s := k8sSet{all: loadManifests(t), byID: map[string]manifest{}}
 	for _, m := range s.all {
+		if m.kind() == "Kustomization" {
+			s.all = append(s.all, generatedConfigMaps(t, m)...)
+		}
+	}
+	for _, m := range s.all {
 		id := m.kind() + "/" + m.name()
 		if _, dup := s.byID[id]; dup {
 			t.Fatalf("%s is defined twice", id)
@@ -139,6 +157,33 @@ func loadK8s(t *testing.T) k8sSet {
 		s.byID[id] = m
 	}
 	return s
+}
+
+// generatedConfigMaps builds the ConfigMaps of the kustomization's
+// configMapGenerator as kustomize does (one data key per file, named after
+// it), minus the hash suffix that kustomize appends to the name.
+func generatedConfigMaps(t *testing.T, k manifest) []manifest {
+	t.Helper()
+	var out []manifest
+	for _, g := range list(k.Doc["configMapGenerator"]) {
+		cm := manifest{File: k.File, Sources: map[string]string{}, Doc: map[string]any{
+			"apiVersion": "v1", "kind": "ConfigMap",
+			"metadata": map[string]any{"name": get(g, "name"), "labels": get(g, "options", "labels")},
+		}}
+		data := map[string]any{}
+		for _, f := range list(get(g, "files")) {
+			path := filepath.Join(filepath.Dir(k.File), str(f))
+			b, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("%s: configMapGenerator: %v", k.File, err)
+			}
+			data[filepath.Base(path)] = string(b)
+			cm.Sources[filepath.Base(path)] = path
+		}
+		cm.Doc["data"] = data
+		out = append(out, cm)
+	}
+	return out
 }
 
 func (s k8sSet) must(t *testing.T, id string) manifest {
@@ -176,7 +221,8 @@ func TestK8sManifestsParse(t *testing.T) {
 			t.Errorf("%s: %s/%s sets namespace %v: the manifests are namespace-less", m.File, m.kind(), m.name(), ns)
 		}
 	}
-	// The kustomization lists every other file, once.
+	// The kustomization lists every other file, once (the generated
+	// ConfigMap's File is the kustomization itself).
 	k := s.must(t, "Kustomization/")
 	var listed []string
 	for _, r := range list(k.Doc["resources"]) {
@@ -207,7 +253,7 @@ func gatewayConfig(t *testing.T, s k8sSet) (*config.Config, string) {
 	for _, v := range envRefs(data) {
 		t.Setenv(v, "KasnYZQT392eRfR7gTifmbP5d7EnwBEMgpdVAb76sIbdXMOf")
 	}
-	name := cm.File + ": data.gateway.yaml"
+	name := cm.source("gateway.yaml")
 	cfg, err := config.Parse(name, []byte(data))
 	if err := gateway.Check(cfg, err, builtin.Registry()); err != nil {
 		t.Fatalf("%s does not pass gatewayd -check:\n%v", name, err)
@@ -255,7 +301,7 @@ func TestK8sSecretPlaceholderRefused(t *testing.T) {
 		}
 		t.Setenv(k, v)
 	}
-	name := cm.File + ": data.gateway.yaml"
+	name := cm.source("gateway.yaml")
 	cfg, err := config.Parse(name, []byte(str(get(cm.Doc, "data", "gateway.yaml"))))
 	err = gateway.Check(cfg, err, builtin.Registry())
 	if err == nil || !strings.Contains(err.Error(), "auth.secret: must be at least 32 bytes") {
@@ -485,15 +531,10 @@ func execOutput(bin string, env []string, args ...string) (string, error) {
 	return string(out), err
 }
 
-// TestK8sKustomizeBuild renders the kustomization with kubectl when it is
-// installed: every object comes out, with the common label added and still
-// without a namespace.
-func TestK8sKustomizeBuild(t *testing.T) {
-	kubectl, err := exec.LookPath("kubectl")
-	if err != nil {
-		t.Skip("kubectl not found: kustomization.yaml is checked by TestK8sManifestsParse only")
-	}
-	out, err := exec.Command(kubectl, "kustomize", "k8s").Output()
+// kustomizeBuild renders the kustomization in dir with kubectl.
+func kustomizeBuild(t *testing.T, kubectl, dir string) []map[string]any {
+	t.Helper()
+	out, err := exec.Command(kubectl, "kustomize", dir).Output()
 	if err != nil {
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {
@@ -502,7 +543,7 @@ func TestK8sKustomizeBuild(t *testing.T) {
 		t.Fatalf("kubectl kustomize: %v", err)
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(out))
-	var got []string
+	var docs []map[string]any
 	for {
 		var doc map[string]any
 		if err := dec.Decode(&doc); errors.Is(err, io.EOF) {
@@ -510,7 +551,50 @@ func TestK8sKustomizeBuild(t *testing.T) {
 		} else if err != nil {
 			t.Fatal(err)
 		}
-		id := str(doc["kind"]) + "/" + str(get(doc, "metadata", "name"))
+		docs = append(docs, doc)
+	}
+	return docs
+}
+
+// configMapRefs returns the name of the rendered ConfigMap generated as
+// gatewayd-config and the ConfigMap names the Deployment's volumes use.
+func configMapRefs(docs []map[string]any) (generated string, used []string) {
+	for _, doc := range docs {
+		switch str(doc["kind"]) {
+		case "ConfigMap":
+			if n := str(get(doc, "metadata", "name")); strings.HasPrefix(n, "gatewayd-config-") {
+				generated = n
+			}
+		case "Deployment":
+			for _, v := range list(get(doc, "spec", "template", "spec", "volumes")) {
+				if n := str(get(v, "configMap", "name")); n != "" {
+					used = append(used, n)
+				}
+			}
+		}
+	}
+	return generated, used
+}
+
+// TestK8sKustomizeBuild renders the kustomization with kubectl when it is
+// installed: every object comes out, with the common label added and still
+// without a namespace; the ConfigMap's name carries a hash of its content,
+// which the Deployment refers to, so a change to the configuration rolls
+// the pods.
+func TestK8sKustomizeBuild(t *testing.T) {
+	kubectl, err := exec.LookPath("kubectl")
+	if err != nil {
+		t.Skip("kubectl not found: kustomization.yaml is checked by TestK8sManifestsParse only")
+	}
+	docs := kustomizeBuild(t, kubectl, "k8s")
+	hashed := regexp.MustCompile(`^(gatewayd-config)-[a-z0-9]{10}$`)
+	var got []string
+	for _, doc := range docs {
+		name := str(get(doc, "metadata", "name"))
+		id := str(doc["kind"]) + "/" + name
+		if m := hashed.FindStringSubmatch(name); m != nil && str(doc["kind"]) == "ConfigMap" {
+			id = "ConfigMap/" + m[1]
+		}
 		got = append(got, id)
 		if get(doc, "metadata", "labels", "app.kubernetes.io/part-of") != "gatewayd" {
 			t.Errorf("%s lacks the label app.kubernetes.io/part-of=gatewayd", id)
@@ -520,9 +604,55 @@ func TestK8sKustomizeBuild(t *testing.T) {
 		}
 	}
 	sort.Strings(got)
-	want := []string{"ConfigMap/gatewayd-config", "Deployment/gatewayd", "PodDisruptionBudget/gatewayd",
+	wantIDs := []string{"ConfigMap/gatewayd-config", "Deployment/gatewayd", "PodDisruptionBudget/gatewayd",
 		"Secret/gatewayd-secrets", "Service/gatewayd", "Service/gatewayd-admin"}
-	if !slices.Equal(got, want) {
-		t.Fatalf("kustomize output = %v, want %v", got, want)
+	if !slices.Equal(got, wantIDs) {
+		t.Fatalf("kustomize output = %v, want %v (the ConfigMap with a hash suffix)", got, wantIDs)
+	}
+	generated, used := configMapRefs(docs)
+	if !slices.Equal(used, []string{generated}) {
+		t.Fatalf("the Deployment mounts ConfigMaps %v, want the generated %s", used, generated)
+	}
+	// What the other tests check (loadK8s) is what kustomize renders.
+	want := get(loadK8s(t).must(t, "ConfigMap/gatewayd-config").Doc, "data")
+	for _, doc := range docs {
+		if str(get(doc, "metadata", "name")) == generated && !reflect.DeepEqual(doc["data"], want) {
+			t.Errorf("rendered ConfigMap data differs from the files of configMapGenerator")
+		}
+	}
+
+	// The same content gives the same name; any change to a file gives a
+	// new one, and the Deployment follows it.
+	dir := t.TempDir()
+	for _, f := range []string{"kustomization.yaml", "secret.yaml", "deployment.yaml", "service.yaml", "pdb.yaml",
+		"config/gateway.yaml", "config/auth.yaml"} {
+		b, err := os.ReadFile(filepath.Join("k8s", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, f)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if again, _ := configMapRefs(kustomizeBuild(t, kubectl, dir)); again != generated {
+		t.Fatalf("the same files render as ConfigMap %s, then %s", generated, again)
+	}
+	for _, f := range []string{"config/gateway.yaml", "config/auth.yaml"} {
+		path := filepath.Join(dir, f)
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, append(b, "# changed\n"...), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		changed, used := configMapRefs(kustomizeBuild(t, kubectl, dir))
+		if changed == generated || !slices.Equal(used, []string{changed}) {
+			t.Errorf("after a change to %s: ConfigMap %s (before %s), mounted %v", f, changed, generated, used)
+		}
+		generated = changed
 	}
 }

@@ -53,7 +53,7 @@ func TestSampleConfigsLimitSignup(t *testing.T) {
 			checkSignupLimit(t, cfg)
 		})
 	}
-	t.Run("k8s/configmap.yaml", func(t *testing.T) {
+	t.Run("k8s/config/gateway.yaml", func(t *testing.T) {
 		cfg, _ := gatewayConfig(t, loadK8s(t))
 		checkSignupLimit(t, cfg)
 	})

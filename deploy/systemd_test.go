@@ -134,8 +134,22 @@ func TestSystemdUnit(t *testing.T) {
 		})
 	}
 	svc := u["Service"]
-	if typ, _ := u.last("Service", "Type"); typ != "simple" && typ != "exec" {
-		t.Errorf("Type=%s, want simple or exec: gatewayd neither forks nor notifies", typ)
+	// gatewayd speaks sd_notify (internal/sdnotify; e2e TestSystemdNotify):
+	// READY=1 once it serves, WATCHDOG=1 at half WatchdogSec.
+	if typ, _ := u.last("Service", "Type"); typ != "notify" {
+		t.Errorf("Type=%s, want notify: gatewayd sends READY=1 once it serves", typ)
+	}
+	if acc, _ := u.last("Service", "NotifyAccess"); acc != "main" {
+		t.Errorf("NotifyAccess=%s, want main: only gatewayd itself notifies", acc)
+	}
+	if wd, ok := u.last("Service", "WatchdogSec"); ok {
+		d, err := time.ParseDuration(wd)
+		if err != nil || d < 10*time.Second {
+			t.Errorf("WatchdogSec=%s: want a duration of at least 10s, so a busy host does not get the gateway killed", wd)
+		}
+	}
+	if fams := strings.Join(svc["RestrictAddressFamilies"], " "); !strings.Contains(fams, "AF_UNIX") {
+		t.Errorf("RestrictAddressFamilies=%s, want AF_UNIX: the notification socket is a unix socket", fams)
 	}
 	start, _ := u.last("Service", "ExecStart")
 	if f := strings.Fields(start); len(f) < 3 || filepath.Base(f[0]) != "gatewayd" || !slices.Contains(f, "-config") {

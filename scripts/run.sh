@@ -1,8 +1,20 @@
 #!/usr/bin/env bash
 # Starts the demo upstream and gatewayd on configs/gateway.yaml (in-process
-# store, built-in auth service, no Redis). Ctrl-C stops both.
+# store, built-in auth service, no Redis), prints the curl lines to try with
+# gatewayd's PID, then follows the gateway's log (kept in data/gatewayd.log).
+# Ctrl-C stops both.
+#
+# Everything listens on 127.0.0.1 (the demo has open signup). Override with
+# GATEWAY_LISTEN, GATEWAY_ADMIN and DEMO_UPSTREAM (host:port each); BIN_DIR
+# names the directory of the binaries (default bin, as `make build` leaves
+# them); GATEWAYD_LOG the log file (default data/gatewayd.log).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+BIN_DIR=${BIN_DIR:-bin}
+export GATEWAY_LISTEN=${GATEWAY_LISTEN:-127.0.0.1:8080}
+export GATEWAY_ADMIN=${GATEWAY_ADMIN:-127.0.0.1:9901}
+export DEMO_UPSTREAM=${DEMO_UPSTREAM:-127.0.0.1:9002}
 
 if [ -z "${JWT_SECRET:-}" ]; then
   JWT_SECRET=$(head -c 48 /dev/urandom | base64 | tr -d '\n/+=' | head -c 48)
@@ -10,33 +22,67 @@ if [ -z "${JWT_SECRET:-}" ]; then
 fi
 export JWT_SECRET
 mkdir -p data
+log=${GATEWAYD_LOG:-data/gatewayd.log}
 
-bin/demo-upstream -listen 127.0.0.1:9002 &
+demo= gw= follow=
+cleanup() {
+  for p in $follow $gw $demo; do kill "$p" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+# Ctrl-C reaches every process of the terminal's group; gatewayd shuts down
+# gracefully on it, and the script waits for that.
+trap 'wait "$gw" 2>/dev/null; exit 130' INT
+trap 'kill -TERM "$gw" 2>/dev/null; wait "$gw" 2>/dev/null; exit 143' TERM
+
+: >"$log"
+"$BIN_DIR/demo-upstream" -listen "$DEMO_UPSTREAM" >>"$log" 2>&1 &
 demo=$!
-trap 'kill $demo 2>/dev/null || true' EXIT
+"$BIN_DIR/gatewayd" -config configs/gateway.yaml >>"$log" 2>&1 &
+gw=$!
 
-cat <<'TXT'
+# The banner comes once the gateway listens, so its curl lines work at once
+# and the log does not run through them.
+for _ in $(seq 100); do
+  grep -q '"gatewayd started"' "$log" 2>/dev/null && break
+  if ! kill -0 "$gw" 2>/dev/null; then
+    cat "$log" >&2
+    echo "gatewayd did not start; see above ($log)" >&2
+    exit 1
+  fi
+  sleep 0.1
+done
+grep -q '"gatewayd started"' "$log" || { cat "$log" >&2; echo "gatewayd did not start within 10s ($log)" >&2; exit 1; }
 
-gatewayd is starting on :8080 (admin on 127.0.0.1:9901). Try:
+gwurl=$GATEWAY_LISTEN
+cat <<TXT
+
+gatewayd (pid $gw) is listening on $GATEWAY_LISTEN (admin on $GATEWAY_ADMIN), loopback
+only: the demo has open signup. Its log follows below and stays in $log. Try:
 
   # sign up and log in (the password policy: 10+ chars, mixed character classes)
-  curl -si -X POST localhost:8080/v1/auth/signup -H 'Content-Type: application/json' \
+  curl -si -X POST $gwurl/v1/auth/signup -H 'Content-Type: application/json' \\
        -d '{"email":"ada@example.com","password":"correct-Horse-42"}'
-  TOKEN=$(curl -s -X POST localhost:8080/v1/auth/login -H 'Content-Type: application/json' \
+  TOKEN=\$(curl -s -X POST $gwurl/v1/auth/login -H 'Content-Type: application/json' \\
        -d '{"email":"ada@example.com","password":"correct-Horse-42"}' | sed -E 's/.*"access_token":"([^"]+)".*/\1/')
 
   # a protected route: the demo upstream echoes what the gateway forwarded (X-User-ID, X-Request-ID, ...)
-  curl -s localhost:8080/v1/users/me -H "Authorization: Bearer $TOKEN"
-  curl -si localhost:8080/v1/users/me                       # 401: no token
-  curl -si localhost:8080/v1/admin/stats -H "Authorization: Bearer $TOKEN"   # 403: not an admin
+  curl -s $gwurl/v1/users/me -H "Authorization: Bearer \$TOKEN"
+  curl -si $gwurl/v1/users/me                       # 401: no token
+  curl -si $gwurl/v1/admin/stats -H "Authorization: Bearer \$TOKEN"   # 403: not an admin
 
   # log out: the same token is refused at once
-  curl -si -X POST localhost:8080/v1/auth/logout -H "Authorization: Bearer $TOKEN"
-  curl -si localhost:8080/v1/users/me -H "Authorization: Bearer $TOKEN"      # 401 token revoked
+  curl -si -X POST $gwurl/v1/auth/logout -H "Authorization: Bearer \$TOKEN"
+  curl -si $gwurl/v1/users/me -H "Authorization: Bearer \$TOKEN"      # 401 token revoked
 
-  curl -s localhost:8080/public/hello                       # no plugins but request-id
-  curl -s 127.0.0.1:9901/metrics | grep http_requests_total
-  kill -HUP <pid>   or   curl -X POST 127.0.0.1:9901/-/reload   # reload configs/gateway.yaml
+  curl -s $gwurl/public/hello                       # no plugins but request-id
+  curl -s $GATEWAY_ADMIN/metrics | grep http_requests_total
+  kill -HUP $gw   or   curl -X POST $GATEWAY_ADMIN/-/reload   # reload configs/gateway.yaml
 
 TXT
-bin/gatewayd -config configs/gateway.yaml
+
+tail -n +1 -f "$log" &
+follow=$!
+set +e
+wait "$gw"
+rc=$?
+exit "$rc"

@@ -28,6 +28,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gatewayd/gatewayd/internal/sdnotify"
 	"github.com/gatewayd/gatewayd/pkg/apierror"
 	"github.com/gatewayd/gatewayd/pkg/auth"
 	"github.com/gatewayd/gatewayd/pkg/authserver"
@@ -278,6 +279,22 @@ func serve(fc *fileConfig, logger *zap.Logger, sigs <-chan os.Signal) (err error
 		zap.String("alg", as.Key().Algorithm()), zap.String("version", version))
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
+
+	// Under systemd (Type=notify): ready once the stores are open and the
+	// listener accepts connections.
+	sd, err := sdnotify.Open()
+	if err != nil {
+		logger.Warn("systemd notifications disabled", zap.Error(err))
+	}
+	defer sd.Close()
+	stopWatchdog, err := sd.StartWatchdog(func(err error) {
+		logger.Warn("systemd watchdog: notification failed", zap.Error(err))
+	})
+	if err != nil {
+		logger.Warn("systemd watchdog disabled", zap.Error(err))
+	}
+	defer stopWatchdog()
+	notify(logger, sd.Ready)
 	for {
 		select {
 		case err := <-served:
@@ -288,8 +305,17 @@ func serve(fc *fileConfig, logger *zap.Logger, sigs <-chan os.Signal) (err error
 				continue
 			}
 			logger.Info("shutting down", zap.String("signal", sig.String()))
+			notify(logger, sd.Stopping)
 			return shutdown(srv, served, sigs, fc.ShutdownTimeout.D())
 		}
+	}
+}
+
+// notify sends one state change to systemd; a failure is logged, since the
+// service runs either way.
+func notify(logger *zap.Logger, send func() error) {
+	if err := send(); err != nil {
+		logger.Warn("systemd notification failed", zap.Error(err))
 	}
 }
 

@@ -258,3 +258,54 @@ func TestAPIKey(t *testing.T) {
 		}
 	}
 }
+
+// TestServeNotify runs the service as systemd's Type=notify would: READY=1
+// once it listens, STOPPING=1 on SIGTERM.
+func TestServeNotify(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "notify.sock")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	t.Setenv("NOTIFY_SOCKET", sock)
+	recv := func(want string) {
+		t.Helper()
+		buf := make([]byte, 256)
+		if err := conn.SetReadDeadline(time.Now().Add(10 * time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		n, err := conn.Read(buf)
+		if err != nil || string(buf[:n]) != want {
+			t.Fatalf("notification %q, %v; want %s", buf[:n], err, want)
+		}
+	}
+
+	addr := freeAddr(t)
+	path := writeFile(t, "auth.yaml", "listen: \""+addr+"\"\nshutdown_timeout: 5s\nauth:\n  secret: "+testSecret+
+		"\n  bcrypt_cost: 4\n  users_file: "+filepath.Join(t.TempDir(), "users.db")+"\n")
+	fc, err := loadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sigs := make(chan os.Signal, 1)
+	served := make(chan error, 1)
+	go func() { served <- serve(fc, zap.NewNop(), sigs) }()
+	recv("READY=1")
+	// Ready means listening: no retry needed.
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatalf("dial right after READY=1: %v", err)
+	}
+	c.Close()
+	sigs <- syscall.SIGTERM
+	recv("STOPPING=1")
+	select {
+	case err := <-served:
+		if err != nil {
+			t.Fatalf("serve: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("serve did not stop after SIGTERM")
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"syscall"
 
 	"github.com/gatewayd/gatewayd/configs"
+	"github.com/gatewayd/gatewayd/internal/sdnotify"
 	"github.com/gatewayd/gatewayd/pkg/config"
 	"github.com/gatewayd/gatewayd/pkg/gateway"
 	"github.com/gatewayd/gatewayd/pkg/plugins/builtin"
@@ -134,18 +135,54 @@ func serve(cfg *config.Config) error {
 	errc := make(chan error, 1)
 	go func() { errc <- gw.ServeListeners(ls) }()
 
+	// Under systemd (Type=notify) the unit is started once the
+	// configuration is loaded and both listeners accept connections.
+	sd := notifier(logger)
+	defer sd.Close()
+	stopWatchdog, err := sd.StartWatchdog(func(err error) {
+		logger.Warn("systemd watchdog: notification failed", zap.Error(err))
+	})
+	if err != nil {
+		logger.Warn("systemd watchdog disabled", zap.Error(err))
+	}
+	defer stopWatchdog()
+	notify(logger, sd.Ready)
+
 	for {
 		select {
 		case err := <-errc:
 			return err
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
+				notify(logger, sd.Reloading)
 				res, err := gw.Reload()
 				gw.LogReload("SIGHUP", res, err)
+				// A rejected file leaves the previous configuration
+				// serving: ready either way.
+				notify(logger, sd.Ready)
 				continue
 			}
+			notify(logger, sd.Stopping)
 			return shutdown(gw, logger, sig, sigs)
 		}
+	}
+}
+
+// notifier opens the systemd notification socket, if any; a failure is
+// logged and leaves notifications off.
+func notifier(logger *zap.Logger) *sdnotify.Notifier {
+	sd, err := sdnotify.Open()
+	if err != nil {
+		logger.Warn("systemd notifications disabled", zap.Error(err))
+	}
+	return sd
+}
+
+// notify sends one state change to systemd; a failure is logged, since the
+// gateway serves either way.
+func notify(logger *zap.Logger, send func() error) {
+	if err := send(); err != nil {
+		logger.Warn("systemd notification failed", zap.Error(err))
 	}
 }
 

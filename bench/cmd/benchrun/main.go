@@ -94,7 +94,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.loadCPU, "load-cpu", "0", "CPU of the load generator, upstream and redis")
 	fs.BoolVar(&o.noPin, "no-pin", false, "do not pin processes to CPUs")
 	fs.BoolVar(&o.plot, "plot", false, "also render <timestamp>.png (throughput and latency per scenario)")
-	fs.BoolVar(&o.micro, "micro", true, "also run the whole-chain micro-benchmark (go test ./bench/chain) for the allocation budget")
+	fs.BoolVar(&o.micro, "micro", true, "also run the whole-chain micro-benchmark (go -C bench test ./chain) for the allocation budget")
 	fs.BoolVar(&o.keep, "keep", false, "keep the working directory (configs, logs)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -326,7 +326,7 @@ func benchmark(ctx context.Context, o *options, log io.Writer) (*report, error) 
 	e.stopAll()
 
 	if o.micro {
-		logf(log, "micro-benchmark: go test -bench Chain ./bench/chain")
+		logf(log, "micro-benchmark: go -C bench test -bench Chain ./chain")
 		m, err := runMicro(ctx, o.root)
 		if err != nil {
 			rep.note("micro-benchmark failed: " + err.Error())

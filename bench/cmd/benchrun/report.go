@@ -397,7 +397,7 @@ func (r *report) markdown() string {
 		fmt.Fprintf(&b, "| %s | %s | %s %s | %s |\n", bu.Name, measured, opSymbol(bu.Op), formatValue(bu.Target, bu.Unit), res)
 	}
 	if len(r.Micro) > 0 {
-		b.WriteString("\n### Whole-chain micro-benchmark (go test -bench Chain -benchmem ./bench/chain)\n\n| benchmark | ns/op | B/op | allocs/op |\n|---|--:|--:|--:|\n")
+		b.WriteString("\n### Whole-chain micro-benchmark (go -C bench test -bench Chain -benchmem ./chain)\n\n| benchmark | ns/op | B/op | allocs/op |\n|---|--:|--:|--:|\n")
 		for _, mr := range r.Micro {
 			fmt.Fprintf(&b, "| %s | %.0f | %.0f | %.0f |\n", mr.Name, mr.NsPerOp, mr.BytesPerOp, mr.AllocsPerOp)
 		}

@@ -62,22 +62,22 @@ func (p *Plugin) credential(ctx *fasthttp.RequestCtx) ([]byte, int) {
 	if p.header != nil {
 		var v []byte
 		n := 0
-		ctx.Request.Header.VisitAll(func(name, value []byte) {
+		for name, value := range ctx.Request.Header.All() {
 			if string(name) == string(p.header) {
 				v = value
 				n++
 			}
-		})
+		}
 		return v, n
 	}
 	var v []byte
 	n := 0
-	ctx.QueryArgs().VisitAll(func(name, value []byte) {
+	for name, value := range ctx.QueryArgs().All() {
 		if string(name) == string(p.query) {
 			v = value
 			n++
 		}
-	})
+	}
 	return v, n
 }
 
