@@ -101,6 +101,10 @@ var docs = map[string]fieldDoc{
 		Desc:    "host:port of the client-facing HTTP listener; an empty host listens on every interface. A change needs a restart.",
 		Example: "0.0.0.0:8080", Pattern: hostPortPattern,
 	},
+	"gateway.watch": {
+		Desc:    "Reload when the configuration file, or a file it names that a reload re-reads (upstream TLS certificates and keys, `api-key` `keys_file`, `jwt` `public_key_file`/`jwks_file`), changes on disk: the same reload as `SIGHUP`, debounced (300 ms). The directories are watched, so editors' atomic saves and Kubernetes ConfigMap updates (a `..data` symlink swap) are seen. A broken file is a failed reload: the previous configuration keeps serving. Turning it on or off applies on reload.",
+		Example: true,
+	},
 	"gateway.admin": {
 		Desc:    "The admin listener: `/metrics`, `/healthz`, `/readyz` and `POST /-/reload`.",
 		Example: map[string]any{"listen": "127.0.0.1:9901"},

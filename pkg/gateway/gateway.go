@@ -80,6 +80,11 @@ type Gateway struct {
 	// other listeners): state-changing admin requests must name it (or
 	// localhost) in Host.
 	adminAddr atomic.Pointer[net.TCPAddr]
+	// watcher reloads on file changes while the live configuration says
+	// watch: true and the gateway is serving (see syncWatch).
+	watchMu sync.Mutex
+	serving bool
+	watcher *configWatcher
 }
 
 // New builds the first generation of cfg. It returns every configuration
@@ -201,6 +206,10 @@ func (g *Gateway) Serve(ln, adminLn net.Listener) error {
 	ln = newConnLimiter(ln, g.maxConns, g.maxConnsPerIP, func() *proxy.TrustedProxies { return g.cur.Load().trusted },
 		g.logger.Named("http"))
 	go func() { errc <- g.server.Serve(ln) }()
+	g.watchMu.Lock()
+	g.serving = true
+	g.watchMu.Unlock()
+	g.syncWatch()
 	err := <-errc
 	if err != nil && !g.draining.Load() {
 		return err
@@ -219,6 +228,7 @@ func (g *Gateway) Serve(ln, adminLn net.Listener) error {
 // at most delay + timeout (and a few seconds for the tunnels' goodbyes).
 func (g *Gateway) Shutdown(delay, timeout time.Duration) error {
 	g.draining.Store(true)
+	g.stopWatch()
 	if delay > 0 {
 		g.logger.Info("shutdown: readiness is 503, waiting before closing the listener", zap.Duration("shutdown_delay", delay))
 		time.Sleep(delay)
@@ -284,8 +294,12 @@ func (r ReloadResult) String() string {
 
 // Reload reads the configuration file again and, when it changed and
 // builds cleanly, swaps it in. On any error the old configuration keeps
-// serving and every error is returned.
+// serving and every error is returned. SIGHUP, POST /-/reload and the
+// watcher (watch: true) all reload through here; afterwards the watcher is
+// started, stopped or pointed at the live files as the outcome requires.
 func (g *Gateway) Reload() (ReloadResult, error) {
+	// Deferred first, so it runs after reloadMu is released.
+	defer g.syncWatch()
 	g.reloadMu.Lock()
 	defer g.reloadMu.Unlock()
 	old := g.cur.Load()
