@@ -140,6 +140,10 @@ var docs = map[string]fieldDoc{
 	},
 
 	// admin:
+	"admin.readiness_requires_store": {
+		Desc:    "Make `/readyz` answer 503 while the store does not answer its ping, whatever the plugins. Without it the store counts only while a route of the live configuration has a plugin that fails closed on store errors (`on_store_error: deny`, blacklist's default): an instance whose plugins all fail open serves normally with Redis down. Set it when the in-process auth service (users in Redis) must take the instance out of service too. Applies on reload.",
+		Example: true,
+	},
 	"admin.listen": {
 		Desc:    "host:port of the admin listener. It has no authentication: keep it on loopback or a private network. In Kubernetes, listen on the pod IP (`:9901`) so the kubelet can probe it. A change needs a restart.",
 		Example: ":9901", Pattern: hostPortPattern,

@@ -53,7 +53,12 @@ type ReadFile struct {
 // Admin is the admin listener (/metrics, /healthz, /readyz, /-/reload).
 type Admin struct {
 	Listen string `yaml:"listen"`
-	Meta   Meta   `yaml:"-"`
+	// ReadinessRequiresStore makes /readyz answer 503 while the store is
+	// unreachable whatever the plugins. Without it, /readyz includes the
+	// store only when a plugin of the live configuration fails closed on
+	// store errors (on_store_error: deny).
+	ReadinessRequiresStore bool `yaml:"readiness_requires_store"`
+	Meta                   Meta `yaml:"-"`
 }
 
 // Server holds the client-facing listener's limits and timeouts.

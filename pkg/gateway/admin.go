@@ -72,12 +72,15 @@ func (g *Gateway) handleAdmin(ctx *fasthttp.RequestCtx) {
 	}
 }
 
+// readyz answers 503 while draining and, when the live generation needs
+// the store (a fail-closed plugin or admin.readiness_requires_store), while
+// the store does not answer a ping; 200 otherwise.
 func (g *Gateway) readyz(ctx *fasthttp.RequestCtx) {
 	if g.draining.Load() {
 		writeJSON(ctx, fasthttp.StatusServiceUnavailable, map[string]string{"status": "draining"})
 		return
 	}
-	if g.opts.Store != nil {
+	if g.opts.Store != nil && g.cur.Load().needsStore {
 		c, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 		err := g.opts.Store.Ping(c)
 		cancel()

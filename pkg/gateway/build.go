@@ -65,9 +65,13 @@ type generation struct {
 	warnings []*config.Warning
 	// files are the files plugins read while building (plugins.FileUser):
 	// a reload rebuilds when one of them changed.
-	files    []plugins.File
-	trusted  *proxy.TrustedProxies
-	releases []func()
+	files []plugins.File
+	// needsStore says /readyz includes the store: a plugin of a route
+	// fails closed on store errors (plugins.StoreDependent), or
+	// admin.readiness_requires_store is set.
+	needsStore bool
+	trusted    *proxy.TrustedProxies
+	releases   []func()
 
 	unmatched *metrics.Route
 
@@ -112,6 +116,7 @@ func build(cfg *config.Config, d *deps) (*generation, error) {
 	}
 	g.trusted = tp
 	g.dropUnderscore = cfg.Server.DropUnderscoreHeaders
+	g.needsStore = cfg.Admin.ReadinessRequiresStore
 
 	ups := map[string]*proxy.Upstream{}
 	for _, name := range sortedKeys(cfg.Upstreams) {
@@ -167,6 +172,7 @@ func build(cfg *config.Config, d *deps) (*generation, error) {
 			r.stripPrefix = []byte(strings.TrimSuffix(rc.Match.PathPrefix, "/"))
 		}
 		g.files = append(g.files, usedFiles(chain.Plugins()...)...)
+		g.needsStore = g.needsStore || failsClosed(chain.Plugins()...)
 		r.signature = routeSignature(rc, chain)
 		g.routes = append(g.routes, r)
 		methods := routeMethods(rc.Match.Methods, chain)
@@ -350,6 +356,17 @@ func buildChain(cfg *config.Config, path string, rc *config.Route, d *deps, clai
 		return plugins.NewChain(nil, nil), errs
 	}
 	return chain, nil
+}
+
+// failsClosed reports whether one of the plugins answers 503 when the
+// store cannot answer.
+func failsClosed(ps ...plugins.Plugin) bool {
+	for _, p := range ps {
+		if sd, ok := p.(plugins.StoreDependent); ok && sd.FailsClosedOnStoreError() {
+			return true
+		}
+	}
+	return false
 }
 
 // usedFiles returns the files the plugins read while being built.
