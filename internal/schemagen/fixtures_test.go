@@ -20,6 +20,7 @@ var semanticOnly = map[string]string{
 	"unset_env.yaml":       "an unset environment variable: the schema sees the ${VAR} placeholder, whose value only exists at load time",
 	"plugin_order.yaml":    "plugins listed before the jwt plugin they need: an order between list items",
 	"weak_secrets.yaml":    "secrets long enough but guessable (placeholders, repetition, low entropy): judged by estimating their entropy",
+	"failed_plugin.yaml":   "a jwt secret too short for its algorithm: the minimum length depends on the algorithm the other keys pick",
 	"websocket.yaml":       "websocket options checked against other route fields (methods, upstream, websocket: true) and a duration's minimum",
 }
 
