@@ -59,8 +59,11 @@ func (g *Gateway) handleAdmin(ctx *fasthttp.RequestCtx) {
 			for _, e := range config.Errors(err) {
 				msgs = append(msgs, e.Error())
 			}
+			// The shape of every error body (request_id included), plus
+			// the configuration errors.
 			writeJSON(ctx, fasthttp.StatusBadRequest, map[string]any{
-				"error": apierror.CodeBadRequest, "message": "configuration rejected; the previous configuration keeps serving", "errors": msgs})
+				"error": apierror.CodeBadRequest, "message": "configuration rejected; the previous configuration keeps serving",
+				"request_id": string(st.RequestID), "errors": msgs})
 			return
 		}
 		writeJSON(ctx, fasthttp.StatusOK, map[string]any{"status": "reloaded", "summary": res.String(),
