@@ -183,7 +183,7 @@ var docs = map[string]fieldDoc{
 		Example: "25s",
 	},
 	"server.shutdown_delay": {
-		Desc:    "On SIGTERM/SIGINT, how long `/readyz` answers 503 while the listener still serves, so load balancers stop sending traffic before it closes. Counted inside `shutdown_timeout`: keep it well below. Read from the live configuration, so a reload changes it.",
+		Desc:    "On SIGTERM/SIGINT, how long `/readyz` answers 503 while the listener still serves, so load balancers stop sending traffic before it closes. Counted inside `shutdown_timeout`: keep it well below (one as long as `shutdown_timeout` is refused). Read from the live configuration, so a reload changes it.",
 		Example: "5s",
 	},
 	"server.trusted_proxies": {

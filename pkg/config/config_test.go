@@ -311,3 +311,26 @@ routes:
 		})
 	}
 }
+
+func TestShutdownDelayWithinTimeout(t *testing.T) {
+	tests := []struct {
+		give string
+		want string
+	}{
+		{give: "shutdown_delay: 5s, shutdown_timeout: 10s", want: ""},
+		{give: "shutdown_delay: 10s, shutdown_timeout: 10s", want: "t.yaml:3: server.shutdown_delay: must be shorter than shutdown_timeout (10s), which counts it: requests in flight would get no time to finish, got 10s"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.give, func(t *testing.T) {
+			file := "version: 1\nserver:\n  { " + tt.give + " }\nupstreams:\n  u: { targets: [\"http://127.0.0.1:1\"] }\nroutes:\n  - { name: r, match: { path_prefix: / }, upstream: u }\n"
+			_, err := Parse("t.yaml", []byte(file))
+			got := ""
+			if err != nil {
+				got = err.Error()
+			}
+			if got != tt.want {
+				t.Fatalf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
+}

@@ -101,6 +101,10 @@ func (v *validator) hostPort(n *yaml.Node, path, s string) {
 
 func (v *validator) server(s *Server) {
 	m := s.Meta
+	if s.ShutdownDelay > 0 && s.ShutdownDelay >= s.ShutdownTimeout {
+		v.at(m.Pos("shutdown_delay"), "server.shutdown_delay", "must be shorter than shutdown_timeout (%s), which counts it: requests in flight would get no time to finish, got %s",
+			s.ShutdownTimeout, s.ShutdownDelay)
+	}
 	if s.MaxRequestHeaderBytes < 1024 {
 		v.at(m.Pos("max_request_header_bytes"), "server.max_request_header_bytes", "must be at least 1KiB, got %s", FormatSize(int64(s.MaxRequestHeaderBytes)))
 	}

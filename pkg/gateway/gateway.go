@@ -224,16 +224,19 @@ func (g *Gateway) Serve(ln, adminLn net.Listener) error {
 // balancers notice) the listener stops accepting and in-flight requests
 // and open WebSocket tunnels get up to timeout to finish; tunnels still
 // open then get a close frame 1001 and are closed; then the live
-// generation is closed and upstream connections released. The whole takes
-// at most delay + timeout (and a few seconds for the tunnels' goodbyes).
+// generation is closed and upstream connections released. timeout bounds
+// the whole, delay included (as server.shutdown_timeout promises): requests
+// get what is left of it after the delay (and tunnels a few seconds more
+// for their goodbyes).
 func (g *Gateway) Shutdown(delay, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
 	g.draining.Store(true)
 	g.stopWatch()
-	if delay > 0 {
+	if delay = min(delay, timeout); delay > 0 {
 		g.logger.Info("shutdown: readiness is 503, waiting before closing the listener", zap.Duration("shutdown_delay", delay))
 		time.Sleep(delay)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
 	// WebSocket tunnels get the same time as requests, then are closed.
 	tunnelsClosed := make(chan int, 1)
