@@ -30,8 +30,8 @@ func main() {
 func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("gatewayd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	path := fs.String("config", "", "configuration file (default: configs/gateway.yaml, else the embedded default)")
-	check := fs.Bool("check", false, "validate the configuration, print every warning and error and exit (0 valid, 1 invalid)")
+	path := fs.String("config", "", "configuration file (default: configs/gateway.yaml, else the embedded default; required with -check)")
+	check := fs.Bool("check", false, "validate the -config file, print every warning and error and exit (0 valid, 1 invalid)")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -39,6 +39,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if *showVersion {
 		fmt.Fprintln(stdout, "gatewayd", version)
 		return 0
+	}
+	if *check && *path == "" {
+		// Falling back to configs/gateway.yaml or the embedded default
+		// would report on a file the operator did not name.
+		fmt.Fprintln(stderr, "gatewayd: -check needs -config FILE, the file to validate")
+		return 2
 	}
 	cfg, err := load(*path)
 	if *check {

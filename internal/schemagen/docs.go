@@ -101,6 +101,10 @@ var docs = map[string]fieldDoc{
 		Desc:    "host:port of the client-facing HTTP listener; an empty host listens on every interface. A change needs a restart.",
 		Example: "0.0.0.0:8080", Pattern: hostPortPattern,
 	},
+	"gateway.watch": {
+		Desc:    "Reload when the configuration file, or a file it names that a reload re-reads (upstream TLS certificates and keys, `api-key` `keys_file`, `jwt` `public_key_file`/`jwks_file`), changes on disk: the same reload as `SIGHUP`, debounced (300 ms). The directories are watched, so editors' atomic saves and Kubernetes ConfigMap updates (a `..data` symlink swap) are seen. A broken file is a failed reload: the previous configuration keeps serving. Turning it on or off applies on reload.",
+		Example: true,
+	},
 	"gateway.admin": {
 		Desc:    "The admin listener: `/metrics`, `/healthz`, `/readyz` and `POST /-/reload`.",
 		Example: map[string]any{"listen": "127.0.0.1:9901"},
@@ -146,6 +150,10 @@ var docs = map[string]fieldDoc{
 	},
 
 	// admin:
+	"admin.readiness_requires_store": {
+		Desc:    "Make `/readyz` answer 503 while the store does not answer its ping, whatever the plugins. Without it the store counts only while a route of the live configuration has a plugin that fails closed on store errors (`on_store_error: deny`, blacklist's default): an instance whose plugins all fail open serves normally with Redis down. Set it when the in-process auth service (users in Redis) must take the instance out of service too. Applies on reload.",
+		Example: true,
+	},
 	"admin.listen": {
 		Desc:    "host:port of the admin listener. It has no authentication: keep it on loopback or a private network. In Kubernetes, listen on the pod IP (`:9901`) so the kubelet can probe it. A change needs a restart.",
 		Example: ":9901", Pattern: hostPortPattern,
@@ -185,7 +193,7 @@ var docs = map[string]fieldDoc{
 		Example: "25s",
 	},
 	"server.shutdown_delay": {
-		Desc:    "On SIGTERM/SIGINT, how long `/readyz` answers 503 while the listener still serves, so load balancers stop sending traffic before it closes. Counted inside `shutdown_timeout`: keep it well below. Read from the live configuration, so a reload changes it.",
+		Desc:    "On SIGTERM/SIGINT, how long `/readyz` answers 503 while the listener still serves, so load balancers stop sending traffic before it closes. Counted inside `shutdown_timeout`: keep it well below (one as long as `shutdown_timeout` is refused). Read from the live configuration, so a reload changes it.",
 		Example: "5s",
 	},
 	"server.trusted_proxies": {

@@ -24,6 +24,7 @@ var semanticOnly = map[string]string{
 	"redirect_without_tls.yaml": "redirect_http without a tls: section: a relation between two top-level keys",
 	"tls_client_auth.yaml":      "client_auth without client_ca_file: a relation between two keys",
 	"websocket.yaml":            "websocket options checked against other route fields (methods, upstream, websocket: true) and a duration's minimum",
+	"failed_plugin.yaml":        "a jwt secret too short for its algorithm: the minimum length depends on the algorithm the other keys pick",
 }
 
 // check runs what `gatewayd -check -config file` runs and returns the

@@ -108,6 +108,13 @@ lists are written as lists (a variable holds one value).
 <a id="name"></a>**names** — routes, upstreams and plugin instances are named with letters,
 digits, ` + "`_`, `.`" + ` and ` + "`-`" + `, starting with a letter or a digit.
 
+<a id="merge"></a>**anchors and merge keys** — settings written once can be shared with a
+YAML anchor and a merge key: ` + "`users: &defaults { timeout: 5s, retries: 2, targets: [...] }`" + `,
+then ` + "`orders: { <<: *defaults, targets: [...] }`" + ` (or ` + "`<<: [*a, *b]`" + `). Merged keys count as if
+written in place; a key written next to ` + "`<<`" + ` wins, and an earlier mapping of a list wins
+over a later one. A mistake inside the anchored mapping is reported at its line there,
+under each path that merges it.
+
 ## Sections
 
 `

@@ -27,6 +27,12 @@ type Config struct {
 	// with a "type" key; the plugin factory decodes the rest.
 	Plugins map[string]*yaml.Node `yaml:"plugins"`
 	Routes  []*Route              `yaml:"routes"`
+	// Watch reloads the configuration when its file, or a file it names
+	// that a reload re-reads (certificates, keys, key lists), changes on
+	// disk, as SIGHUP does. Directories are watched, so a Kubernetes
+	// ConfigMap update (a "..data" symlink swap) and an editor's atomic save
+	// are seen. Changing watch itself takes effect on the next reload.
+	Watch bool `yaml:"watch"`
 
 	Meta Meta `yaml:"-"`
 	// File is the path the configuration was read from.
@@ -36,12 +42,28 @@ type Config struct {
 	// of the bytes and those files' contents: a reload that finds an
 	// unchanged file and rotated certificates is not skipped.
 	Hash [32]byte `yaml:"-"`
+	// ReadFiles are the files the loader read besides the configuration
+	// file (upstream TLS certificates and keys), in the order read, each
+	// with the SHA-256 of its content: Hash covers them, and watch: true
+	// watches them.
+	ReadFiles []ReadFile `yaml:"-"`
+}
+
+// ReadFile is one file the loader read while validating a configuration.
+type ReadFile struct {
+	Path string
+	Sum  [32]byte
 }
 
 // Admin is the admin listener (/metrics, /healthz, /readyz, /-/reload).
 type Admin struct {
 	Listen string `yaml:"listen"`
-	Meta   Meta   `yaml:"-"`
+	// ReadinessRequiresStore makes /readyz answer 503 while the store is
+	// unreachable whatever the plugins. Without it, /readyz includes the
+	// store only when a plugin of the live configuration fails closed on
+	// store errors (on_store_error: deny).
+	ReadinessRequiresStore bool `yaml:"readiness_requires_store"`
+	Meta                   Meta `yaml:"-"`
 }
 
 // Server holds the client-facing listener's limits and timeouts.

@@ -200,3 +200,137 @@ routes:
 		t.Fatalf("upstream defaults not applied: %+v", u)
 	}
 }
+
+func TestMergeKeys(t *testing.T) {
+	const file = `version: 1
+upstreams:
+  users: &defaults
+    targets: ["http://127.0.0.1:9002"]
+    timeout: 7s
+    retries: 2
+  slow: &slow
+    targets: ["http://127.0.0.1:9004"]
+    timeout: 30s
+  orders:
+    <<: *defaults
+    targets: ["http://127.0.0.1:9003"]
+  both:
+    retries: 1
+    <<: [*slow, *defaults]
+routes:
+  - name: users
+    match: { path_prefix: /v1/users/ }
+    upstream: orders
+`
+	cfg, err := Parse("merge.yaml", []byte(file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		give        string
+		wantTarget  string
+		wantTimeout time.Duration
+		wantRetries int
+	}{
+		{give: "orders", wantTarget: "http://127.0.0.1:9003", wantTimeout: 7 * time.Second, wantRetries: 2},
+		{give: "both", wantTarget: "http://127.0.0.1:9004", wantTimeout: 30 * time.Second, wantRetries: 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.give, func(t *testing.T) {
+			u := cfg.Upstreams[tt.give]
+			if u == nil {
+				t.Fatalf("upstream %s missing", tt.give)
+			}
+			if len(u.Targets) != 1 || u.Targets[0] != tt.wantTarget || u.Timeout.D() != tt.wantTimeout || u.Retries != tt.wantRetries {
+				t.Fatalf("got targets %v timeout %v retries %d, want %s %v %d", u.Targets, u.Timeout.D(), u.Retries,
+					tt.wantTarget, tt.wantTimeout, tt.wantRetries)
+			}
+			if n := u.Meta.Pos("timeout"); n == nil || n.Line == 0 {
+				t.Fatal("merged key has no position")
+			}
+		})
+	}
+}
+
+func TestMergeKeyErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		give string
+		want []string
+	}{
+		{
+			name: "unknown field in the anchor",
+			give: `version: 1
+upstreams:
+  users: &defaults
+    targets: ["http://127.0.0.1:9002"]
+    timout: 7s
+  orders:
+    <<: *defaults
+    targets: ["http://127.0.0.1:9003"]
+routes:
+  - name: users
+    match: { path_prefix: /v1/users/ }
+    upstream: orders
+`,
+			want: []string{
+				`merge.yaml:5: upstreams.users.timout: unknown field "timout" (did you mean "timeout"?)`,
+				`merge.yaml:5: upstreams.orders.timout: unknown field "timout" (did you mean "timeout"?)`,
+			},
+		},
+		{
+			name: "merge of a scalar",
+			give: `version: 1
+upstreams:
+  users:
+    targets: &t "http://127.0.0.1:9002"
+  orders:
+    <<: *t
+    targets: ["http://127.0.0.1:9003"]
+routes:
+  - name: users
+    match: { path_prefix: /v1/users/ }
+    upstream: orders
+`,
+			want: []string{
+				`merge.yaml:4: upstreams.users.targets: expected a list, got "http://127.0.0.1:9002"`,
+				`merge.yaml:6: upstreams.orders.<<: merges mappings only (<<: *anchor or <<: [*a, *b]), got "http://127.0.0.1:9002"`,
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse("merge.yaml", []byte(tt.give))
+			var got []string
+			for _, e := range Errors(err) {
+				got = append(got, e.Error())
+			}
+			if strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
+				t.Fatalf("errors:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tt.want, "\n"))
+			}
+		})
+	}
+}
+
+func TestShutdownDelayWithinTimeout(t *testing.T) {
+	tests := []struct {
+		give string
+		want string
+	}{
+		{give: "shutdown_delay: 5s, shutdown_timeout: 10s", want: ""},
+		{give: "shutdown_delay: 10s, shutdown_timeout: 10s", want: "t.yaml:3: server.shutdown_delay: must be shorter than shutdown_timeout (10s), which counts it: requests in flight would get no time to finish, got 10s"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.give, func(t *testing.T) {
+			file := "version: 1\nserver:\n  { " + tt.give + " }\nupstreams:\n  u: { targets: [\"http://127.0.0.1:1\"] }\nroutes:\n  - { name: r, match: { path_prefix: / }, upstream: u }\n"
+			_, err := Parse("t.yaml", []byte(file))
+			got := ""
+			if err != nil {
+				got = err.Error()
+			}
+			if got != tt.want {
+				t.Fatalf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
+}

@@ -178,6 +178,89 @@ func (d *decoder) value(n *yaml.Node, v reflect.Value, path string) {
 	}
 }
 
+// pairs returns the key and value nodes of mapping n, alternating as in
+// n.Content, with YAML merge keys resolved ("<<: *defaults", "<<: [*a,
+// *b]"): each merged mapping's pairs stand where its merge key is, as if
+// written there; a key written in n wins over a merged one, and an earlier
+// mapping of a list over a later one. Merged pairs keep their own nodes,
+// so an error in one points at its line in the anchor.
+func (d *decoder) pairs(n *yaml.Node, path string, depth int) []*yaml.Node {
+	merges := false
+	explicit := make(map[string]bool, len(n.Content)/2)
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if k := n.Content[i]; isMergeKey(k) {
+			merges = true
+		} else {
+			explicit[k.Value] = true
+		}
+	}
+	if !merges {
+		return n.Content
+	}
+	out := make([]*yaml.Node, 0, len(n.Content))
+	merged := map[string]bool{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, val := n.Content[i], n.Content[i+1]
+		if !isMergeKey(k) {
+			out = append(out, k, val)
+			continue
+		}
+		srcs := []*yaml.Node{val}
+		if val.Kind == yaml.SequenceNode {
+			srcs = val.Content
+		}
+		for _, src := range srcs {
+			m := d.deref(src, path)
+			if m == nil {
+				continue
+			}
+			if m.Kind != yaml.MappingNode {
+				d.fail(src, joinPath(path, "<<"), "merges mappings only (<<: *anchor or <<: [*a, *b]), got %s", kindName(m))
+				continue
+			}
+			if depth >= maxAliasDepth {
+				d.fail(src, path, "alias nests too deeply (is an anchor used inside itself?)")
+				continue
+			}
+			sub := d.pairs(m, path, depth+1)
+			for j := 0; j+1 < len(sub); j += 2 {
+				key := sub[j].Value
+				if explicit[key] || merged[key] {
+					continue
+				}
+				merged[key] = true
+				out = append(out, sub[j], sub[j+1])
+			}
+		}
+	}
+	return out
+}
+
+// deref follows n while it is an alias, counting the expansions as value
+// does; nil (and an error) when it cannot.
+func (d *decoder) deref(n *yaml.Node, path string) *yaml.Node {
+	for depth := 0; n.Kind == yaml.AliasNode; depth++ {
+		d.expanded++
+		if d.expanded > maxAliasExpansions {
+			if d.expanded == maxAliasExpansions+1 {
+				d.fail(n, path, "too many alias expansions (more than 10000)")
+			}
+			return nil
+		}
+		if n.Alias == nil || depth >= maxAliasDepth {
+			d.fail(n, path, "alias nests too deeply (is an anchor used inside itself?)")
+			return nil
+		}
+		n = n.Alias
+	}
+	return n
+}
+
+// isMergeKey reports whether k is YAML's merge key, an unquoted <<.
+func isMergeKey(k *yaml.Node) bool {
+	return k.Kind == yaml.ScalarNode && k.Value == "<<" && k.Tag == "!!merge"
+}
+
 func (d *decoder) structValue(n *yaml.Node, v reflect.Value, path string) {
 	if isNull(n) {
 		return
@@ -195,8 +278,9 @@ func (d *decoder) structValue(n *yaml.Node, v reflect.Value, path string) {
 		}
 	}
 	seen := make(map[string]bool, len(n.Content)/2)
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, val := n.Content[i], n.Content[i+1]
+	content := d.pairs(n, path, 0)
+	for i := 0; i+1 < len(content); i += 2 {
+		k, val := content[i], content[i+1]
 		key := k.Value
 		fpath := joinPath(path, key)
 		if k.Kind != yaml.ScalarNode {
@@ -235,8 +319,9 @@ func (d *decoder) mapValue(n *yaml.Node, v reflect.Value, path string) {
 		v.Set(reflect.MakeMapWithSize(v.Type(), len(n.Content)/2))
 	}
 	seen := make(map[string]bool, len(n.Content)/2)
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, val := n.Content[i], n.Content[i+1]
+	content := d.pairs(n, path, 0)
+	for i := 0; i+1 < len(content); i += 2 {
+		k, val := content[i], content[i+1]
 		fpath := joinPath(path, k.Value)
 		if k.Kind != yaml.ScalarNode || k.Value == "" {
 			d.fail(k, path, "keys must be non-empty plain names")

@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"net"
 	"net/url"
-	"os"
 	"strings"
 )
 
@@ -63,12 +62,7 @@ func (v *validator) upstreamTLS(path string, u *Upstream) {
 		if file == "" {
 			return nil
 		}
-		data, err := os.ReadFile(file)
-		if err != nil {
-			v.at(m.Pos(key), path+"."+key, "cannot read the file: %v", err)
-			return nil
-		}
-		return data
+		return v.readFile(m.Pos(key), path+"."+key, file)
 	}
 	t.CA = read("ca_file", t.CAFile)
 	t.Cert = read("cert_file", t.CertFile)
@@ -101,27 +95,19 @@ func validServerName(s string) bool {
 	return net.ParseIP(s) != nil || !strings.ContainsAny(s, " \t\r\n/:@[]")
 }
 
-// fileHash returns the SHA-256 of data when the configuration names no
-// file the loader reads, else of data followed by the digests of those
+// fileHash returns the SHA-256 of data when the loader read no other file
+// (c.ReadFiles), else of data followed by the paths and digests of those
 // files (upstream TLS certificates and keys), so that Hash changes when one
 // of them does.
 func (c *Config) fileHash(data []byte) [32]byte {
+	if len(c.ReadFiles) == 0 {
+		return sha256.Sum256(data)
+	}
 	h := sha256.New()
 	h.Write(data)
-	files := false
-	for _, name := range sortedKeys(c.Upstreams) {
-		u := c.Upstreams[name]
-		if u == nil || u.TLS == nil {
-			continue
-		}
-		files = true
-		for _, b := range [][]byte{u.TLS.CA, u.TLS.Cert, u.TLS.Key} {
-			s := sha256.Sum256(b)
-			h.Write(s[:])
-		}
-	}
-	if !files {
-		return sha256.Sum256(data)
+	for _, f := range c.ReadFiles {
+		h.Write([]byte(f.Path))
+		h.Write(f.Sum[:])
 	}
 	var sum [32]byte
 	h.Sum(sum[:0])

@@ -1,9 +1,11 @@
 package config
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"regexp"
 	"slices"
 	"sort"
@@ -22,6 +24,21 @@ var (
 type validator struct {
 	file string
 	errs errList
+	// read collects the files readFile read, for Config.ReadFiles.
+	read []ReadFile
+}
+
+// readFile reads the file a field names, reporting an error at n when it
+// cannot, and records it for Config.ReadFiles (the reload hash and the
+// watcher cover it).
+func (v *validator) readFile(n *yaml.Node, path, file string) []byte {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		v.at(n, path, "cannot read the file: %v", err)
+		return nil
+	}
+	v.read = append(v.read, ReadFile{Path: file, Sum: sha256.Sum256(data)})
+	return data
 }
 
 func (v *validator) at(n *yaml.Node, path, format string, args ...any) {
@@ -73,6 +90,7 @@ func (c *Config) validate() error {
 		}
 		v.route(c, path, r)
 	}
+	c.ReadFiles = v.read
 	return v.errs.err()
 }
 
@@ -89,6 +107,10 @@ func (v *validator) hostPort(n *yaml.Node, path, s string) {
 
 func (v *validator) server(s *Server) {
 	m := s.Meta
+	if s.ShutdownDelay > 0 && s.ShutdownDelay >= s.ShutdownTimeout {
+		v.at(m.Pos("shutdown_delay"), "server.shutdown_delay", "must be shorter than shutdown_timeout (%s), which counts it: requests in flight would get no time to finish, got %s",
+			s.ShutdownTimeout, s.ShutdownDelay)
+	}
 	if s.MaxRequestHeaderBytes < 1024 {
 		v.at(m.Pos("max_request_header_bytes"), "server.max_request_header_bytes", "must be at least 1KiB, got %s", FormatSize(int64(s.MaxRequestHeaderBytes)))
 	}

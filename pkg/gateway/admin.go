@@ -59,8 +59,11 @@ func (g *Gateway) handleAdmin(ctx *fasthttp.RequestCtx) {
 			for _, e := range config.Errors(err) {
 				msgs = append(msgs, e.Error())
 			}
+			// The shape of every error body (request_id included), plus
+			// the configuration errors.
 			writeJSON(ctx, fasthttp.StatusBadRequest, map[string]any{
-				"error": apierror.CodeBadRequest, "message": "configuration rejected; the previous configuration keeps serving", "errors": msgs})
+				"error": apierror.CodeBadRequest, "message": "configuration rejected; the previous configuration keeps serving",
+				"request_id": string(st.RequestID), "errors": msgs})
 			return
 		}
 		writeJSON(ctx, fasthttp.StatusOK, map[string]any{"status": "reloaded", "summary": res.String(),
@@ -72,12 +75,15 @@ func (g *Gateway) handleAdmin(ctx *fasthttp.RequestCtx) {
 	}
 }
 
+// readyz answers 503 while draining and, when the live generation needs
+// the store (a fail-closed plugin or admin.readiness_requires_store), while
+// the store does not answer a ping; 200 otherwise.
 func (g *Gateway) readyz(ctx *fasthttp.RequestCtx) {
 	if g.draining.Load() {
 		writeJSON(ctx, fasthttp.StatusServiceUnavailable, map[string]string{"status": "draining"})
 		return
 	}
-	if g.opts.Store != nil {
+	if g.opts.Store != nil && g.cur.Load().needsStore {
 		c, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 		err := g.opts.Store.Ping(c)
 		cancel()

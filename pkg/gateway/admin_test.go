@@ -32,6 +32,13 @@ routes:
 // and returns that port.
 func startAdmin(t *testing.T) int {
 	t.Helper()
+	port, _ := startAdminFile(t)
+	return port
+}
+
+// startAdminFile is startAdmin that also returns the configuration file.
+func startAdminFile(t *testing.T) (int, string) {
+	t.Helper()
 	file := filepath.Join(t.TempDir(), "gateway.yaml")
 	if err := os.WriteFile(file, []byte(adminTestConfig), 0o600); err != nil {
 		t.Fatal(err)
@@ -56,7 +63,7 @@ func startAdmin(t *testing.T) int {
 	}
 	go func() { _ = gw.Serve(ln, adminLn) }()
 	t.Cleanup(func() { _ = gw.Shutdown(0, 5*time.Second) })
-	return adminLn.Addr().(*net.TCPAddr).Port
+	return adminLn.Addr().(*net.TCPAddr).Port, file
 }
 
 func TestAdminRefusesCrossSiteRequests(t *testing.T) {
@@ -159,5 +166,34 @@ func TestAdminHostOnWildcardListener(t *testing.T) {
 		if host := net.JoinHostPort(n.IP.String(), "9901"); !g.adminHostAllowed(host) {
 			t.Fatalf("the interface address %s refused", host)
 		}
+	}
+}
+
+// TestAdminReloadRejectedBody: a rejected reload answers with the error body
+// every admin error has (error, message, request_id), plus the errors.
+func TestAdminReloadRejectedBody(t *testing.T) {
+	port, file := startAdminFile(t)
+	if err := os.WriteFile(file, []byte(adminTestConfig+"    timeout: soon\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Post("http://127.0.0.1:"+strconv.Itoa(port)+"/-/reload", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Error     string   `json:"error"`
+		Message   string   `json:"message"`
+		RequestID string   `json:"request_id"`
+		Errors    []string `json:"errors"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != 400 || resp.Header.Get("Content-Type") != "application/json" {
+		t.Fatalf("status %d, content type %q", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	if body.Error != "bad_request" || body.Message == "" || len(body.RequestID) != 36 || len(body.Errors) != 1 {
+		t.Fatalf("body %+v", body)
 	}
 }

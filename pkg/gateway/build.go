@@ -65,8 +65,12 @@ type generation struct {
 	warnings []*config.Warning
 	// files are the files plugins read while building (plugins.FileUser):
 	// a reload rebuilds when one of them changed.
-	files   []plugins.File
-	trusted *proxy.TrustedProxies
+	files []plugins.File
+	// needsStore says /readyz includes the store: a plugin of a route
+	// fails closed on store errors (plugins.StoreDependent), or
+	// admin.readiness_requires_store is set.
+	needsStore bool
+	trusted    *proxy.TrustedProxies
 	// tls holds the certificates and client certificate settings of the
 	// TLS listener (nil without a tls: section); forwardCert is its
 	// forward_client_cert header name, nil when off.
@@ -117,6 +121,7 @@ func build(cfg *config.Config, d *deps) (*generation, error) {
 	}
 	g.trusted = tp
 	g.dropUnderscore = cfg.Server.DropUnderscoreHeaders
+	g.needsStore = cfg.Admin.ReadinessRequiresStore
 
 	var claimHeaders []string
 	if cfg.TLS != nil {
@@ -139,6 +144,12 @@ func build(cfg *config.Config, d *deps) (*generation, error) {
 		}
 		if terrs := checkUpstreamTLS(cfg, name, u, d.env.Warning); len(terrs) > 0 {
 			errs = append(errs, terrs...)
+			continue
+		}
+		if probs := proxyConfig(name, u).Problems(); len(probs) > 0 {
+			for _, e := range probs {
+				errs = append(errs, upstreamProblem(cfg.File, name, u, e))
+			}
 			continue
 		}
 		up, release, err := d.upstreams.acquire(proxyConfig(name, u))
@@ -184,6 +195,7 @@ func build(cfg *config.Config, d *deps) (*generation, error) {
 			r.stripPrefix = []byte(strings.TrimSuffix(rc.Match.PathPrefix, "/"))
 		}
 		g.files = append(g.files, usedFiles(chain.Plugins()...)...)
+		g.needsStore = g.needsStore || failsClosed(chain.Plugins()...)
 		r.signature = routeSignature(rc, chain)
 		g.routes = append(g.routes, r)
 		methods := routeMethods(rc.Match.Methods, chain)
@@ -282,6 +294,11 @@ func buildChain(cfg *config.Config, path string, rc *config.Route, d *deps, clai
 		kinds         []string
 		authenticated bool
 		identified    bool
+		// failed says an earlier entry failed to build (its error is
+		// reported): it may be the very plugin a later one needs, so
+		// dependency checks count it as present rather than add false
+		// follow-on errors.
+		failed bool
 	)
 	for j, entry := range rc.Plugins {
 		epath := config.IndexPath(path+".plugins", j)
@@ -302,6 +319,7 @@ func buildChain(cfg *config.Config, path string, rc *config.Route, d *deps, clai
 			if settings != nil {
 				errs = append(errs, config.Errorf(cfg.File, entry.Content[0], epath+"."+name,
 					fmt.Sprintf("%q is a named instance under plugins: and takes no inline settings; define another instance instead", name)))
+				failed = true
 				continue
 			}
 			// The instance's warnings point at its definition under
@@ -330,15 +348,17 @@ func buildChain(cfg *config.Config, path string, rc *config.Route, d *deps, clai
 					n = entry.Content[0]
 				}
 				errs = append(errs, config.Errorf(cfg.File, n, epath, fmt.Sprintf("unknown plugin %q%s", name, hint)))
+				failed = true
 				continue
 			}
 			p, err = f.Build(config.Section{File: cfg.File, Path: epath + "." + name, Node: settings}, &env)
 		}
 		if err != nil {
 			errs = append(errs, config.Errors(err)...)
+			failed = true
 			continue
 		}
-		if rq, ok := p.(plugins.Requirer); ok {
+		if rq, ok := p.(plugins.Requirer); ok && !failed {
 			for _, need := range rq.Requires() {
 				if need == plugins.Identity {
 					if !identified {
@@ -367,6 +387,43 @@ func buildChain(cfg *config.Config, path string, rc *config.Route, d *deps, clai
 		return plugins.NewChain(nil, nil), errs
 	}
 	return chain, nil
+}
+
+// upstreamProblem turns one of proxy.Config.Problems ("field: message")
+// into a configuration error at the field's line, under upstreams.NAME.
+func upstreamProblem(file, name string, u *config.Upstream, e error) error {
+	path := "upstreams." + name
+	field, msg, ok := strings.Cut(e.Error(), ": ")
+	if !ok {
+		return config.Errorf(file, u.Meta.Node, path, e.Error())
+	}
+	// The proxy's names for settings the YAML spells differently.
+	if field == "max_response_body_size" {
+		field = "max_response_body_bytes"
+	}
+	key, sub, _ := strings.Cut(field, ".")
+	if i := strings.IndexByte(key, '['); i >= 0 {
+		key = key[:i]
+	}
+	n := u.Meta.Pos(key)
+	switch {
+	case key == "health_check" && u.HealthCheck != nil && sub != "":
+		n = u.HealthCheck.Meta.Pos(sub)
+	case key == "tls" && u.TLS != nil && sub != "":
+		n = u.TLS.Meta.Pos(sub)
+	}
+	return config.Errorf(file, n, path+"."+field, msg)
+}
+
+// failsClosed reports whether one of the plugins answers 503 when the
+// store cannot answer.
+func failsClosed(ps ...plugins.Plugin) bool {
+	for _, p := range ps {
+		if sd, ok := p.(plugins.StoreDependent); ok && sd.FailsClosedOnStoreError() {
+			return true
+		}
+	}
+	return false
 }
 
 // usedFiles returns the files the plugins read while being built.

@@ -90,6 +90,11 @@ type Gateway struct {
 	// other listeners): state-changing admin requests must name it (or
 	// localhost) in Host.
 	adminAddr atomic.Pointer[net.TCPAddr]
+	// watcher reloads on file changes while the live configuration says
+	// watch: true and the gateway is serving (see syncWatch).
+	watchMu sync.Mutex
+	serving bool
+	watcher *configWatcher
 }
 
 // New builds the first generation of cfg. It returns every configuration
@@ -253,6 +258,10 @@ func (g *Gateway) ServeListeners(ls Listeners) error {
 		rl := newConnLimiter(ls.Redirect, g.maxConns, g.maxConnsPerIP, trusted, g.logger.Named("redirect"))
 		go func() { errc <- g.redirect.Serve(rl) }()
 	}
+	g.watchMu.Lock()
+	g.serving = true
+	g.watchMu.Unlock()
+	g.syncWatch()
 	err := <-errc
 	if err != nil && !g.draining.Load() {
 		return err
@@ -267,15 +276,19 @@ func (g *Gateway) ServeListeners(ls Listeners) error {
 // balancers notice) the listener stops accepting and in-flight requests
 // and open WebSocket tunnels get up to timeout to finish; tunnels still
 // open then get a close frame 1001 and are closed; then the live
-// generation is closed and upstream connections released. The whole takes
-// at most delay + timeout (and a few seconds for the tunnels' goodbyes).
+// generation is closed and upstream connections released. timeout bounds
+// the whole, delay included (as server.shutdown_timeout promises): requests
+// get what is left of it after the delay (and tunnels a few seconds more
+// for their goodbyes).
 func (g *Gateway) Shutdown(delay, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
 	g.draining.Store(true)
-	if delay > 0 {
+	g.stopWatch()
+	if delay = min(delay, timeout); delay > 0 {
 		g.logger.Info("shutdown: readiness is 503, waiting before closing the listener", zap.Duration("shutdown_delay", delay))
 		time.Sleep(delay)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
 	// WebSocket tunnels get the same time as requests, then are closed.
 	tunnelsClosed := make(chan int, 1)
@@ -347,8 +360,12 @@ func (r ReloadResult) String() string {
 
 // Reload reads the configuration file again and, when it changed and
 // builds cleanly, swaps it in. On any error the old configuration keeps
-// serving and every error is returned.
+// serving and every error is returned. SIGHUP, POST /-/reload and the
+// watcher (watch: true) all reload through here; afterwards the watcher is
+// started, stopped or pointed at the live files as the outcome requires.
 func (g *Gateway) Reload() (ReloadResult, error) {
+	// Deferred first, so it runs after reloadMu is released.
+	defer g.syncWatch()
 	g.reloadMu.Lock()
 	defer g.reloadMu.Unlock()
 	old := g.cur.Load()

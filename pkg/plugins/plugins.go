@@ -80,6 +80,16 @@ type FileUser interface {
 	Files() []File
 }
 
+// StoreDependent is implemented by plugins that call the shared store on
+// requests and can be told what to do when it fails (on_store_error).
+// FailsClosedOnStoreError reports whether the instance answers 503 then
+// (deny): /readyz includes the store only while a route of the live
+// configuration has such a plugin, since an instance whose store is down
+// serves every other request as usual.
+type StoreDependent interface {
+	FailsClosedOnStoreError() bool
+}
+
 // File is one file a plugin read at build time.
 type File struct {
 	Path string

@@ -178,6 +178,20 @@ func (c Config) Key() string {
 
 // validate checks a configuration that already has its defaults applied and
 // returns every problem found, joined.
+// Problems applies the defaults and returns every reason New would refuse
+// c, one error each, as "field: message" with field the setting's key
+// (health_check.timeout, targets[1]), so a caller can point at it.
+func (c Config) Problems() []error {
+	err := c.withDefaults().validate()
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	if err != nil {
+		return []error{err}
+	}
+	return nil
+}
+
 func (c Config) validate() error {
 	var errs []error
 	add := func(format string, args ...any) {

@@ -63,8 +63,9 @@ type Plugin struct {
 }
 
 var (
-	_ plugins.Plugin   = (*Plugin)(nil)
-	_ plugins.Requirer = (*Plugin)(nil)
+	_ plugins.Plugin         = (*Plugin)(nil)
+	_ plugins.Requirer       = (*Plugin)(nil)
+	_ plugins.StoreDependent = (*Plugin)(nil)
 )
 
 // Build implements plugins.Factory.
@@ -105,3 +106,7 @@ func (*Plugin) Requires() []string { return []string{"jwt"} }
 
 // Close implements plugins.Plugin. The store belongs to the gateway.
 func (*Plugin) Close() error { return nil }
+
+// FailsClosedOnStoreError implements plugins.StoreDependent: true with
+// on_store_error: deny, the default.
+func (p *Plugin) FailsClosedOnStoreError() bool { return !p.allow }

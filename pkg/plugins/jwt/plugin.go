@@ -10,6 +10,7 @@
 package jwt
 
 import (
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net/url"
@@ -199,6 +200,7 @@ var (
 	_ plugins.Plugin        = (*Plugin)(nil)
 	_ plugins.HeaderClaimer = (*Plugin)(nil)
 	_ plugins.Authenticator = (*Plugin)(nil)
+	_ plugins.FileUser      = (*Plugin)(nil)
 )
 
 // Build implements plugins.Factory.
@@ -370,6 +372,8 @@ type validator struct {
 	secret  []byte
 	static  *keySet
 	skipped []string
+	// file is public_key_file or jwks_file as read (zero Path otherwise).
+	file plugins.File
 }
 
 func (v *validator) list() *[]error {
@@ -448,6 +452,7 @@ func (v *validator) provider(prefix string, pv *Provider) *providerSpec {
 		algs:   slices.Clone(pv.Algorithms),
 		secret: pvv.secret,
 		static: pvv.static,
+		file:   pvv.file,
 	}
 	if pr.label == "" {
 		pr.label = config.RedactURL(pv.JWKSURL)
@@ -590,6 +595,7 @@ func (v *validator) keySource(s *Provider, fams map[algFamily]bool) {
 			v.errf(source, "cannot read the key: %v", err)
 			return
 		}
+		v.file = plugins.File{Path: s.PublicKeyFile, Sum: sha256.Sum256(data)}
 		k, err := parsePublicKeyPEM(data)
 		if err != nil {
 			v.errf(source, "not a usable public key: %v", err)
@@ -608,6 +614,7 @@ func (v *validator) keySource(s *Provider, fams map[algFamily]bool) {
 			v.errf(source, "cannot read the key set: %v", err)
 			return
 		}
+		v.file = plugins.File{Path: s.JWKSFile, Sum: sha256.Sum256(data)}
 		ks, skipped, err := parseJWKS(data)
 		if err != nil {
 			v.errf(source, "%v", err)
@@ -724,4 +731,16 @@ func fittingAlgs(k *verifyKey) string {
 		}
 	}
 	return strings.Join(out, " or ")
+}
+
+// Files implements plugins.FileUser: a reload re-reads public_key_file and
+// jwks_file when they changed, even when the configuration did not.
+func (p *Plugin) Files() []plugins.File {
+	var out []plugins.File
+	for _, pr := range p.providers {
+		if pr.file.Path != "" {
+			out = append(out, pr.file)
+		}
+	}
+	return out
 }

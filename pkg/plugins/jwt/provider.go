@@ -36,6 +36,7 @@ type provider struct {
 
 	secret  []byte
 	static  *keySet
+	file    plugins.File // public_key_file or jwks_file as read
 	remote  *remoteKeys
 	release func() error
 }

@@ -384,9 +384,10 @@ type Limiter struct {
 }
 
 var (
-	_ plugins.Plugin       = (*Limiter)(nil)
-	_ plugins.ResponseHook = (*Limiter)(nil)
-	_ plugins.Requirer     = (*Limiter)(nil)
+	_ plugins.Plugin         = (*Limiter)(nil)
+	_ plugins.ResponseHook   = (*Limiter)(nil)
+	_ plugins.Requirer       = (*Limiter)(nil)
+	_ plugins.StoreDependent = (*Limiter)(nil)
 )
 
 // Requires implements plugins.Requirer: a key with user needs an identity
@@ -396,3 +397,7 @@ func (l *Limiter) Requires() []string { return l.requires }
 
 // Close implements plugins.Plugin. The store belongs to the gateway.
 func (l *Limiter) Close() error { return nil }
+
+// FailsClosedOnStoreError implements plugins.StoreDependent: true with
+// on_store_error: deny (the default is allow).
+func (l *Limiter) FailsClosedOnStoreError() bool { return !l.failOpen }
