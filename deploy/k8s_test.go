@@ -348,6 +348,13 @@ func TestK8sConfigMapAuthYAML(t *testing.T) {
 func TestK8sDeployment(t *testing.T) {
 	s := loadK8s(t)
 	cfg, _ := gatewayConfig(t, s)
+	checkDeployment(t, s, cfg)
+}
+
+// checkDeployment checks the Deployment gatewayd of s against its
+// configuration cfg; the Helm chart's rendering passes the same checks.
+func checkDeployment(t *testing.T, s k8sSet, cfg *config.Config) {
+	t.Helper()
 	d := s.must(t, "Deployment/gatewayd")
 	spec := get(d.Doc, "spec", "template", "spec")
 	if r := num(get(d.Doc, "spec", "replicas")); r != 2 {
@@ -466,13 +473,22 @@ func TestK8sDeployment(t *testing.T) {
 	for _, e := range list(get(c, "envFrom")) {
 		fromSecret = fromSecret || str(get(e, "secretRef", "name")) == "gatewayd-secrets"
 	}
+	for _, e := range list(get(c, "env")) {
+		fromSecret = fromSecret || str(get(e, "valueFrom", "secretKeyRef", "name")) == "gatewayd-secrets"
+	}
 	if !fromSecret {
 		t.Error("the container does not take its environment from Secret gatewayd-secrets")
 	}
 }
 
 func TestK8sServicesAndPDB(t *testing.T) {
-	s := loadK8s(t)
+	checkServicesAndPDB(t, loadK8s(t))
+}
+
+// checkServicesAndPDB checks that the Services and the PodDisruptionBudget
+// of s select the Deployment's pods and ports.
+func checkServicesAndPDB(t *testing.T, s k8sSet) {
+	t.Helper()
 	d := s.must(t, "Deployment/gatewayd")
 	podLabels, _ := get(d.Doc, "spec", "template", "metadata", "labels").(map[string]any)
 	if sel, _ := get(d.Doc, "spec", "selector", "matchLabels").(map[string]any); !subset(sel, podLabels) {
