@@ -2,17 +2,11 @@ package deploy
 
 import (
 	"bufio"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -24,6 +18,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gatewayd/gatewayd/internal/testpki"
 
 	"github.com/gatewayd/gatewayd/internal/echo"
 	"github.com/gatewayd/gatewayd/internal/gatewaytest"
@@ -554,41 +550,14 @@ routes:
     upstream: echo
 %[3]s`
 
-// scrapeCertificate writes a self-signed certificate for 127.0.0.1 and its
-// key, and returns them with a pool that trusts the certificate.
+// scrapeCertificate writes a certificate for 127.0.0.1 and its key, and
+// returns them with a pool that trusts their CA.
 func scrapeCertificate(t *testing.T) (certFile, keyFile string, roots *x509.CertPool) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "deploy-test"},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ca := testpki.NewCA(t, "deploy-test CA")
+	leaf := ca.Server(t, []string{"127.0.0.1"})
 	dir := t.TempDir()
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	roots = x509.NewCertPool()
-	roots.AddCert(cert)
-	return certFile, keyFile, roots
+	return testpki.WriteFile(t, dir, "cert.pem", leaf.CertPEM), testpki.WriteFile(t, dir, "key.pem", leaf.KeyPEM), ca.Pool()
 }
 
 func startEcho(t *testing.T) string {

@@ -3,20 +3,14 @@ package schemagen
 import (
 	"bufio"
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/gatewayd/gatewayd/internal/testpki"
 
 	"github.com/gatewayd/gatewayd/pkg/config"
 	"gopkg.in/yaml.v3"
@@ -71,38 +65,13 @@ func TestSampleConfigs(t *testing.T) {
 	}
 }
 
-// selfSignedCert writes a self-signed certificate for localhost, valid for
-// a day, and its key into a temporary directory.
+// selfSignedCert writes a certificate for localhost, valid for a day, and
+// its key into a temporary directory.
 func selfSignedCert(t *testing.T) (certFile, keyFile string) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "localhost"},
-		DNSNames:     []string{"localhost"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
+	leaf := testpki.NewCA(t, "sample-config CA").Server(t, []string{"localhost"})
 	dir := t.TempDir()
-	certFile, keyFile = filepath.Join(dir, "localhost.pem"), filepath.Join(dir, "localhost-key.pem")
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return certFile, keyFile
+	return testpki.WriteFile(t, dir, "localhost.pem", leaf.CertPEM), testpki.WriteFile(t, dir, "localhost-key.pem", leaf.KeyPEM)
 }
 
 // commentedKey matches a commented-out key line ("  # jwks_url: https://…"):
