@@ -239,16 +239,22 @@ func TestScaleOutCluster(t *testing.T) {
 		reportPropagation(t, delays)
 	})
 	t.Run("UsersSpreadOverShards", func(t *testing.T) { usersSpread(t, c, gws) })
-	var killedGap time.Duration
-	t.Run("MasterFailover", func(t *testing.T) { killedGap = clusterFailover(t, c, gws, false) })
+	var killedGap, killedPromotion time.Duration
+	t.Run("MasterFailover", func(t *testing.T) { killedGap, killedPromotion = clusterFailover(t, c, gws, false) })
 	t.Run("SilentMasterFailover", func(t *testing.T) {
 		if killedGap == 0 {
 			t.Skip("no gap measured for a killed master to compare with")
 		}
-		silentGap := clusterFailover(t, c, gws, true)
-		t.Logf("failover gap: silent master %v, killed master %v", silentGap.Round(time.Millisecond), killedGap.Round(time.Millisecond))
-		if silentGap > killedGap+time.Second {
-			t.Errorf("a silent master's failover gap %v is more than 1s longer than a killed master's %v", silentGap, killedGap)
+		silentGap, silentPromotion := clusterFailover(t, c, gws, true)
+		t.Logf("failover gap: silent master %v (promoted after %v), killed master %v (promoted after %v)",
+			silentGap.Round(time.Millisecond), silentPromotion.Round(time.Millisecond),
+			killedGap.Round(time.Millisecond), killedPromotion.Round(time.Millisecond))
+		// Redis Cluster's own election time varies by a second or more
+		// between runs; what the gateway adds is the gap after the
+		// promotion, and that must not be more than 1s longer for a
+		// silent master.
+		if silent, killed := silentGap-silentPromotion, killedGap-killedPromotion; silent > killed+time.Second {
+			t.Errorf("after the promotion, a silent master's gap %v is more than 1s longer than a killed master's %v", silent, killed)
 		}
 	})
 }
@@ -711,9 +717,10 @@ func failoverReport(t *testing.T, samples []sample, probes []*probe, killed time
 // clusterFailover kills a master, or with silent pauses it (SIGSTOP: its
 // connections stay open and nothing is answered), under steady load
 // through every instance, and returns the longest failover gap the
-// instances saw. The goroutines of each instance must stay within
+// instances saw and how long after the fault the replica was seen
+// promoted. The goroutines of each instance must stay within
 // goroutineLimit of their figure before the fault.
-func clusterFailover(t *testing.T, c *redistest.Cluster, gws []*gatewaytest.Process, silent bool) time.Duration {
+func clusterFailover(t *testing.T, c *redistest.Cluster, gws []*gatewaytest.Process, silent bool) (gap, promotion time.Duration) {
 	t.Helper()
 	nodes, err := c.Nodes()
 	if err != nil {
@@ -840,14 +847,15 @@ func clusterFailover(t *testing.T, c *redistest.Cluster, gws []*gatewaytest.Proc
 		collect()
 		t.Fatal(err)
 	}
-	t.Logf("replica %s promoted %v after the %s (cluster-node-timeout %v)", promoted.Addr(), time.Since(killed).Round(time.Millisecond), fault, redistest.ClusterNodeTimeout)
+	promotion = time.Since(killed)
+	t.Logf("replica %s promoted %v after the %s (cluster-node-timeout %v)", promoted.Addr(), promotion.Round(time.Millisecond), fault, redistest.ClusterNodeTimeout)
 	// Keep the load on until every instance has served the failed keys
 	// again for a while.
 	time.Sleep(3 * time.Second)
 	close(stop)
 	samples := collect()
 	<-sampled
-	gap := failoverReport(t, samples, probes, killed, len(gws), true)
+	gap = failoverReport(t, samples, probes, killed, len(gws), true)
 	checkAlive(t, gws)
 	for i := range gws {
 		peak := int(peaks[i].Load())
@@ -861,7 +869,7 @@ func clusterFailover(t *testing.T, c *redistest.Cluster, gws []*gatewaytest.Proc
 		// instances drop their connections to it without a leak.
 		victim.Resume()
 		checkNoLeak(t, gws, before)
-		return gap
+		return gap, promotion
 	}
 
 	// Full enforcement after the promotion, on the promoted shard.
@@ -900,7 +908,7 @@ func clusterFailover(t *testing.T, c *redistest.Cluster, gws []*gatewaytest.Proc
 	}
 	reportPropagation(t, delays)
 	checkNoLeak(t, gws, before)
-	return gap
+	return gap, promotion
 }
 
 // waitOnReplica waits until master's replica holds key.
