@@ -27,6 +27,8 @@ log=${GATEWAYD_LOG:-data/gatewayd.log}
 demo= gw= follow=
 cleanup() {
   for p in $follow $gw $demo; do kill "$p" 2>/dev/null || true; done
+  # Exit only once they are gone, so nothing answers after the script ends.
+  for p in $follow $gw $demo; do wait "$p" 2>/dev/null || true; done
 }
 trap cleanup EXIT
 # Ctrl-C reaches every process of the terminal's group; gatewayd shuts down
