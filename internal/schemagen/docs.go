@@ -413,13 +413,48 @@ var docs = map[string]fieldDoc{
 
 	// upstreams.<name>:
 	"upstream.targets": {
-		Desc:     "Base URLs of the targets: `http://` or `https://`, host and optional port, no path, query or credentials. At most 64.",
+		Desc:     "The targets: each a base URL (`http://` or `https://`, host and optional port, no path, query or credentials), weight 1, or a mapping `{url, weight}` (see below). At most 64, each listed once.",
 		Required: true, Default: "none (required)",
-		Example: []any{"http://10.0.1.10:8080", "http://10.0.1.11:8080"}, Pattern: targetPattern,
+		Example: []any{map[string]any{"url": "http://10.0.1.10:8080", "weight": 90}, map[string]any{"url": "http://10.0.1.11:8080", "weight": 10}}, Pattern: targetPattern,
 	},
 	"upstream.balance": {
-		Desc:    "How requests are spread over the targets: `round_robin`, or `least_conn` (fewest requests in flight).",
+		Desc:    "How requests are spread over the targets, by weight: `round_robin` (in proportion to the weights, interleaved), or `least_conn` (fewest requests in flight per unit of weight; ties, such as idle targets, broken by weight).",
 		Example: "least_conn", Enum: []string{"round_robin", "least_conn"},
+	},
+	"upstream.retry_on": {
+		Desc:    "What `retries` applies to: `connect` (no connection could be had: the connect failed, TLS verification failed or every connection slot was busy; nothing was sent) and response status codes from 500 to 599 (the response is dropped before any of it reaches the client). Only idempotent methods are retried (GET, HEAD, OPTIONS, PUT, DELETE, TRACE; RFC 9110 §9.2.2), never a request whose body is streamed to the upstream (larger than `server.stream_request_body_threshold`), and never once the response was handed to the client. A request that was sent and got no answer (reset, timeout) is not retried. Each retry counts against `retries` and the `retry_budget`, and goes to a target the request has not tried when there is one.",
+		Default: "`[connect]`",
+		Example: []any{"connect", 502, 503, 504}, Pattern: `^(connect|5[0-9][0-9])$`,
+	},
+	"upstream.retry_budget": {
+		Desc:    "Caps the retries of this upstream relative to its requests (see below).",
+		Default: "`{ratio: 0.2, min_per_second: 10, window: 10s}`",
+		Example: map[string]any{"ratio": 0.1, "min_per_second": 5},
+	},
+
+	// upstreams.<name>.targets[]:
+	"upstreamTarget.url": {
+		Desc:     "Base URL of the target, as in the string form.",
+		Required: true, Default: "none (required)",
+		Example: "http://10.0.1.10:8080", Pattern: targetPattern,
+	},
+	"upstreamTarget.weight": {
+		Desc:    "The target's share of the requests, relative to the other targets' weights. `0` drains the target: it gets no new requests (its health checks go on); at least one target must have a weight above 0.",
+		Example: 90, Min: ptr(0), Max: ptr(10000),
+	},
+
+	// upstreams.<name>.retry_budget:
+	"retryBudget.ratio": {
+		Desc:    "Retries allowed as a share of the requests that could be retried, from 0 to 1.",
+		Example: 0.1, Min: ptr(0), Max: ptr(1),
+	},
+	"retryBudget.min_per_second": {
+		Desc:    "Retries allowed per second of the window whatever the ratio, so an upstream with little traffic can still retry. `0`: the ratio alone decides.",
+		Example: 5, Min: ptr(0), Max: ptr(1000000),
+	},
+	"retryBudget.window": {
+		Desc:    "The sliding window requests and retries are counted over: whole seconds from 1s to 1m.",
+		Example: "30s",
 	},
 	"upstream.connect_timeout": {
 		Desc:    "Time allowed to open a connection to a target (TCP connect plus TLS handshake).",
@@ -434,7 +469,7 @@ var docs = map[string]fieldDoc{
 		Example: 256, Min: ptr(0),
 	},
 	"upstream.retries": {
-		Desc:    "Extra attempts, on another target when there is one, for idempotent requests (GET, HEAD, OPTIONS, PUT, DELETE, TRACE) that could not get a connection (connect failed or every slot busy). Nothing is retried once request bytes were sent. 0 to 10.",
+		Desc:    "Extra attempts of a request, for the conditions of `retry_on`, on a target the request has not tried when there is one (else the same). All attempts together stay within `timeout` (or the route's). 0 to 10.",
 		Example: 2, Min: ptr(0), Max: ptr(10),
 	},
 	"upstream.health_check": {

@@ -215,6 +215,11 @@ func newModel() (*model, error) {
 		intro: "Present (even empty: `tls: {}`), every connection to Redis, sentinels included, uses TLS 1.2 or later, verified against the system roots unless `ca_file` is set."})
 	add(&section{def: "upstream", title: "upstreams.NAME", typ: reflect.TypeFor[config.Upstream](), defaults: reflect.ValueOf(*up),
 		intro: "One pool of targets. An upstream whose settings did not change keeps its connections and health state across reloads."})
+	add(&section{def: "upstreamTarget", title: "upstreams.NAME.targets[]", typ: reflect.TypeFor[config.Target](),
+		defaults: reflect.ValueOf(config.Target{Weight: 1}),
+		intro:    "A target is a URL string (weight 1) or this mapping. Each target gets a share of the requests equal to its weight divided by the sum of the weights of the targets taking traffic: a target that fails its active health checks or is ejected drops out, and the others share its weight in proportion to theirs until it is back. `round_robin` interleaves the targets by weight (strictly in turn when the weights are equal); `least_conn` picks the fewest requests in flight per unit of weight, ties broken by weight. Changing a weight on reload builds the upstream anew (fresh connections, health checks start again)."})
+	add(&section{def: "retryBudget", title: "upstreams.NAME.retry_budget", typ: reflect.TypeFor[config.RetryBudget](), defaults: reflect.ValueOf(*up.RetryBudget), nullable: true,
+		intro: "Retries are allowed only while the retries of the last `window` number at most `ratio` times the requests that could have been retried in it, plus `min_per_second` for every second of the window (so an upstream with little traffic can still retry). A retry over the budget is not made: the client gets the last answer (the 5xx, or the 502/503/504 of the connect failure). This keeps retries from multiplying the load on an upstream that is failing: at the defaults, 20 % more attempts at most, plus 10 per second. Retries made are counted in `gateway_upstream_retries_total{upstream}`."})
 	add(&section{def: "healthCheck", title: "upstreams.NAME.health_check", typ: reflect.TypeFor[config.HealthCheck](), defaults: reflect.ValueOf(*up.HealthCheck), nullable: true,
 		intro: "Active health checks. Written (even empty: `health_check: {}`), they run with the defaults below."})
 	add(&section{def: "upstreamTLS", title: "upstreams.NAME.tls", typ: reflect.TypeFor[config.UpstreamTLS](), nullable: true,
@@ -397,6 +402,15 @@ func (m *model) fieldSchema(s *section, sf reflect.StructField, f *field) error 
 		}
 	case reflect.Bool:
 		f.schema, f.typeName = withEnv(object{{"type", "boolean"}}), "boolean"
+	case reflect.Float32, reflect.Float64:
+		sc := object{{"type", "number"}}
+		if d.Min != nil {
+			sc.set("minimum", *d.Min)
+		}
+		if d.Max != nil {
+			sc.set("maximum", *d.Max)
+		}
+		f.schema, f.typeName = withEnv(sc), "number"
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
 		sc, err := intSchema(d)
 		if err != nil {
@@ -420,6 +434,19 @@ func (m *model) fieldSchema(s *section, sf reflect.StructField, f *field) error 
 			e = e.Elem()
 		}
 		switch {
+		case s.def == "upstream" && sf.Name == "RetryOn":
+			// YAML reads 503 as a number, which the loader takes as "503".
+			f.schema = object{{"type", listType(d)}, {"items", object{{"anyOf", []any{
+				object{{"const", config.RetryConnect}},
+				object{{"type", "integer"}, {"minimum", 500}, {"maximum", 599}},
+				stringSchema(d),
+			}}}}}
+			f.typeName = "list of `connect` and status codes"
+		case e == reflect.TypeFor[config.Target]():
+			item := ref(m.byType[e].def)
+			item.set("type", "object")
+			f.schema = object{{"type", listType(d)}, {"items", object{{"anyOf", []any{stringSchema(d), item}}}}}
+			f.typeName = "list of URLs or [" + m.byType[e].title + "](" + anchor(m.byType[e].def) + ")"
 		case e.Kind() == reflect.String:
 			f.schema = object{{"type", listType(d)}, {"items", stringSchema(d)}}
 			f.typeName = "list of strings"
@@ -564,6 +591,8 @@ func (m *model) setDefault(f *field, sf reflect.StructField, v reflect.Value) {
 		f.def = !v.IsNil() && v.Elem().Bool()
 	case t.Kind() >= reflect.Int && t.Kind() <= reflect.Int64:
 		f.def = v.Int()
+	case t.Kind() == reflect.Float64:
+		f.def = v.Float()
 	case t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.String && !v.IsNil():
 		f.def = v.Interface()
 	}

@@ -107,12 +107,15 @@ type Log struct {
 
 // Upstream is a named pool of targets.
 type Upstream struct {
-	Targets              []string     `yaml:"targets"`
-	Balance              string       `yaml:"balance"`
-	ConnectTimeout       Duration     `yaml:"connect_timeout"`
-	Timeout              Duration     `yaml:"timeout"`
-	MaxConnsPerTarget    int          `yaml:"max_conns_per_target"`
-	Retries              int          `yaml:"retries"`
+	Targets           []Target `yaml:"targets"`
+	Balance           string   `yaml:"balance"`
+	ConnectTimeout    Duration `yaml:"connect_timeout"`
+	Timeout           Duration `yaml:"timeout"`
+	MaxConnsPerTarget int      `yaml:"max_conns_per_target"`
+	Retries           int      `yaml:"retries"`
+	// RetryOn lists the conditions retried: "connect" and 5xx status codes.
+	RetryOn              []string     `yaml:"retry_on"`
+	RetryBudget          *RetryBudget `yaml:"retry_budget"`
 	HealthCheck          *HealthCheck `yaml:"health_check"`
 	MaxResponseBodyBytes Size         `yaml:"max_response_body_bytes"`
 	// EjectAfter consecutive connect failures take a target out for EjectFor.
@@ -121,6 +124,34 @@ type Upstream struct {
 	// TLS configures the connections to https targets.
 	TLS  *UpstreamTLS `yaml:"tls"`
 	Meta Meta         `yaml:"-"`
+}
+
+// Target is one target of an upstream. In YAML it is either a URL string
+// (weight 1) or a mapping { url, weight }.
+type Target struct {
+	URL string `yaml:"url"`
+	// Weight is the target's share of the traffic; 0 drains it.
+	Weight int  `yaml:"weight"`
+	Meta   Meta `yaml:"-"`
+}
+
+// URLs returns the URLs of targets, in order.
+func URLs(targets []Target) []string {
+	out := make([]string, len(targets))
+	for i, t := range targets {
+		out[i] = t.URL
+	}
+	return out
+}
+
+// RetryBudget bounds an upstream's retries: within the last Window, retries
+// may number at most Ratio times the retry-eligible requests plus
+// MinPerSecond per second of the window.
+type RetryBudget struct {
+	Ratio        float64  `yaml:"ratio"`
+	MinPerSecond int      `yaml:"min_per_second"`
+	Window       Duration `yaml:"window"`
+	Meta         Meta     `yaml:"-"`
 }
 
 // HealthCheck configures active health checks of an upstream's targets.

@@ -241,7 +241,7 @@ routes:
 			if u == nil {
 				t.Fatalf("upstream %s missing", tt.give)
 			}
-			if len(u.Targets) != 1 || u.Targets[0] != tt.wantTarget || u.Timeout.D() != tt.wantTimeout || u.Retries != tt.wantRetries {
+			if len(u.Targets) != 1 || u.Targets[0].URL != tt.wantTarget || u.Timeout.D() != tt.wantTimeout || u.Retries != tt.wantRetries {
 				t.Fatalf("got targets %v timeout %v retries %d, want %s %v %d", u.Targets, u.Timeout.D(), u.Retries,
 					tt.wantTarget, tt.wantTimeout, tt.wantRetries)
 			}

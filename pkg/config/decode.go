@@ -101,7 +101,26 @@ var (
 	unmarshalerType = reflect.TypeFor[yaml.Unmarshaler]()
 	nodeType        = reflect.TypeFor[yaml.Node]()
 	metaType        = reflect.TypeFor[Meta]()
+	targetType      = reflect.TypeFor[Target]()
 )
+
+// target decodes an upstream target: a URL string, weight 1, or a mapping
+// { url, weight } whose weight defaults to 1.
+func (d *decoder) target(n *yaml.Node, t *Target, path string) {
+	t.Weight = 1
+	switch {
+	case n.Kind == yaml.ScalarNode && !isNull(n):
+		t.URL = n.Value
+		t.Meta = Meta{File: d.file, Node: n}
+	case n.Kind == yaml.MappingNode:
+		d.structValue(n, reflect.ValueOf(t).Elem(), path)
+		if !t.Meta.Has("url") {
+			d.fail(n, joinPath(path, "url"), "missing url: a target is a URL or { url: URL, weight: N }")
+		}
+	default:
+		d.fail(n, path, "expected a URL or a mapping { url, weight }, got %s", kindName(n))
+	}
+}
 
 func (d *decoder) fail(n *yaml.Node, path, format string, args ...any) {
 	d.errs.add(Errorf(d.file, n, path, fmt.Sprintf(format, args...)))
@@ -145,6 +164,10 @@ func (d *decoder) value(n *yaml.Node, v reflect.Value, path string) {
 			v.Set(reflect.New(v.Type().Elem()))
 		}
 		d.value(n, v.Elem(), path)
+		return
+	}
+	if v.Type() == targetType {
+		d.target(n, v.Addr().Interface().(*Target), path)
 		return
 	}
 	if v.CanAddr() && v.Addr().Type().Implements(unmarshalerType) {

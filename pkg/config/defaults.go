@@ -23,7 +23,11 @@ const (
 	DefaultEjectAfter            = 3
 	DefaultEjectFor              = 10 * time.Second
 	DefaultBalance               = "round_robin"
-	DefaultWebSocketIdleTimeout  = 5 * time.Minute
+	DefaultRetryBudgetRatio      = 0.2
+	DefaultRetryBudgetWindow     = 10 * time.Second
+	// DefaultRetryBudgetMinPerSecond is the default retry_budget.min_per_second.
+	DefaultRetryBudgetMinPerSecond = 10
+	DefaultWebSocketIdleTimeout    = 5 * time.Minute
 )
 
 func setDur(d *Duration, v time.Duration) {
@@ -90,6 +94,21 @@ func (c *Config) applyDefaults() {
 			u.EjectAfter = DefaultEjectAfter
 		}
 		setDur(&u.EjectFor, DefaultEjectFor)
+		if !u.Meta.Has("retry_on") {
+			u.RetryOn = []string{RetryConnect}
+		}
+		if u.RetryBudget == nil {
+			u.RetryBudget = &RetryBudget{}
+		}
+		if b := u.RetryBudget; !b.Meta.Has("ratio") {
+			b.Ratio = DefaultRetryBudgetRatio
+		}
+		if b := u.RetryBudget; !b.Meta.Has("min_per_second") {
+			b.MinPerSecond = DefaultRetryBudgetMinPerSecond
+		}
+		if b := u.RetryBudget; !b.Meta.Has("window") {
+			b.Window = Duration(DefaultRetryBudgetWindow)
+		}
 		if h := u.HealthCheck; h != nil {
 			setStr(&h.Path, "/healthz")
 			setDur(&h.Interval, DefaultHealthInterval)

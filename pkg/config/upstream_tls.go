@@ -38,7 +38,7 @@ func (v *validator) upstreamTLS(path string, u *Upstream) {
 	t := u.TLS
 	m := t.Meta
 	path += ".tls"
-	if scheme := targetsScheme(u.Targets); scheme == "http" {
+	if scheme := targetsScheme(URLs(u.Targets)); scheme == "http" {
 		v.at(m.Node, path, "applies to https targets only, and every target is http: remove tls or use https:// targets")
 	}
 	switch {

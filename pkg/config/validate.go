@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -166,14 +167,40 @@ func (v *validator) upstream(c *Config, name string, u *Upstream) {
 	if len(u.Targets) == 0 {
 		v.at(m.Pos("targets"), path+".targets", "at least one target is required, e.g. http://127.0.0.1:9002")
 	}
-	tn := m.Pos("targets")
+	positive := false
+	seen := make(map[string]int, len(u.Targets))
 	for i, t := range u.Targets {
-		node := tn
-		if tn != nil && tn.Kind == yaml.SequenceNode && i < len(tn.Content) {
-			node = tn.Content[i]
+		tpath := IndexPath(path+".targets", i)
+		node := t.Meta.Node
+		if t.Meta.Has("url") {
+			node = t.Meta.Pos("url")
 		}
-		if msg := checkTarget(t); msg != "" {
-			v.at(node, IndexPath(path+".targets", i), "%s", msg)
+		if msg := checkTarget(t.URL); msg != "" {
+			v.at(node, tpath, "%s", msg)
+		} else if j, dup := seen[canonicalTarget(t.URL)]; dup {
+			v.at(node, tpath, "duplicate target %q (also targets[%d]): give it one entry with the combined weight", RedactURL(t.URL), j)
+		} else {
+			seen[canonicalTarget(t.URL)] = i
+		}
+		if t.Weight < 0 || t.Weight > MaxTargetWeight {
+			v.at(t.Meta.Pos("weight"), tpath+".weight", "must be between 0 and %d, got %d", MaxTargetWeight, t.Weight)
+		}
+		positive = positive || t.Weight > 0
+	}
+	if len(u.Targets) > 0 && !positive {
+		v.at(m.Pos("targets"), path+".targets", "every target has weight 0 (drained): at least one must take traffic")
+	}
+	v.retryOn(path, u)
+	if b := u.RetryBudget; b != nil {
+		bpath := path + ".retry_budget"
+		if !(b.Ratio >= 0 && b.Ratio <= 1) {
+			v.at(b.Meta.Pos("ratio"), bpath+".ratio", "must be between 0 and 1 (a share of the requests), got %g", b.Ratio)
+		}
+		if b.MinPerSecond < 0 || b.MinPerSecond > 1_000_000 {
+			v.at(b.Meta.Pos("min_per_second"), bpath+".min_per_second", "must be between 0 and 1000000, got %d", b.MinPerSecond)
+		}
+		if w := b.Window.D(); w < time.Second || w > time.Minute || w%time.Second != 0 {
+			v.at(b.Meta.Pos("window"), bpath+".window", "must be whole seconds from 1s to 1m, got %s", w)
 		}
 	}
 	switch u.Balance {
@@ -193,12 +220,65 @@ func (v *validator) upstream(c *Config, name string, u *Upstream) {
 	if h := u.HealthCheck; h != nil && !strings.HasPrefix(h.Path, "/") {
 		v.at(h.Meta.Pos("path"), path+".health_check.path", "must start with '/', got %q", h.Path)
 	}
-	if targetsScheme(u.Targets) == "mixed" {
+	if targetsScheme(URLs(u.Targets)) == "mixed" {
 		v.at(m.Pos("targets"), path+".targets", "mix http and https targets: a request would be encrypted or not depending on the target picked; make them all https (or split the upstream)")
 	}
 	if u.TLS != nil {
 		v.upstreamTLS(path, u)
 	}
+}
+
+// MaxTargetWeight is the largest weight of an upstream target.
+const MaxTargetWeight = 10000
+
+// RetryConnect is the retry_on condition for requests that got no
+// connection.
+const RetryConnect = "connect"
+
+// retryOn checks an upstream's retry_on list: "connect" and status codes
+// from 500 to 599, each once.
+func (v *validator) retryOn(path string, u *Upstream) {
+	n := u.Meta.Pos("retry_on")
+	seen := map[string]bool{}
+	for i, c := range u.RetryOn {
+		node := n
+		if n != nil && n.Kind == yaml.SequenceNode && i < len(n.Content) {
+			node = n.Content[i]
+		}
+		ipath := IndexPath(path+".retry_on", i)
+		if seen[c] {
+			v.at(node, ipath, "%q is listed twice", c)
+			continue
+		}
+		seen[c] = true
+		if c == RetryConnect {
+			continue
+		}
+		code, err := strconv.Atoi(c)
+		switch {
+		case err != nil || len(c) != 3:
+			hint := suggest(c, []string{RetryConnect}, "conditions")
+			if c == "timeout" || c == "reset" {
+				hint = ": a request that was sent and got no answer is not retried (the upstream may have acted on it, and timeout bounds all attempts together)"
+			}
+			v.at(node, ipath, "expected %q or a status code from 500 to 599, got %q%s", RetryConnect, c, hint)
+		case code < 500 || code > 599:
+			v.at(node, ipath, "only 5xx statuses are retried (500 to 599), got %d", code)
+		}
+	}
+	if u.Meta.Has("retry_on") && len(u.RetryOn) == 0 && u.Retries > 0 {
+		v.at(n, path+".retry_on", "is empty, so retries: %d never applies: list conditions such as [connect, 503] or set retries: 0", u.Retries)
+	}
+}
+
+// canonicalTarget returns the form of a valid target URL that two
+// spellings of the same target share.
+func canonicalTarget(t string) string {
+	u, err := url.Parse(t)
+	if err != nil {
+		return t
+	}
+	return strings.ToLower(u.Scheme) + "://" + strings.ToLower(u.Host)
 }
 
 func checkTarget(t string) string {

@@ -411,6 +411,8 @@ func upstreamProblem(file, name string, u *config.Upstream, e error) error {
 		n = u.HealthCheck.Meta.Pos(sub)
 	case key == "tls" && u.TLS != nil && sub != "":
 		n = u.TLS.Meta.Pos(sub)
+	case key == "retry_budget" && u.RetryBudget != nil && sub != "":
+		n = u.RetryBudget.Meta.Pos(sub)
 	}
 	return config.Errorf(file, n, path+"."+field, msg)
 }

@@ -31,7 +31,9 @@ func newUpstreamPool(logger *zap.Logger) *upstreamPool {
 func proxyConfig(name string, u *config.Upstream) proxy.Config {
 	pc := proxy.Config{
 		Name:                name,
-		Targets:             u.Targets,
+		Targets:             config.URLs(u.Targets),
+		Weights:             make([]int, len(u.Targets)),
+		RetryOn:             u.RetryOn,
 		Balance:             u.Balance,
 		ConnectTimeout:      u.ConnectTimeout.D(),
 		Timeout:             u.Timeout.D(),
@@ -40,6 +42,12 @@ func proxyConfig(name string, u *config.Upstream) proxy.Config {
 		MaxResponseBodySize: int(u.MaxResponseBodyBytes),
 		EjectAfter:          u.EjectAfter,
 		EjectFor:            u.EjectFor.D(),
+	}
+	for i, t := range u.Targets {
+		pc.Weights[i] = t.Weight
+	}
+	if b := u.RetryBudget; b != nil {
+		pc.RetryBudget = &proxy.RetryBudget{Ratio: b.Ratio, MinPerSecond: b.MinPerSecond, Window: b.Window.D()}
 	}
 	if h := u.HealthCheck; h != nil {
 		pc.HealthCheck = &proxy.HealthCheck{Path: h.Path, Interval: h.Interval.D(), Timeout: h.Timeout.D()}

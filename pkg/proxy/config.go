@@ -3,12 +3,13 @@ package proxy
 import (
 	"errors"
 	"fmt"
-	"github.com/gatewayd/gatewayd/pkg/config"
 	"net"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/gatewayd/gatewayd/pkg/config"
 )
 
 // Balancing strategies accepted in Config.Balance.
@@ -44,6 +45,33 @@ const (
 // MaxTargets is the largest number of targets one upstream may list.
 const MaxTargets = 64
 
+// MaxWeight is the largest weight of one target.
+const MaxWeight = 10000
+
+// Retry conditions accepted in Config.RetryOn, besides the status codes
+// "500" to "599".
+const (
+	// RetryConnect retries a request that got no connection: the connect
+	// failed (refused, timed out, TLS verification failed) or every
+	// connection slot of the target was busy. Nothing was sent.
+	RetryConnect = "connect"
+)
+
+// Retry budget defaults (see RetryBudget).
+const (
+	// DefaultRetryBudgetRatio is the default RetryBudget.Ratio.
+	DefaultRetryBudgetRatio = 0.2
+	// DefaultRetryBudgetMinPerSecond is the default RetryBudget.MinPerSecond.
+	DefaultRetryBudgetMinPerSecond = 10
+	// DefaultRetryBudgetWindow is the default RetryBudget.Window.
+	DefaultRetryBudgetWindow = 10 * time.Second
+	// MaxRetryBudgetWindow is the longest RetryBudget.Window.
+	MaxRetryBudgetWindow = time.Minute
+)
+
+// DefaultRetryOn is the retry condition list used when Config.RetryOn is nil.
+var DefaultRetryOn = []string{RetryConnect}
+
 // Config describes one upstream: a named set of targets and how requests are
 // spread over them, timed, retried and checked.
 type Config struct {
@@ -54,7 +82,16 @@ type Config struct {
 	// "https://api.internal:443": scheme http or https, a host and an optional
 	// port, no path, query, fragment or user info.
 	Targets []string
-	// Balance is BalanceRoundRobin (the default) or BalanceLeastConn.
+	// Weights holds the weight of each target, Weights[i] that of
+	// Targets[i]: its share of the requests is its weight divided by the sum
+	// of the weights of the targets that take traffic. 0 drains a target (it
+	// gets no requests; its health checks go on); at least one weight must
+	// be positive. Nil gives every target weight 1.
+	Weights []int
+	// Balance is BalanceRoundRobin (the default) or BalanceLeastConn. Both
+	// honour Weights: round robin spreads the requests in proportion to the
+	// weights, interleaved; least_conn picks the target with the fewest
+	// requests in flight per unit of weight, ties broken by weight.
 	Balance string
 	// ConnectTimeout bounds the TCP connect plus TLS handshake (default 1s).
 	ConnectTimeout time.Duration
@@ -65,10 +102,19 @@ type Config struct {
 	MaxConnsPerTarget int
 	// Retries is how many more attempts an idempotent request (GET, HEAD,
 	// OPTIONS, PUT, DELETE, TRACE) may make, on another target when there is
-	// one, when no connection could be had: the connect failed or every
-	// connection slot was busy. Once request bytes were sent, nothing is
-	// retried on another target. Default 0.
+	// one, for the conditions of RetryOn. A request whose body is streamed
+	// (not held by the gateway) is never retried, and every retry needs
+	// room in the RetryBudget. Default 0.
 	Retries int
+	// RetryOn lists what is retried: RetryConnect (no connection could be
+	// had; nothing was sent) and response status codes "500" to "599" (the
+	// response is dropped before anything of it reached the client). Nil
+	// means DefaultRetryOn.
+	RetryOn []string
+	// RetryBudget caps the retries of the upstream relative to its
+	// requests, so that retries cannot multiply the load of a failing
+	// upstream. Nil means the defaults.
+	RetryBudget *RetryBudget
 	// MaxResponseBodySize limits the upstream response body in bytes; 0 means
 	// unlimited.
 	MaxResponseBodySize int
@@ -85,6 +131,22 @@ type Config struct {
 	// verification is a connect failure: ErrBadGateway, retried on another
 	// target and counted towards passive ejection like a refused connect.
 	TLS *TLS
+}
+
+// RetryBudget allows a retry only while the retries of the last Window
+// stay within Ratio times the retry-eligible requests of that Window, plus
+// MinPerSecond per second of the Window (so that an upstream with little
+// traffic can still retry). A retry over the budget is not made: the
+// request fails (or the status is answered) as if no retries were left.
+type RetryBudget struct {
+	// Ratio is the share of retries allowed, 0 to 1 (default 0.2).
+	Ratio float64
+	// MinPerSecond is the retries allowed per second regardless of the
+	// ratio, 0 or more (default 10).
+	MinPerSecond int
+	// Window is the sliding window the budget is counted over, whole
+	// seconds from 1s to 1m (default 10s; 0 means the default).
+	Window time.Duration
 }
 
 // HealthCheck configures active health checks: every Interval each target
@@ -120,6 +182,17 @@ func (c Config) withDefaults() Config {
 	if c.EjectFor == 0 {
 		c.EjectFor = DefaultEjectFor
 	}
+	if c.RetryOn == nil {
+		c.RetryOn = DefaultRetryOn
+	}
+	if c.RetryBudget == nil {
+		c.RetryBudget = &RetryBudget{Ratio: DefaultRetryBudgetRatio, MinPerSecond: DefaultRetryBudgetMinPerSecond}
+	}
+	if c.RetryBudget.Window == 0 {
+		b := *c.RetryBudget
+		b.Window = DefaultRetryBudgetWindow
+		c.RetryBudget = &b
+	}
 	if c.HealthCheck != nil {
 		hc := *c.HealthCheck
 		if hc.Path == "" {
@@ -153,6 +226,7 @@ func (c Config) Key() string {
 			raw = t.url
 		}
 		b.WriteString(strconv.Quote(raw))
+		b.WriteString("*" + strconv.Itoa(d.weight(i)))
 	}
 	b.WriteString("] balance=")
 	b.WriteString(strconv.Quote(d.Balance))
@@ -160,6 +234,10 @@ func (c Config) Key() string {
 	b.WriteString(" timeout=" + d.Timeout.String())
 	b.WriteString(" max_conns_per_target=" + strconv.Itoa(d.MaxConnsPerTarget))
 	b.WriteString(" retries=" + strconv.Itoa(d.Retries))
+	b.WriteString(" retry_on=[" + strings.Join(d.RetryOn, ",") + "]")
+	b.WriteString(" retry_budget={ratio=" + strconv.FormatFloat(d.RetryBudget.Ratio, 'g', -1, 64))
+	b.WriteString(" min_per_second=" + strconv.Itoa(d.RetryBudget.MinPerSecond))
+	b.WriteString(" window=" + d.RetryBudget.Window.String() + "}")
 	b.WriteString(" max_response_body_size=" + strconv.Itoa(d.MaxResponseBodySize))
 	b.WriteString(" eject_after=" + strconv.Itoa(d.EjectAfter))
 	b.WriteString(" eject_for=" + d.EjectFor.String())
@@ -176,8 +254,17 @@ func (c Config) Key() string {
 	return b.String()
 }
 
-// validate checks a configuration that already has its defaults applied and
-// returns every problem found, joined.
+// weight returns the weight of target i.
+func (c Config) weight(i int) int {
+	if c.Weights == nil {
+		return 1
+	}
+	if i < len(c.Weights) {
+		return c.Weights[i]
+	}
+	return 0
+}
+
 // Problems applies the defaults and returns every reason New would refuse
 // c, one error each, as "field: message" with field the setting's key
 // (health_check.timeout, targets[1]), so a caller can point at it.
@@ -192,6 +279,8 @@ func (c Config) Problems() []error {
 	return nil
 }
 
+// validate checks a configuration that already has its defaults applied and
+// returns every problem found, joined.
 func (c Config) validate() error {
 	var errs []error
 	add := func(format string, args ...any) {
@@ -246,8 +335,36 @@ func (c Config) validate() error {
 	if c.MaxConnsPerTarget < 0 {
 		add("max_conns_per_target: must not be negative, got %d", c.MaxConnsPerTarget)
 	}
+	if c.Weights != nil {
+		if len(c.Weights) != len(c.Targets) {
+			add("weights: %d weights for %d targets", len(c.Weights), len(c.Targets))
+		}
+		positive := false
+		for i, w := range c.Weights {
+			if w < 0 || w > MaxWeight {
+				add("targets[%d].weight: must be between 0 and %d, got %d", i, MaxWeight, w)
+			}
+			positive = positive || w > 0
+		}
+		if !positive && len(c.Weights) > 0 {
+			add("targets: every target has weight 0: at least one must take traffic")
+		}
+	}
 	if c.Retries < 0 {
 		add("retries: must not be negative, got %d", c.Retries)
+	}
+	_, _, rerrs := parseRetryOn(c.RetryOn)
+	errs = append(errs, rerrs...)
+	if b := c.RetryBudget; b != nil {
+		if !(b.Ratio >= 0 && b.Ratio <= 1) {
+			add("retry_budget.ratio: must be between 0 and 1, got %g", b.Ratio)
+		}
+		if b.MinPerSecond < 0 {
+			add("retry_budget.min_per_second: must not be negative, got %d", b.MinPerSecond)
+		}
+		if b.Window < time.Second || b.Window > MaxRetryBudgetWindow || b.Window%time.Second != 0 {
+			add("retry_budget.window: must be whole seconds from 1s to %s, got %s", MaxRetryBudgetWindow, b.Window)
+		}
 	}
 	if c.MaxResponseBodySize < 0 {
 		add("max_response_body_size: must not be negative, got %d", c.MaxResponseBodySize)
@@ -339,4 +456,32 @@ func parseTarget(raw string) (targetAddr, error) {
 	t.addr = net.JoinHostPort(t.name, port)
 	t.url = t.scheme + "://" + host
 	return t, nil
+}
+
+// parseRetryOn parses retry conditions: whether connect failures are
+// retried, and the set of retried statuses (bit code-500 set for code).
+func parseRetryOn(conds []string) (connect bool, statuses [2]uint64, errs []error) {
+	seen := make(map[string]bool, len(conds))
+	for i, c := range conds {
+		if seen[c] {
+			errs = append(errs, fmt.Errorf("retry_on[%d]: %q is listed twice", i, c))
+			continue
+		}
+		seen[c] = true
+		if c == RetryConnect {
+			connect = true
+			continue
+		}
+		code, cerr := strconv.Atoi(c)
+		if cerr != nil || len(c) != 3 {
+			errs = append(errs, fmt.Errorf("retry_on[%d]: expected %q or a status code from 500 to 599, got %q", i, RetryConnect, c))
+			continue
+		}
+		if code < 500 || code > 599 {
+			errs = append(errs, fmt.Errorf("retry_on[%d]: only 5xx statuses are retried (500 to 599), got %d", i, code))
+			continue
+		}
+		statuses[(code-500)/64] |= 1 << uint((code-500)%64)
+	}
+	return connect, statuses, errs
 }

@@ -4,7 +4,17 @@
 // and response (PrepareRequest, CleanResponse).
 //
 // Target selection. A request goes to a target that passes its active health
-// checks and is not ejected. When every target that is not ejected fails its
+// checks, is not ejected and has a weight above 0, chosen among those in
+// proportion to their weights: a target that drops out (unhealthy, ejected)
+// leaves its share to the others in proportion to theirs, and gets it back
+// when it returns. Round robin takes the available targets strictly in turn
+// when their weights are equal; otherwise it walks a golden-ratio (Weyl)
+// sequence over the weights of the targets available at that moment, so
+// every target gets its share interleaved with the others rather than in
+// runs. Either way a pick is one atomic add, no lock and no allocation. Least connections picks the
+// target with the fewest requests in flight per unit of weight, ties (such
+// as everything idle) broken the same weighted way. A retry goes to a target
+// this request has not tried when there is one. When every target that is not ejected fails its
 // health checks, the request still goes to one of them: the upstream fails
 // open, because a broken or misconfigured health endpoint must not turn every
 // request into a 503 while the targets may well serve traffic. Passive
@@ -26,6 +36,7 @@ package proxy
 import (
 	"crypto/tls"
 	"errors"
+	"math/bits"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -44,15 +55,19 @@ type Upstream struct {
 	key       string
 	targets   []*target
 	leastConn bool
-	rr        atomic.Uint32
+	rr        atomic.Uint64
 
-	timeout    time.Duration
-	retries    int
-	maxBody    int
-	ejectAfter int32
-	ejectFor   int64 // nanoseconds
+	timeout      time.Duration
+	retries      int
+	retryConnect bool
+	retryStatus  [2]uint64 // bit code-500 set for each retried status
+	budget       *retryBudget
+	maxBody      int
+	ejectAfter   int32
+	ejectFor     int64 // nanoseconds
 
 	ejections *vm.Counter
+	retried   *vm.Counter
 	logger    *zap.Logger
 
 	stop      chan struct{}
@@ -65,6 +80,7 @@ type Upstream struct {
 type target struct {
 	targetAddr
 	bit    uint64 // 1 << the target's index, for the tried set of a request
+	weight uint64 // 0 to MaxWeight; 0: drained, never picked
 	scheme []byte
 	host   []byte
 
@@ -95,24 +111,30 @@ func New(cfg Config, logger *zap.Logger) (*Upstream, error) {
 	if logger == nil {
 		logger = zap.NewNop()
 	}
+	retryConnect, retryStatus, _ := parseRetryOn(cfg.RetryOn) // validated above
 	u := &Upstream{
-		name:       cfg.Name,
-		key:        cfg.Key(),
-		leastConn:  cfg.Balance == BalanceLeastConn,
-		timeout:    cfg.Timeout,
-		retries:    cfg.Retries,
-		maxBody:    cfg.MaxResponseBodySize,
-		ejectAfter: int32(min(cfg.EjectAfter, 1<<30)),
-		ejectFor:   int64(cfg.EjectFor),
-		ejections:  metrics.UpstreamEjections(cfg.Name),
-		logger:     logger.With(zap.String("upstream", cfg.Name)),
-		stop:       make(chan struct{}),
+		name:         cfg.Name,
+		key:          cfg.Key(),
+		leastConn:    cfg.Balance == BalanceLeastConn,
+		timeout:      cfg.Timeout,
+		retries:      cfg.Retries,
+		retryConnect: retryConnect,
+		retryStatus:  retryStatus,
+		budget:       newRetryBudget(*cfg.RetryBudget),
+		maxBody:      cfg.MaxResponseBodySize,
+		ejectAfter:   int32(min(cfg.EjectAfter, 1<<30)),
+		ejectFor:     int64(cfg.EjectFor),
+		ejections:    metrics.UpstreamEjections(cfg.Name),
+		retried:      metrics.UpstreamRetries(cfg.Name),
+		logger:       logger.With(zap.String("upstream", cfg.Name)),
+		stop:         make(chan struct{}),
 	}
 	for i, raw := range cfg.Targets {
 		ta, _ := parseTarget(raw) // validated above
 		t := &target{
 			targetAddr:     ta,
 			bit:            1 << uint(i),
+			weight:         uint64(cfg.weight(i)),
 			scheme:         []byte(ta.scheme),
 			host:           []byte(ta.host),
 			connectTimeout: cfg.ConnectTimeout,
@@ -178,23 +200,32 @@ func (u *Upstream) Close() error {
 
 // Do sends req to a target and reads the answer into resp, replacing
 // whatever resp held (headers the gateway wants on the response must be set
-// after Do). timeout bounds the whole exchange; 0 means the upstream's
-// configured Timeout.
+// after Do). timeout bounds the whole exchange, retries included; 0 means
+// the upstream's configured Timeout.
 //
 // Do points the request URI at the chosen target (scheme and host), so the
 // Host header becomes the target's host unless req.UseHostHeader is set, in
 // which case the request's Host header is kept (preserve_host). The path is
 // sent exactly as set on req.URI(); it is not normalised again.
 //
-// Idempotent requests without a body stream are retried on another target,
-// up to Config.Retries times, when no connection could be had (connect
-// failure, or every connection slot busy); a request is never sent to another
-// target once its bytes went out. One exception, as in net/http: when a
-// reused keep-alive connection turns out to have been closed by the upstream
-// (closed before the first response byte), an idempotent request is sent
-// again on a fresh connection to the same target, at most three times. A POST
-// never is; instead, connections idle for a second or more are checked for a
-// close before reuse. On failure resp is reset and the error wraps
+// Retries. An idempotent request (GET, HEAD, OPTIONS, PUT, DELETE, TRACE,
+// RFC 9110 §9.2.2) without a body stream is sent again, up to
+// Config.Retries times and on a target it has not tried when there is one,
+// when a condition of Config.RetryOn holds: no connection could be had
+// (connect failure, or every connection slot busy: nothing was sent), or the
+// response status is one of the listed 5xx codes. A retried response is
+// dropped before Do returns, so nothing of it reaches the client; once Do
+// returned, nothing is retried. Each retry needs room in the retry budget;
+// without it, or with no attempts or time left, the last response is
+// returned as it is (or the last error). A POST or PATCH is never retried:
+// the upstream may have acted on it.
+//
+// One exception, as in net/http: when a reused keep-alive connection turns
+// out to have been closed by the upstream (closed before the first response
+// byte), an idempotent request is sent again on a fresh connection to the
+// same target, at most three times, and that does not count as a retry. A
+// POST never is; instead, connections idle for a second or more are checked
+// for a close before reuse. On failure resp is reset and the error wraps
 // ErrTimeout, ErrUnavailable or ErrBadGateway (see Classify).
 //
 // resp may come back with a body stream (see the package documentation); it
@@ -203,8 +234,12 @@ func (u *Upstream) Do(req *fasthttp.Request, resp *fasthttp.Response, timeout ti
 	if timeout <= 0 {
 		timeout = u.timeout
 	}
-	deadline := time.Now().Add(timeout)
+	start := time.Now()
+	deadline := start.Add(timeout)
 	canRetry := u.retries > 0 && isIdempotent(&req.Header) && !req.IsBodyStream()
+	if canRetry {
+		u.budget.request(second(start))
+	}
 	var (
 		tried   uint64
 		last    *target
@@ -228,14 +263,42 @@ func (u *Upstream) Do(req *fasthttp.Request, resp *fasthttp.Response, timeout ti
 			t.inflight.Add(-1)
 		}
 		if err == nil {
-			return nil
+			if !canRetry || !u.retriesStatus(resp.StatusCode()) || !u.mayRetry(attempt, deadline) {
+				return nil
+			}
+			// The response is dropped (a streamed body closes its
+			// connection) before anything of it was written to the client.
+			resp.Reset()
+			last, lastErr = t, nil
+			continue
 		}
 		last, lastErr = t, err
-		if !canRetry || attempt >= u.retries || !retryable(err) || !time.Now().Before(deadline) {
+		if !canRetry || !u.retryConnect || !retryable(err) || !u.mayRetry(attempt, deadline) {
 			resp.Reset()
 			return u.failure(t, err, deadline)
 		}
 	}
+}
+
+// retriesStatus reports whether RetryOn lists code.
+func (u *Upstream) retriesStatus(code int) bool {
+	i := uint(code - 500)
+	return i < 100 && u.retryStatus[i/64]&(1<<(i%64)) != 0
+}
+
+// mayRetry reports whether another attempt may follow attempt (0 for the
+// first): attempts and time are left and the budget has room. A true
+// answer counts the retry.
+func (u *Upstream) mayRetry(attempt int, deadline time.Time) bool {
+	if attempt >= u.retries {
+		return false
+	}
+	now := time.Now()
+	if !now.Before(deadline) || !u.budget.allow(second(now)) {
+		return false
+	}
+	u.retried.Inc()
+	return true
 }
 
 // retryable reports whether err left the request unsent, so that another
@@ -262,58 +325,120 @@ func (u *Upstream) failure(t *target, err error, deadline time.Time) error {
 }
 
 // isIdempotent reports whether a request with this method may be sent again
-// to another target after a connect failure.
+// (RFC 9110 §9.2.2; CONNECT is never proxied here).
 func isIdempotent(h *fasthttp.RequestHeader) bool {
 	return h.IsGet() || h.IsHead() || h.IsOptions() || h.IsPut() || h.IsDelete() || h.IsTrace()
 }
 
-// Selection levels, from most to least preferred.
-const (
-	pickHealthy  = iota // healthy, not ejected, not tried by this request
-	pickFailOpen        // not ejected, not tried: every untried target fails its checks
-	pickAgain           // not ejected, possibly tried already
-)
+// golden is 2^64 divided by the golden ratio: multiples of it modulo 2^64
+// are the Weyl sequence n·φ mod 1 in 64-bit fixed point, the sequence that
+// spreads consecutive points most evenly over [0, 1).
+const golden = 0x9E3779B97F4A7C15
 
 // pick chooses the target for the next attempt, or nil when every target is
-// ejected. tried has bit i set for targets this request already tried.
+// ejected or drained. tried has bit i set for targets this request already
+// tried. The candidates are, from most to least preferred: healthy and not
+// tried; not tried (every untried target fails its checks: fail open);
+// healthy; any. Ejected and weight-0 targets never are.
 func (u *Upstream) pick(tried uint64) *target {
-	start := u.rr.Add(1) - 1
-	var now int64
-	for level := pickHealthy; level <= pickAgain; level++ {
-		if t := u.scan(start, tried, level, &now); t != nil {
-			return t
+	c := u.rr.Add(1) - 1
+	var (
+		now            int64
+		avail, healthy uint64
+	)
+	for _, t := range u.targets {
+		if t.weight == 0 || u.ejected(t, &now) {
+			continue
 		}
+		avail |= t.bit
+		if t.healthy.Load() {
+			healthy |= t.bit
+		}
+	}
+	switch {
+	case healthy&^tried != 0:
+		return u.choose(healthy&^tried, c)
+	case avail&^tried != 0:
+		return u.choose(avail&^tried, c)
+	case healthy != 0:
+		return u.choose(healthy, c)
+	case avail != 0:
+		return u.choose(avail, c)
 	}
 	return nil
 }
 
-// scan returns the target chosen by the balancing strategy among those that
-// qualify at level, starting the rotation at start.
-func (u *Upstream) scan(start uint32, tried uint64, level int, now *int64) *target {
-	n := uint32(len(u.targets))
+// choose picks among the targets of set (bit i for target i, not empty) by
+// the balancing strategy; c is the pick's number.
+func (u *Upstream) choose(set, c uint64) *target {
+	if u.leastConn {
+		set = u.leastLoaded(set)
+	}
+	if set&(set-1) == 0 {
+		return u.targets[bits.TrailingZeros64(set)]
+	}
+	return u.weighted(set, c)
+}
+
+// weighted picks among the targets of set in proportion to their weights.
+// Equal weights take turns strictly in order (pick c goes to the candidate
+// c mod their number). Otherwise each target owns a stretch of [0, 2^64) as
+// long as its weight, and pick c goes to the owner of the c-th point of the
+// Weyl sequence.
+func (u *Upstream) weighted(set, c uint64) *target {
+	var total uint64
+	w0, equal := u.targets[bits.TrailingZeros64(set)].weight, true
+	for s := set; s != 0; s &= s - 1 {
+		w := u.targets[bits.TrailingZeros64(s)].weight
+		total += w
+		equal = equal && w == w0
+	}
+	if equal {
+		k := c % uint64(bits.OnesCount64(set))
+		s := set
+		for ; k > 0; k-- {
+			s &= s - 1
+		}
+		return u.targets[bits.TrailingZeros64(s)]
+	}
+	// total ≤ MaxTargets·MaxWeight < 2^32, so the product fits.
+	pos := (c * golden >> 32) * total >> 32
+	var t *target
+	for s := set; s != 0; s &= s - 1 {
+		t = u.targets[bits.TrailingZeros64(s)]
+		if pos < t.weight {
+			return t
+		}
+		pos -= t.weight
+	}
+	return t
+}
+
+// leastLoaded returns the targets of set with the fewest requests in flight
+// per unit of weight.
+func (u *Upstream) leastLoaded(set uint64) uint64 {
 	var (
 		best     *target
 		bestLoad int64
+		ties     uint64
 	)
-	for i := range n {
-		t := u.targets[(start+i)%n]
-		if level < pickAgain && tried&t.bit != 0 {
+	for s := set; s != 0; s &= s - 1 {
+		t := u.targets[bits.TrailingZeros64(s)]
+		load := t.inflight.Load()
+		if best == nil {
+			best, bestLoad, ties = t, load, t.bit
 			continue
 		}
-		if level == pickHealthy && !t.healthy.Load() {
-			continue
-		}
-		if u.ejected(t, now) {
-			continue
-		}
-		if !u.leastConn {
-			return t
-		}
-		if load := t.inflight.Load(); best == nil || load < bestLoad {
-			best, bestLoad = t, load
+		// load/t.weight against bestLoad/best.weight, without division.
+		l, r := load*int64(best.weight), bestLoad*int64(t.weight)
+		switch {
+		case l < r:
+			best, bestLoad, ties = t, load, t.bit
+		case l == r:
+			ties |= t.bit
 		}
 	}
-	return best
+	return ties
 }
 
 // ejected reports whether t is currently ejected, lifting an ejection whose
