@@ -5,6 +5,7 @@ package proxy
 import (
 	"net"
 	"testing"
+	"time"
 
 	"github.com/valyala/fasthttp"
 
@@ -85,6 +86,34 @@ func TestUpstreamDoDoesNotAllocate(t *testing.T) {
 	}
 }
 
+func TestUpstreamDoWithStatusRetryDoesNotAllocate(t *testing.T) {
+	failing := startBackend(t, statusHandler(fasthttp.StatusServiceUnavailable, "down"))
+	live := startBackend(t, textHandler(`{"ok":true}`))
+	u := newTestUpstream(t, Config{
+		Targets: []string{failing.url, live.url}, Weights: []int{3, 1}, Retries: 1, RetryOn: []string{"503"},
+		RetryBudget: &RetryBudget{Ratio: 1, Window: time.Second},
+	})
+	tmpl := rawRequest(t, benchRequest)
+	var req fasthttp.Request
+	var resp fasthttp.Response
+	do := func() {
+		tmpl.CopyTo(&req)
+		if err := u.Do(&req, &resp, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 10 {
+		do()
+	}
+	before := u.retried.Get()
+	if allocs := testing.AllocsPerRun(200, do); allocs != 0 {
+		t.Errorf("Upstream.Do with a retried 503 allocates %.2f times per call", allocs)
+	}
+	if u.retried.Get() == before {
+		t.Fatal("no retry was made")
+	}
+}
+
 func TestUpstreamDoOverTLSAllocations(t *testing.T) {
 	ca := testpki.NewCA(t, "internal CA")
 	b := startTLSBackend(t, serverConfig(ca.Server(t, []string{"127.0.0.1"})), textHandler(`{"ok":true}`))
@@ -111,5 +140,33 @@ func TestUpstreamDoOverTLSAllocations(t *testing.T) {
 	}
 	if n := b.conns.Load(); n != 1 {
 		t.Errorf("%d connections, want 1", n)
+	}
+}
+
+func TestWeightedPickDoesNotAllocate(t *testing.T) {
+	for _, balance := range []string{BalanceRoundRobin, BalanceLeastConn} {
+		for _, weights := range [][]int{{90, 10}, {1, 1, 1}} {
+			u := weightedUpstream(t, balance, weights...)
+			u.targets[0].ejectedUntil.Store(time.Now().Add(-time.Second).UnixNano())
+			allocs := testing.AllocsPerRun(1000, func() {
+				first := u.next(0)
+				_ = u.next(first.bit)
+			})
+			if allocs != 0 {
+				t.Errorf("%s %v: pick allocates %.1f times per call", balance, weights, allocs)
+			}
+		}
+	}
+}
+
+func TestRetryBudgetDoesNotAllocate(t *testing.T) {
+	b := newRetryBudget(RetryBudget{Ratio: 0.2, MinPerSecond: 10, Window: 10 * time.Second})
+	allocs := testing.AllocsPerRun(1000, func() {
+		sec := second(time.Now())
+		b.request(sec)
+		_ = b.allow(sec)
+	})
+	if allocs != 0 {
+		t.Errorf("retry budget allocates %.1f times per call", allocs)
 	}
 }

@@ -3,6 +3,7 @@ package proxy
 import (
 	"net"
 	"testing"
+	"time"
 
 	"github.com/valyala/fasthttp"
 
@@ -164,4 +165,36 @@ func BenchmarkUpstreamDoTLS(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkWeightedPick measures target selection alone: a first attempt
+// and a retry excluding it, over eight weighted targets.
+func BenchmarkWeightedPick(b *testing.B) {
+	weights := []int{40, 20, 10, 10, 8, 6, 4, 2}
+	for _, balance := range []string{BalanceRoundRobin, BalanceLeastConn} {
+		b.Run(balance, func(b *testing.B) {
+			u := weightedUpstream(b, balance, weights...)
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					first := u.next(0)
+					_ = u.next(first.bit)
+				}
+			})
+		})
+	}
+}
+
+// BenchmarkRetryBudget measures the budget's per-request bookkeeping and
+// a retry check.
+func BenchmarkRetryBudget(b *testing.B) {
+	rb := newRetryBudget(RetryBudget{Ratio: 0.2, MinPerSecond: 10, Window: 10 * time.Second})
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			sec := second(time.Now())
+			rb.request(sec)
+			_ = rb.allow(sec)
+		}
+	})
 }

@@ -245,8 +245,12 @@ func (u *Upstream) Do(req *fasthttp.Request, resp *fasthttp.Response, timeout ti
 		last    *target
 		lastErr error
 	)
+	// One step of the rotation per request: retries continue from it
+	// without moving the shared counter, so that a retry does not shift
+	// the next requests' targets.
+	c := u.rr.Add(1) - 1
 	for attempt := 0; ; attempt++ {
-		t := u.pick(tried)
+		t := u.pick(tried, c+uint64(attempt))
 		if t == nil {
 			resp.Reset()
 			if lastErr != nil {
@@ -335,13 +339,12 @@ func isIdempotent(h *fasthttp.RequestHeader) bool {
 // spreads consecutive points most evenly over [0, 1).
 const golden = 0x9E3779B97F4A7C15
 
-// pick chooses the target for the next attempt, or nil when every target is
+// pick chooses the target for pick number c, or nil when every target is
 // ejected or drained. tried has bit i set for targets this request already
 // tried. The candidates are, from most to least preferred: healthy and not
 // tried; not tried (every untried target fails its checks: fail open);
 // healthy; any. Ejected and weight-0 targets never are.
-func (u *Upstream) pick(tried uint64) *target {
-	c := u.rr.Add(1) - 1
+func (u *Upstream) pick(tried, c uint64) *target {
 	var (
 		now            int64
 		avail, healthy uint64

@@ -89,7 +89,8 @@ func (up *Upgraded) release() {
 // Upgrade sends a WebSocket handshake to a target and reads the answer into
 // resp. The target is picked as for Do (balancing, health, ejection) and
 // connect failures are retried on another target as for any GET, up to
-// Config.Retries. Each handshake dials a connection of its own, within the
+// Config.Retries, when RetryOn lists RetryConnect and the retry budget has
+// room (a 5xx answer to a handshake is never retried). Each handshake dials a connection of its own, within the
 // target's connect timeout: a tunnel is never taken from or returned to the
 // keep-alive pool, and does not count in MaxConnsPerTarget. timeout bounds
 // the exchange up to the end of the answer's header; 0 means the upstream's
@@ -106,14 +107,19 @@ func (u *Upstream) Upgrade(req *fasthttp.Request, resp *fasthttp.Response, timeo
 	if timeout <= 0 {
 		timeout = u.timeout
 	}
-	deadline := time.Now().Add(timeout)
+	start := time.Now()
+	deadline := start.Add(timeout)
+	if u.retries > 0 {
+		u.budget.request(second(start))
+	}
 	var (
 		tried   uint64
 		last    *target
 		lastErr error
 	)
+	c := u.rr.Add(1) - 1
 	for attempt := 0; ; attempt++ {
-		t := u.pick(tried)
+		t := u.pick(tried, c+uint64(attempt))
 		if t == nil {
 			resp.Reset()
 			if lastErr != nil {
@@ -133,7 +139,9 @@ func (u *Upstream) Upgrade(req *fasthttp.Request, resp *fasthttp.Response, timeo
 			return up, nil
 		}
 		last, lastErr = t, err
-		if attempt >= u.retries || !isConnectError(err) || !time.Now().Before(deadline) {
+		// Only connect failures are retried: once the handshake was sent,
+		// a tunnel is never opened twice.
+		if !u.retryConnect || !isConnectError(err) || !u.mayRetry(attempt, deadline) {
 			resp.Reset()
 			return nil, u.failure(t, err, deadline)
 		}
