@@ -258,6 +258,9 @@ func (v *validator) retryOn(path string, u *Upstream) {
 		switch {
 		case err != nil || len(c) != 3:
 			hint := suggest(c, []string{RetryConnect}, "conditions")
+			if strings.HasPrefix(strings.ToLower(c), "5x") {
+				hint = ": list each status, such as 502, 503, 504"
+			}
 			if c == "timeout" || c == "reset" {
 				hint = ": a request that was sent and got no answer is not retried (the upstream may have acted on it, and timeout bounds all attempts together)"
 			}
