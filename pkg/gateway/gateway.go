@@ -326,8 +326,9 @@ type ReloadResult struct {
 	Removed   []string
 	Changed   []string
 	Plugins   []string // named plugin instances whose settings changed
-	// Upstreams are the upstreams added, removed or rebuilt: settings or
-	// the content of their TLS files changed.
+	// Upstreams are the upstreams added, removed or changed: settings or
+	// the content of their TLS files changed (a change of weights, balance
+	// or retry settings alone keeps the connections and health state).
 	Upstreams []string
 	Restart   []string // fields that need a restart to take effect
 	Warnings  []string // configuration warnings of the new configuration

@@ -10,16 +10,25 @@ import (
 )
 
 // upstreamPool keeps *proxy.Upstream values alive across reloads: a
-// generation acquires an upstream by its settings' key, and an upstream
-// whose settings did not change is handed to the next generation as is
-// (connections and health state kept). The last release closes it.
+// generation acquires an upstream by its settings, and an upstream whose
+// settings did not change is handed to the next generation as is. An
+// upstream whose targets and connection settings did not change but whose
+// policy did (weights, balance, retries, retry_on, retry_budget) is derived
+// from the live one, so its connections and health state carry over. The
+// last release of a target set closes it.
 type upstreamPool struct {
 	mu     sync.Mutex
 	logger *zap.Logger
-	items  map[string]*pooledUpstream
+	items  map[string]*pooledUpstream // by proxy.Config.PoolKey
 }
 
 type pooledUpstream struct {
+	base     *proxy.Upstream
+	refs     int
+	policies map[string]*pooledPolicy // by proxy.Config.Key
+}
+
+type pooledPolicy struct {
 	up   *proxy.Upstream
 	refs int
 }
@@ -98,36 +107,53 @@ func checkUpstreamTLS(cfg *config.Config, name string, u *config.Upstream, warn 
 	return errs
 }
 
-// acquire returns the upstream for cfg, creating it when no live one has
-// the same settings, and the func that releases this reference.
+// acquire returns the upstream for cfg, creating it (or deriving it from a
+// live one over the same targets) when no live one has the same settings,
+// and the func that releases this reference.
 func (p *upstreamPool) acquire(cfg proxy.Config) (*proxy.Upstream, func(), error) {
-	key := cfg.Key()
+	poolKey, key := cfg.PoolKey(), cfg.Key()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	it, ok := p.items[key]
+	it, ok := p.items[poolKey]
 	if !ok {
 		up, err := proxy.New(cfg, p.logger)
 		if err != nil {
 			return nil, nil, err
 		}
-		it = &pooledUpstream{up: up}
-		p.items[key] = it
+		it = &pooledUpstream{base: up, policies: map[string]*pooledPolicy{key: {up: up}}}
+		p.items[poolKey] = it
+	}
+	pol, ok := it.policies[key]
+	if !ok {
+		up, err := it.base.Derive(cfg)
+		if err != nil {
+			return nil, nil, err
+		}
+		pol = &pooledPolicy{up: up}
+		it.policies[key] = pol
 	}
 	it.refs++
+	pol.refs++
 	var once sync.Once
-	return it.up, func() { once.Do(func() { p.release(key, it) }) }, nil
+	return pol.up, func() { once.Do(func() { p.release(poolKey, key, it) }) }, nil
 }
 
-func (p *upstreamPool) release(key string, it *pooledUpstream) {
+func (p *upstreamPool) release(poolKey, key string, it *pooledUpstream) {
 	p.mu.Lock()
+	if pol := it.policies[key]; pol != nil {
+		pol.refs--
+		if pol.refs == 0 {
+			delete(it.policies, key)
+		}
+	}
 	it.refs--
 	last := it.refs == 0
 	if last {
-		delete(p.items, key)
+		delete(p.items, poolKey)
 	}
 	p.mu.Unlock()
 	if last {
-		_ = it.up.Close()
+		_ = it.base.Close()
 	}
 }
 

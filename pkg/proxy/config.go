@@ -215,6 +215,31 @@ func (c Config) withDefaults() Config {
 func (c Config) Key() string {
 	d := c.withDefaults()
 	var b strings.Builder
+	b.WriteString(d.PoolKey())
+	b.WriteString(" weights=[")
+	for i := range d.Targets {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.Itoa(d.weight(i)))
+	}
+	b.WriteString("] balance=")
+	b.WriteString(strconv.Quote(d.Balance))
+	b.WriteString(" retries=" + strconv.Itoa(d.Retries))
+	b.WriteString(" retry_on=[" + strings.Join(d.RetryOn, ",") + "]")
+	b.WriteString(" retry_budget={ratio=" + strconv.FormatFloat(d.RetryBudget.Ratio, 'g', -1, 64))
+	b.WriteString(" min_per_second=" + strconv.Itoa(d.RetryBudget.MinPerSecond))
+	b.WriteString(" window=" + d.RetryBudget.Window.String() + "}")
+	return b.String()
+}
+
+// PoolKey returns a canonical string of the settings of the target set:
+// every setting but the policy (Weights, Balance, Retries, RetryOn,
+// RetryBudget). Configurations with equal pool keys can share connections
+// and health state (see Upstream.Derive).
+func (c Config) PoolKey() string {
+	d := c.withDefaults()
+	var b strings.Builder
 	b.WriteString("name=")
 	b.WriteString(strconv.Quote(d.Name))
 	b.WriteString(" targets=[")
@@ -226,18 +251,11 @@ func (c Config) Key() string {
 			raw = t.url
 		}
 		b.WriteString(strconv.Quote(raw))
-		b.WriteString("*" + strconv.Itoa(d.weight(i)))
 	}
-	b.WriteString("] balance=")
-	b.WriteString(strconv.Quote(d.Balance))
+	b.WriteString("]")
 	b.WriteString(" connect_timeout=" + d.ConnectTimeout.String())
 	b.WriteString(" timeout=" + d.Timeout.String())
 	b.WriteString(" max_conns_per_target=" + strconv.Itoa(d.MaxConnsPerTarget))
-	b.WriteString(" retries=" + strconv.Itoa(d.Retries))
-	b.WriteString(" retry_on=[" + strings.Join(d.RetryOn, ",") + "]")
-	b.WriteString(" retry_budget={ratio=" + strconv.FormatFloat(d.RetryBudget.Ratio, 'g', -1, 64))
-	b.WriteString(" min_per_second=" + strconv.Itoa(d.RetryBudget.MinPerSecond))
-	b.WriteString(" window=" + d.RetryBudget.Window.String() + "}")
 	b.WriteString(" max_response_body_size=" + strconv.Itoa(d.MaxResponseBodySize))
 	b.WriteString(" eject_after=" + strconv.Itoa(d.EjectAfter))
 	b.WriteString(" eject_for=" + d.EjectFor.String())

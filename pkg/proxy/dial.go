@@ -40,7 +40,7 @@ func (t *target) dial(addr string, timeout time.Duration) (net.Conn, error) {
 
 // dialFunc returns the HostClient dial function for t, which also feeds the
 // passive ejection bookkeeping.
-func (u *Upstream) dialFunc(t *target) fasthttp.DialFuncWithTimeout {
+func (u *targetSet) dialFunc(t *target) fasthttp.DialFuncWithTimeout {
 	return func(addr string, timeout time.Duration) (net.Conn, error) {
 		conn, err := t.dial(addr, timeout)
 		if err != nil {

@@ -15,7 +15,7 @@ const healthUserAgent = "gatewayd-health-check"
 // traffic pool cannot fail a check, and its connect failures do not count
 // towards passive ejection.
 type healthChecker struct {
-	u        *Upstream
+	u        *targetSet
 	t        *target
 	client   *fasthttp.HostClient
 	uri      string
@@ -23,7 +23,7 @@ type healthChecker struct {
 	timeout  time.Duration
 }
 
-func newHealthChecker(u *Upstream, t *target, hc HealthCheck) *healthChecker {
+func newHealthChecker(u *targetSet, t *target, hc HealthCheck) *healthChecker {
 	return &healthChecker{
 		u: u,
 		t: t,

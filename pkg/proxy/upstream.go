@@ -50,24 +50,39 @@ import (
 
 // Upstream sends requests to the targets of one configured upstream. It is
 // safe for concurrent use.
+//
+// An Upstream is a policy (balancing, weights, retries) over a target set
+// (connection pools, health checks, ejections). Derive makes another policy
+// over the same target set, so that a configuration reload that changes
+// only the policy keeps the connections and health state.
 type Upstream struct {
-	name      string
+	*targetSet
 	key       string
-	targets   []*target
 	leastConn bool
 	rr        atomic.Uint64
+	weights   []uint64 // by target index, 0 to MaxWeight; 0: drained, never picked
 
-	timeout      time.Duration
 	retries      int
 	retryConnect bool
 	retryStatus  [2]uint64 // bit code-500 set for each retried status
 	budget       *retryBudget
-	maxBody      int
-	ejectAfter   int32
-	ejectFor     int64 // nanoseconds
+	retried      *vm.Counter
+}
+
+// targetSet is the part of an upstream that outlives a policy change: the
+// targets with their connection pools and health state, and the health
+// checkers.
+type targetSet struct {
+	name    string
+	poolKey string
+	targets []*target
+
+	timeout    time.Duration
+	maxBody    int
+	ejectAfter int32
+	ejectFor   int64 // nanoseconds
 
 	ejections *vm.Counter
-	retried   *vm.Counter
 	logger    *zap.Logger
 
 	stop      chan struct{}
@@ -80,7 +95,6 @@ type Upstream struct {
 type target struct {
 	targetAddr
 	bit    uint64 // 1 << the target's index, for the tried set of a request
-	weight uint64 // 0 to MaxWeight; 0: drained, never picked
 	scheme []byte
 	host   []byte
 
@@ -111,30 +125,22 @@ func New(cfg Config, logger *zap.Logger) (*Upstream, error) {
 	if logger == nil {
 		logger = zap.NewNop()
 	}
-	retryConnect, retryStatus, _ := parseRetryOn(cfg.RetryOn) // validated above
-	u := &Upstream{
-		name:         cfg.Name,
-		key:          cfg.Key(),
-		leastConn:    cfg.Balance == BalanceLeastConn,
-		timeout:      cfg.Timeout,
-		retries:      cfg.Retries,
-		retryConnect: retryConnect,
-		retryStatus:  retryStatus,
-		budget:       newRetryBudget(*cfg.RetryBudget),
-		maxBody:      cfg.MaxResponseBodySize,
-		ejectAfter:   int32(min(cfg.EjectAfter, 1<<30)),
-		ejectFor:     int64(cfg.EjectFor),
-		ejections:    metrics.UpstreamEjections(cfg.Name),
-		retried:      metrics.UpstreamRetries(cfg.Name),
-		logger:       logger.With(zap.String("upstream", cfg.Name)),
-		stop:         make(chan struct{}),
+	ts := &targetSet{
+		name:       cfg.Name,
+		poolKey:    cfg.PoolKey(),
+		timeout:    cfg.Timeout,
+		maxBody:    cfg.MaxResponseBodySize,
+		ejectAfter: int32(min(cfg.EjectAfter, 1<<30)),
+		ejectFor:   int64(cfg.EjectFor),
+		ejections:  metrics.UpstreamEjections(cfg.Name),
+		logger:     logger.With(zap.String("upstream", cfg.Name)),
+		stop:       make(chan struct{}),
 	}
 	for i, raw := range cfg.Targets {
 		ta, _ := parseTarget(raw) // validated above
 		t := &target{
 			targetAddr:     ta,
 			bit:            1 << uint(i),
-			weight:         uint64(cfg.weight(i)),
 			scheme:         []byte(ta.scheme),
 			host:           []byte(ta.host),
 			connectTimeout: cfg.ConnectTimeout,
@@ -148,7 +154,7 @@ func New(cfg Config, logger *zap.Logger) (*Upstream, error) {
 		t.hc = &fasthttp.HostClient{
 			Addr:                ta.addr,
 			IsTLS:               ta.isTLS,
-			DialTimeout:         u.dialFunc(t),
+			DialTimeout:         ts.dialFunc(t),
 			MaxConns:            cfg.MaxConnsPerTarget,
 			MaxIdleConnDuration: fasthttp.DefaultMaxIdleConnDuration,
 			ReadBufferSize:      readBufferSize,
@@ -166,17 +172,57 @@ func New(cfg Config, logger *zap.Logger) (*Upstream, error) {
 			DisableHeaderNamesNormalizing: false,
 			DisablePathNormalizing:        true,
 		}
-		u.targets = append(u.targets, t)
+		ts.targets = append(ts.targets, t)
 	}
 	if hc := cfg.HealthCheck; hc != nil {
-		for _, t := range u.targets {
-			c := newHealthChecker(u, t, *hc)
-			u.wg.Add(1)
+		for _, t := range ts.targets {
+			c := newHealthChecker(ts, t, *hc)
+			ts.wg.Add(1)
 			go c.run()
 		}
 	}
-	return u, nil
+	return newPolicy(ts, cfg), nil
 }
+
+// newPolicy returns the upstream of cfg (defaults applied, valid) over ts.
+func newPolicy(ts *targetSet, cfg Config) *Upstream {
+	retryConnect, retryStatus, _ := parseRetryOn(cfg.RetryOn) // validated
+	u := &Upstream{
+		targetSet:    ts,
+		key:          cfg.Key(),
+		leastConn:    cfg.Balance == BalanceLeastConn,
+		weights:      make([]uint64, len(cfg.Targets)),
+		retries:      cfg.Retries,
+		retryConnect: retryConnect,
+		retryStatus:  retryStatus,
+		budget:       newRetryBudget(*cfg.RetryBudget),
+		retried:      metrics.UpstreamRetries(cfg.Name),
+	}
+	for i := range u.weights {
+		u.weights[i] = uint64(cfg.weight(i))
+	}
+	return u
+}
+
+// Derive returns the upstream of cfg over u's target set: the same
+// connections, health checks and ejections, with cfg's balancing, weights
+// and retry settings (and a retry budget of its own). cfg must have u's
+// PoolKey. Closing either upstream closes the shared target set, so the
+// caller closes only the last one it uses.
+func (u *Upstream) Derive(cfg Config) (*Upstream, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, errors.Join(errors.New("proxy: upstream "+cfg.Name+": invalid configuration"), err)
+	}
+	if cfg.PoolKey() != u.poolKey {
+		return nil, errors.New("proxy: upstream " + cfg.Name + ": Derive needs the same targets and connection settings")
+	}
+	return newPolicy(u.targetSet, cfg), nil
+}
+
+// PoolKey returns the canonical string of the settings of the upstream's
+// target set (see Config.PoolKey).
+func (u *Upstream) PoolKey() string { return u.poolKey }
 
 // Name returns the upstream name.
 func (u *Upstream) Name() string { return u.name }
@@ -185,9 +231,10 @@ func (u *Upstream) Name() string { return u.name }
 // was built from (see Config.Key).
 func (u *Upstream) Key() string { return u.key }
 
-// Close stops the health checkers and closes idle connections. Requests still
-// in flight finish on their connections. Close is idempotent.
-func (u *Upstream) Close() error {
+// Close stops the health checkers and closes idle connections of the
+// target set (shared with upstreams made by Derive). Requests still in
+// flight finish on their connections. Close is idempotent.
+func (u *targetSet) Close() error {
 	u.closeOnce.Do(func() {
 		close(u.stop)
 		u.wg.Wait()
@@ -349,8 +396,8 @@ func (u *Upstream) pick(tried, c uint64) *target {
 		now            int64
 		avail, healthy uint64
 	)
-	for _, t := range u.targets {
-		if t.weight == 0 || u.ejected(t, &now) {
+	for i, t := range u.targets {
+		if u.weights[i] == 0 || u.ejected(t, &now) {
 			continue
 		}
 		avail |= t.bit
@@ -390,9 +437,9 @@ func (u *Upstream) choose(set, c uint64) *target {
 // Weyl sequence.
 func (u *Upstream) weighted(set, c uint64) *target {
 	var total uint64
-	w0, equal := u.targets[bits.TrailingZeros64(set)].weight, true
+	w0, equal := u.weights[bits.TrailingZeros64(set)], true
 	for s := set; s != 0; s &= s - 1 {
-		w := u.targets[bits.TrailingZeros64(s)].weight
+		w := u.weights[bits.TrailingZeros64(s)]
 		total += w
 		equal = equal && w == w0
 	}
@@ -406,37 +453,37 @@ func (u *Upstream) weighted(set, c uint64) *target {
 	}
 	// total ≤ MaxTargets·MaxWeight < 2^32, so the product fits.
 	pos := (c * golden >> 32) * total >> 32
-	var t *target
+	var i int
 	for s := set; s != 0; s &= s - 1 {
-		t = u.targets[bits.TrailingZeros64(s)]
-		if pos < t.weight {
-			return t
+		i = bits.TrailingZeros64(s)
+		if pos < u.weights[i] {
+			break
 		}
-		pos -= t.weight
+		pos -= u.weights[i]
 	}
-	return t
+	return u.targets[i]
 }
 
 // leastLoaded returns the targets of set with the fewest requests in flight
 // per unit of weight.
 func (u *Upstream) leastLoaded(set uint64) uint64 {
 	var (
-		best     *target
-		bestLoad int64
-		ties     uint64
+		bestLoad, bestWeight int64
+		ties                 uint64
 	)
 	for s := set; s != 0; s &= s - 1 {
-		t := u.targets[bits.TrailingZeros64(s)]
+		i := bits.TrailingZeros64(s)
+		t, w := u.targets[i], int64(u.weights[i])
 		load := t.inflight.Load()
-		if best == nil {
-			best, bestLoad, ties = t, load, t.bit
+		if ties == 0 {
+			bestLoad, bestWeight, ties = load, w, t.bit
 			continue
 		}
-		// load/t.weight against bestLoad/best.weight, without division.
-		l, r := load*int64(best.weight), bestLoad*int64(t.weight)
+		// load/w against bestLoad/bestWeight, without division.
+		l, r := load*bestWeight, bestLoad*w
 		switch {
 		case l < r:
-			best, bestLoad, ties = t, load, t.bit
+			bestLoad, bestWeight, ties = load, w, t.bit
 		case l == r:
 			ties |= t.bit
 		}
@@ -446,7 +493,7 @@ func (u *Upstream) leastLoaded(set uint64) uint64 {
 
 // ejected reports whether t is currently ejected, lifting an ejection whose
 // time is up. now caches the current time across one pick.
-func (u *Upstream) ejected(t *target, now *int64) bool {
+func (u *targetSet) ejected(t *target, now *int64) bool {
 	until := t.ejectedUntil.Load()
 	if until == 0 {
 		return false
@@ -466,7 +513,7 @@ func (u *Upstream) ejected(t *target, now *int64) bool {
 
 // connectFailed records a failed connect to t and ejects it once EjectAfter
 // consecutive connects failed.
-func (u *Upstream) connectFailed(t *target, err error) {
+func (u *targetSet) connectFailed(t *target, err error) {
 	if u.ejectAfter <= 0 {
 		return
 	}
@@ -490,7 +537,7 @@ func (u *Upstream) connectFailed(t *target, err error) {
 }
 
 // connectSucceeded clears t's failure count and any ejection.
-func (u *Upstream) connectSucceeded(t *target) {
+func (u *targetSet) connectSucceeded(t *target) {
 	if t.failures.Load() != 0 {
 		t.failures.Store(0)
 	}

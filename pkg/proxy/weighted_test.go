@@ -285,3 +285,48 @@ func TestWeightValidation(t *testing.T) {
 		})
 	}
 }
+
+func TestDeriveSharesTargetSet(t *testing.T) {
+	live := startBackend(t, textHandler("live"))
+	other := startBackend(t, textHandler("other"))
+	cfg := Config{Targets: []string{live.url, other.url}}
+	u := newTestUpstream(t, cfg)
+	if _, err := get(t, u, "GET", "/"); err != nil {
+		t.Fatal(err)
+	}
+	u.targets[1].ejectedUntil.Store(time.Now().Add(time.Hour).UnixNano())
+
+	cfg2 := cfg
+	cfg2.Name = u.Name()
+	cfg2.Weights = []int{1, 5}
+	cfg2.Retries, cfg2.RetryOn = 1, []string{"503"}
+	d, err := u.Derive(cfg2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.targetSet != u.targetSet {
+		t.Fatal("derived upstream has a target set of its own")
+	}
+	// The ejection carries over: every request goes to the first target
+	// despite the weights.
+	for range 20 {
+		if body, err := get(t, d, "GET", "/"); err != nil || body != "live" {
+			t.Fatalf("body %q, error %v", body, err)
+		}
+	}
+	if d.retries != 1 || d.weights[1] != 5 || !d.retriesStatus(503) {
+		t.Fatal("derived upstream does not have the new policy")
+	}
+
+	moved := cfg2
+	moved.Targets = []string{live.url}
+	moved.Weights = nil
+	if _, err := u.Derive(moved); err == nil {
+		t.Fatal("Derive accepted other targets")
+	}
+	bad := cfg2
+	bad.Weights = []int{0, 0}
+	if _, err := u.Derive(bad); err == nil {
+		t.Fatal("Derive accepted an invalid policy")
+	}
+}
