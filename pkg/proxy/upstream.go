@@ -11,18 +11,25 @@
 // when their weights are equal; otherwise it walks a golden-ratio (Weyl)
 // sequence over the weights of the targets available at that moment, so
 // every target gets its share interleaved with the others rather than in
-// runs. Either way a pick is one atomic add, no lock and no allocation. Least connections picks the
-// target with the fewest requests in flight per unit of weight, ties (such
-// as everything idle) broken the same weighted way. A retry goes to a target
-// this request has not tried when there is one. When every target that is not ejected fails its
-// health checks, the request still goes to one of them: the upstream fails
-// open, because a broken or misconfigured health endpoint must not turn every
-// request into a 503 while the targets may well serve traffic. Passive
-// ejection is different: it is based on real connection failures, so when
-// every target is ejected Do fails fast with ErrUnavailable until the first
-// ejection ends. An ejected target is tried again after Config.EjectFor; a
-// single further connect failure ejects it again, a successful connect (or a
+// runs. Least connections picks the target with the fewest requests in
+// flight per unit of weight, ties (such as everything idle) broken the same
+// weighted way. Either way a pick is one atomic add and a scan of the
+// targets, with no lock and no allocation. A retry goes to a target the
+// request has not tried when there is one.
+//
+// When every target that is not ejected fails its health checks, the
+// request still goes to one of them: the upstream fails open, because a
+// broken or misconfigured health endpoint must not turn every request into
+// a 503 while the targets may well serve traffic. Passive ejection is
+// different: it is based on real connection failures, so when every target
+// is ejected Do fails fast with ErrUnavailable until the first ejection
+// ends. An ejected target is tried again after Config.EjectFor; a single
+// further connect failure ejects it again, a successful connect (or a
 // passing active check) clears it.
+//
+// Retries (see Do) are made for the conditions of Config.RetryOn, only for
+// idempotent requests whose body the gateway holds, never once Do returned
+// a response, and only while the upstream's retry budget has room.
 //
 // Response bodies. A response with a Content-Length up to 64 KiB is read
 // whole and the upstream connection goes back to the pool at once. Larger
