@@ -1,10 +1,10 @@
 // Package headers is the headers plugin: it sets, adds and removes request
 // headers before the request is forwarded, and response headers before the
 // response goes to the client (the upstream's response or the gateway's
-// own). It can never write an identity header: X-User-* is refused when the
-// instance is built, and the names the identity plugins of the whole file
-// claim (jwt forward_claims, api-key forward_header,
-// tls.forward_client_cert) when the gateway checks it (plugins.HeaderWriter).
+// own). It can never write an identity header: X-User-* and the names the
+// identity plugins of the whole file claim (jwt forward_claims, api-key
+// forward_header, tls.forward_client_cert) are refused when the gateway
+// checks the built configuration (plugins.HeaderWriter).
 package headers
 
 import (
@@ -175,10 +175,6 @@ func (c *compiler) edits(d direction, e *Edits) edits {
 			return nil, false
 		}
 		f := fold(raw)
-		if d == request && field != "remove" && strings.HasPrefix(f, "x-user-") {
-			c.errAt(n, path, "%s is an identity header (X-User-*, matched ignoring case and with _ as -): only the identity plugins (jwt, api-key) set it", raw)
-			return nil, false
-		}
 		if field == "add" {
 			for _, sv := range singleValued[d] {
 				if lower == sv {
@@ -234,12 +230,19 @@ func (c *compiler) edits(d direction, e *Edits) edits {
 }
 
 // CheckHeaders implements plugins.HeaderWriter: a request header the
-// instance sets or adds must not be an identity header of the file.
+// instance sets or adds must not be an identity header: X-User-* whatever
+// isIdentity says, or a name isIdentity reports. Both are checked here,
+// once the gateway knows every claimed name, so that one pass reports
+// every such header of the file.
 func (p *Plugin) CheckHeaders(isIdentity func(name string) bool) error {
 	var errs []error
 	for _, list := range [][]header{p.request.set, p.request.add} {
 		for _, h := range list {
-			if isIdentity(h.raw) {
+			switch {
+			case strings.HasPrefix(fold(h.raw), "x-user-"):
+				errs = append(errs, config.Errorf(p.file, h.node, h.path, fmt.Sprintf(
+					"%s is an identity header (X-User-*; names match ignoring case and with _ as -): only the identity plugins (jwt, api-key) set it", h.raw)))
+			case isIdentity != nil && isIdentity(h.raw):
 				errs = append(errs, config.Errorf(p.file, h.node, h.path, fmt.Sprintf(
 					"%s is an identity header (claimed by a jwt forward_claims, an api-key forward_header or tls.forward_client_cert; names match ignoring case and with _ as -): only the identity plugins set it", h.raw)))
 			}
