@@ -8,11 +8,6 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-const allocSettings = `
-request:  { set: { X-Env: prod }, add: { X-Via: gatewayd }, remove: [X-Debug] }
-response: { set: { Cache-Control: no-store }, add: { X-Served-By: gw }, remove: [Server, X-Powered-By] }
-`
-
 func TestHandleAndOnResponseDoNotAllocate(t *testing.T) {
 	p := mustBuild(t, allocSettings)
 	var ctx fasthttp.RequestCtx

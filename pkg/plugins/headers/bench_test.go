@@ -6,6 +6,12 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
+// allocSettings edit both directions with every operation.
+const allocSettings = `
+request:  { set: { X-Env: prod }, add: { X-Via: gatewayd }, remove: [X-Debug] }
+response: { set: { Cache-Control: no-store }, add: { X-Served-By: gw }, remove: [Server, X-Powered-By] }
+`
+
 // BenchmarkEdits measures one request and one response edited.
 func BenchmarkEdits(b *testing.B) {
 	p := mustBuild(b, allocSettings)
