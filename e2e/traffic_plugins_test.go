@@ -259,16 +259,16 @@ func TestTrafficPluginsCompress(t *testing.T) {
 	c := clientFrom("127.0.0.1")
 	want := trafficJSON(16 << 10)
 
-	for _, tt := range []struct{ accept, wantEnc string }{
-		{accept: "gzip", wantEnc: "gzip"},
-		{accept: "br", wantEnc: "br"},
-		{accept: "gzip, deflate, br", wantEnc: "br"},
-		{accept: "br;q=0.5, gzip;q=0.9", wantEnc: "gzip"},
-		{accept: "gzip;q=0.4, br;q=1.0", wantEnc: "br"},
-		{accept: "br;q=0, *;q=0.3", wantEnc: "gzip"},
+	for _, tt := range []struct{ giveAccept, wantEnc string }{
+		{giveAccept: "gzip", wantEnc: "gzip"},
+		{giveAccept: "br", wantEnc: "br"},
+		{giveAccept: "gzip, deflate, br", wantEnc: "br"},
+		{giveAccept: "br;q=0.5, gzip;q=0.9", wantEnc: "gzip"},
+		{giveAccept: "gzip;q=0.4, br;q=1.0", wantEnc: "br"},
+		{giveAccept: "br;q=0, *;q=0.3", wantEnc: "gzip"},
 	} {
-		t.Run(tt.accept, func(t *testing.T) {
-			r := doWith(t, c, "GET", gw.URL("/gz/json?n=16384"), map[string]string{"Accept-Encoding": tt.accept})
+		t.Run(tt.giveAccept, func(t *testing.T) {
+			r := doWith(t, c, "GET", gw.URL("/gz/json?n=16384"), map[string]string{"Accept-Encoding": tt.giveAccept})
 			if r.Status != 200 {
 				t.Fatalf("status %d", r.Status)
 			}

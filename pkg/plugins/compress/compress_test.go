@@ -199,14 +199,14 @@ func (e exchange) run(t testing.TB, p *Plugin) *fasthttp.RequestCtx {
 
 func TestCompresses(t *testing.T) {
 	body := jsonBody(8 << 10)
-	for _, tt := range []struct{ accept, want string }{
+	for _, tt := range []struct{ giveAccept, want string }{
 		{"gzip", "gzip"},
 		{"br", "br"},
 		{"gzip;q=1, br;q=0.9", "gzip"},
 		{"gzip, br", "br"},
 	} {
-		t.Run(tt.accept, func(t *testing.T) {
-			ctx := exchange{acceptEncoding: tt.accept, contentType: "application/json", body: body,
+		t.Run(tt.giveAccept, func(t *testing.T) {
+			ctx := exchange{acceptEncoding: tt.giveAccept, contentType: "application/json", body: body,
 				headers: map[string]string{"ETag": `"v1"`, "Accept-Ranges": "bytes", "Vary": "Origin"}}.run(t, mustBuild(t, ""))
 			h := &ctx.Response.Header
 			if got := string(h.ContentEncoding()); got != tt.want {
