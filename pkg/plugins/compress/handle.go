@@ -73,11 +73,17 @@ func (p *Plugin) OnResponse(ctx *fasthttp.RequestCtx) {
 		bufPool.Put(out)
 		return
 	}
-	// The response takes the compressed bytes and the pool the old body's
-	// buffer, so neither side copies or allocates.
-	out.b = resp.SwapBody(out.b)[:0]
+	// The uncompressed body's buffer goes back to fasthttp's pool full,
+	// and the compressed bytes are copied into a buffer from that pool, as
+	// fasthttp's own compression does. fasthttp's pool sizes itself from
+	// the lengths it is given back: a buffer returned holding only the
+	// compressed bytes (swapped, or overwritten in place by SetBody alone)
+	// would teach it to drop the large buffers upstream bodies are read
+	// into, and every request would allocate one.
+	resp.ResetBody()
+	resp.SetBody(out.b)
+	h.SetContentLength(len(out.b))
 	bufPool.Put(out)
-	h.SetContentLength(len(resp.Body()))
 	if c == brotli {
 		h.SetContentEncodingBytes(valueBr)
 	} else {
