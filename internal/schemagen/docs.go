@@ -997,6 +997,64 @@ var docs = map[string]fieldDoc{
 		Default: "none",
 		Example: "default-src 'self'; frame-ancestors 'none'",
 	},
+	// ip-filter
+	"plugin-ip-filter.allow": {
+		Desc:    "Networks allowed, as CIDRs or bare addresses (a `/32` or `/128`), IPv4 and IPv6. When set, every client outside them gets 403.",
+		Default: "none (every client not denied)",
+		Example: []any{"10.0.0.0/8", "192.168.0.0/16", "2001:db8::/32"},
+	},
+	"plugin-ip-filter.deny": {
+		Desc:    "Networks refused (403), as CIDRs or bare addresses; deny wins over `allow`.",
+		Default: "none",
+		Example: []any{"10.9.9.0/24", "192.0.2.7"},
+	},
+
+	// headers
+	"plugin-headers.request": {
+		Desc:    "Edits of the request before it is forwarded. Identity headers (`X-User-*`, every jwt `forward_claims`, api-key `forward_header` and `tls.forward_client_cert` name of the file) cannot be set or added.",
+		Default: "none",
+		Example: map[string]any{"set": map[string]any{"X-Env": "prod"}, "remove": []any{"X-Debug"}},
+	},
+	"plugin-headers.response": {
+		Desc:    "Edits of the response the client gets: the upstream's, or the gateway's own when a later plugin or the upstream call answered.",
+		Default: "none",
+		Example: map[string]any{"set": map[string]any{"Cache-Control": "no-store"}, "remove": []any{"Server", "X-Powered-By"}},
+	},
+	"headerEdits.set": {
+		Desc:    "Headers to set, replacing every value already there. Values are sent as written and may not hold control characters (CR, LF, NUL).",
+		Default: "none",
+		Example: map[string]any{"X-Env": "prod"},
+	},
+	"headerEdits.add": {
+		Desc:    "Headers to add, keeping the values already there.",
+		Default: "none",
+		Example: map[string]any{"X-Served-By": "gatewayd"},
+	},
+	"headerEdits.remove": {
+		Desc:    "Headers to remove, by name in any case.",
+		Default: "none",
+		Example: []any{"Server", "X-Powered-By"}, Pattern: tokenPattern,
+	},
+
+	// compress
+	"plugin-compress.types": {
+		Desc:    "Media types compressed, compared without parameters and case: `type/subtype`, `type/*`, or `*/*`.",
+		Default: "JSON, XML, JavaScript, SVG and common text types (see plugins.md)",
+		Example: []any{"application/json", "text/*"},
+	},
+	"plugin-compress.min_size": {
+		Desc:    "The smallest body compressed; smaller ones are sent as they are.",
+		Example: "4KiB",
+	},
+	"plugin-compress.level": {
+		Desc:    "`fastest` (gzip 1, brotli 1), `default` (gzip 6, brotli 4) or `best` (gzip 9, brotli 9).",
+		Example: "fastest", Enum: []string{"fastest", "default", "best"},
+	},
+	"plugin-compress.encodings": {
+		Desc:    "Codings offered, in the order that breaks a tie between equal Accept-Encoding q-values.",
+		Example: []any{"gzip"}, Enum: []string{"br", "gzip"},
+	},
+
 	"hsts.max_age": {
 		Desc:    "`max-age`, in whole seconds.",
 		Example: "365d",

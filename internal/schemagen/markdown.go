@@ -130,7 +130,7 @@ func (m *model) reference() string {
 	}
 	toc = append(toc, "- [Plugin settings](#plugin-settings):")
 	for _, s := range m.sections {
-		if strings.HasPrefix(s.def, "plugin-") || s.def == "rbacRule" || s.def == "hsts" {
+		if strings.HasPrefix(s.def, "plugin-") || s.def == "rbacRule" || s.def == "hsts" || s.def == "headerEdits" {
 			toc = append(toc, "  - ["+s.title+"]("+anchor(s.def)+")")
 		}
 	}
@@ -149,7 +149,7 @@ func (m *model) reference() string {
 	}
 	b.WriteString("\n## Plugin settings\n\nEach table lists the keys of one plugin kind, written inline (`- ratelimit: {limit: 5, period: 1m}`) or under `plugins:` with `type`. [plugins.md](plugins.md) describes what each plugin does.\n")
 	for _, s := range m.sections {
-		if strings.HasPrefix(s.def, "plugin-") || s.def == "rbacRule" || s.def == "hsts" {
+		if strings.HasPrefix(s.def, "plugin-") || s.def == "rbacRule" || s.def == "hsts" || s.def == "headerEdits" {
 			fmt.Fprintf(&b, "\n<a id=\"def-%s\"></a>\n\n### `%s`\n\n%s\n\n", s.def, s.title, s.intro)
 			b.WriteString(s.table())
 		}
@@ -238,6 +238,8 @@ func (m *model) updateRegions(doc []byte) ([]byte, error) {
 			tables += "\nEach entry of `rules`:\n\n" + m.byDef["rbacRule"].table()
 		case "security-headers":
 			tables += "\nThe mapping form of `hsts`:\n\n" + m.byDef["hsts"].table()
+		case "headers":
+			tables += "\n`request` and `response` each take:\n\n" + m.byDef["headerEdits"].table()
 		}
 		// The tables link to the value types and sections of the
 		// configuration reference.

@@ -27,7 +27,10 @@ import (
 	"github.com/gatewayd/gatewayd/pkg/plugins/apikey"
 	"github.com/gatewayd/gatewayd/pkg/plugins/blacklist"
 	"github.com/gatewayd/gatewayd/pkg/plugins/builtin"
+	"github.com/gatewayd/gatewayd/pkg/plugins/compress"
 	"github.com/gatewayd/gatewayd/pkg/plugins/cors"
+	"github.com/gatewayd/gatewayd/pkg/plugins/headers"
+	"github.com/gatewayd/gatewayd/pkg/plugins/ipfilter"
 	"github.com/gatewayd/gatewayd/pkg/plugins/jwt"
 	"github.com/gatewayd/gatewayd/pkg/plugins/ratelimit"
 	"github.com/gatewayd/gatewayd/pkg/plugins/rbac"
@@ -106,6 +109,14 @@ func Plugins() []Plugin {
 			FrameOptions:       secheaders.DefaultFrameOptions,
 			ContentTypeNosniff: true,
 			ReferrerPolicy:     secheaders.DefaultReferrerPolicy,
+		}},
+		{ipfilter.Kind, ipfilter.Settings{}},
+		{headers.Kind, headers.Settings{}},
+		{compress.Kind, compress.Settings{
+			Types:     compress.DefaultTypes,
+			MinSize:   compress.DefaultMinSize,
+			Level:     compress.DefaultLevel,
+			Encodings: compress.DefaultEncodings,
 		}},
 	}
 }
@@ -255,6 +266,9 @@ func newModel() (*model, error) {
 			add(&section{def: "hsts", title: "security-headers hsts", typ: reflect.TypeFor[secheaders.HSTS](),
 				defaults: reflect.ValueOf(secheaders.HSTS{MaxAge: config.Duration(secheaders.DefaultHSTSMaxAge)}),
 				intro:    "The mapping form of `hsts`."})
+		case headers.Kind:
+			add(&section{def: "headerEdits", title: "headers request/response", typ: reflect.TypeFor[headers.Edits](),
+				intro: "The edits of one direction of the `headers` plugin, applied in the order remove, set, add. A header may be named once per direction (names compared ignoring case and with `_` as `-`)."})
 		}
 	}
 	if err := m.checkKinds(); err != nil {

@@ -15,7 +15,10 @@ import (
 	"github.com/gatewayd/gatewayd/pkg/plugins/apikey"
 	"github.com/gatewayd/gatewayd/pkg/plugins/blacklist"
 	"github.com/gatewayd/gatewayd/pkg/plugins/builtin"
+	"github.com/gatewayd/gatewayd/pkg/plugins/compress"
 	"github.com/gatewayd/gatewayd/pkg/plugins/cors"
+	"github.com/gatewayd/gatewayd/pkg/plugins/headers"
+	"github.com/gatewayd/gatewayd/pkg/plugins/ipfilter"
 	"github.com/gatewayd/gatewayd/pkg/plugins/jwt"
 	"github.com/gatewayd/gatewayd/pkg/plugins/ratelimit"
 	"github.com/gatewayd/gatewayd/pkg/plugins/rbac"
@@ -76,6 +79,9 @@ var settingsTypes = map[string]reflect.Type{
 	"ratelimit":        reflect.TypeFor[ratelimit.Settings](),
 	"cors":             reflect.TypeFor[cors.Settings](),
 	"security-headers": reflect.TypeFor[secheaders.Settings](),
+	"ip-filter":        reflect.TypeFor[ipfilter.Settings](),
+	"headers":          reflect.TypeFor[headers.Settings](),
+	"compress":         reflect.TypeFor[compress.Settings](),
 }
 
 // structPaths returns every key path the loader and the plugin factories

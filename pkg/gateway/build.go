@@ -210,7 +210,10 @@ func build(cfg *config.Config, d *deps) (*generation, error) {
 	}
 
 	// Named instances no route uses are still built once, so -check and a
-	// reload report their mistakes.
+	// reload report their mistakes. Those that write headers are checked
+	// against the identity headers once every instance has claimed its own,
+	// and closed when build returns.
+	var unusedWriters []plugins.HeaderWriter
 	used := map[string]bool{}
 	for _, rc := range cfg.Routes {
 		if rc == nil {
@@ -239,7 +242,10 @@ func build(cfg *config.Config, d *deps) (*generation, error) {
 		// routes use which instance.
 		claimHeaders = append(claimHeaders, claimedHeaders(p)...)
 		g.files = append(g.files, usedFiles(p)...)
-		_ = p.Close()
+		if hw, ok := p.(plugins.HeaderWriter); ok {
+			unusedWriters = append(unusedWriters, hw)
+		}
+		defer func() { _ = p.Close() }()
 	}
 
 	if len(errs) == 0 {
@@ -260,6 +266,7 @@ func build(cfg *config.Config, d *deps) (*generation, error) {
 		g.table = table
 	}
 	g.identity = proxy.NewIdentityHeaders(claimHeaders)
+	errs = append(errs, checkHeaderWriters(g.identity, g.routes, unusedWriters)...)
 	g.warnings = config.SortWarnings(g.warnings)
 
 	if len(errs) > 0 {
@@ -516,6 +523,35 @@ func contains(xs []string, x string) bool {
 		}
 	}
 	return false
+}
+
+// checkHeaderWriters asks every plugin that writes request headers named in
+// its settings (plugins.HeaderWriter) to refuse the identity headers of ids,
+// which are complete only once every plugin of the file is built. A named
+// instance that several routes use reports the same errors for each; the
+// caller's SortErrors keeps one.
+func checkHeaderWriters(ids *proxy.IdentityHeaders, routes []*route, unused []plugins.HeaderWriter) []error {
+	isIdentity := func(name string) bool { return ids.Contains([]byte(name)) }
+	var errs []error
+	check := func(hw plugins.HeaderWriter) {
+		if err := hw.CheckHeaders(isIdentity); err != nil {
+			errs = append(errs, config.Errors(err)...)
+		}
+	}
+	for _, r := range routes {
+		if r.chain == nil {
+			continue
+		}
+		for _, p := range r.chain.Plugins() {
+			if hw, ok := p.(plugins.HeaderWriter); ok {
+				check(hw)
+			}
+		}
+	}
+	for _, hw := range unused {
+		check(hw)
+	}
+	return errs
 }
 
 // claimedHeaders returns the identity headers p claims (see

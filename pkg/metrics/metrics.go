@@ -129,6 +129,13 @@ func (r *Route) WebSocket() (open *vm.Gauge, opened *vm.Counter) {
 // RateLimitRejected returns gateway_ratelimit_rejected_total{route}.
 func (r *Route) RateLimitRejected() *vm.Counter { return r.rlRej }
 
+// IPFilterRejected returns gateway_ip_filter_rejected_total{route}, the
+// requests the ip-filter plugin answered 403. Only routes with the plugin
+// call it, so other routes do not export it.
+func (r *Route) IPFilterRejected() *vm.Counter {
+	return vm.GetOrCreateCounter(`gateway_ip_filter_rejected_total{route="` + quote(r.name) + `"}`)
+}
+
 // Auth rejection reasons, the fixed label set of gateway_auth_rejected_total.
 const (
 	ReasonMissing     = "missing"

@@ -64,6 +64,19 @@ type HeaderClaimer interface {
 	ClaimHeaders() []string
 }
 
+// HeaderWriter is implemented by plugins that set or add request headers
+// named in their settings (headers). Such a plugin can never write an
+// identity header, and the names the identity plugins claim are only known
+// once the whole file is built: after building every plugin (instances no
+// route uses included), the gateway calls CheckHeaders with a report of
+// whether a name is an identity header (X-User-*, every HeaderClaimer's
+// names, tls.forward_client_cert; matched by folded name: case ignored, '_'
+// the same as '-'), and refuses the configuration with the *config.Error
+// values it returns, each positioned at the offending name.
+type HeaderWriter interface {
+	CheckHeaders(isIdentity func(name string) bool) error
+}
+
 // MethodAnswerer is implemented by plugins that answer some methods
 // themselves whatever the route lists (cors answers OPTIONS preflights). The
 // gateway adds those methods to a route that restricts its methods.

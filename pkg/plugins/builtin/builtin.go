@@ -6,7 +6,10 @@ import (
 	"github.com/gatewayd/gatewayd/pkg/plugins"
 	"github.com/gatewayd/gatewayd/pkg/plugins/apikey"
 	"github.com/gatewayd/gatewayd/pkg/plugins/blacklist"
+	"github.com/gatewayd/gatewayd/pkg/plugins/compress"
 	"github.com/gatewayd/gatewayd/pkg/plugins/cors"
+	"github.com/gatewayd/gatewayd/pkg/plugins/headers"
+	"github.com/gatewayd/gatewayd/pkg/plugins/ipfilter"
 	"github.com/gatewayd/gatewayd/pkg/plugins/jwt"
 	"github.com/gatewayd/gatewayd/pkg/plugins/ratelimit"
 	"github.com/gatewayd/gatewayd/pkg/plugins/rbac"
@@ -24,6 +27,9 @@ func Register(reg *plugins.Registry) {
 	reg.Register(ratelimit.Factory{})
 	reg.Register(cors.Factory{})
 	reg.Register(secheaders.Factory{})
+	reg.Register(ipfilter.Factory{})
+	reg.Register(headers.Factory{})
+	reg.Register(compress.Factory{})
 }
 
 // Registry returns a new registry holding the built-in factories.
