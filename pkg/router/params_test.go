@@ -193,7 +193,7 @@ func TestNewRewriteErrors(t *testing.T) {
 		{name: "percent escape", givePath: "/v1/items/{id}", giveRw: "/internal/%41/{id}",
 			wantErr: `routes[0].rewrite.path: is written decoded, like match.path, and escaped when sent: write it without percent escapes, got "/internal/%41/{id}"`},
 		{name: "prefix route", givePrefix: "/v1/files/", giveRw: "/static/",
-			wantErr: `routes[0].rewrite.path: needs match.path: a path_prefix route captures nothing to rewrite with; write the prefix as match.path with a final {rest...} ("/v1/files/{rest...}") and use {rest...} in the template`},
+			wantErr: `routes[0].rewrite.path: needs match.path: a path_prefix route captures nothing to rewrite with; write match.path: "/v1/files/{rest...}" and use {rest...} in the template`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -209,7 +209,11 @@ func (rw *Rewrite) Append(dst, path []byte, params *Params) []byte {
 // returns a message saying what is wrong with it.
 func parseRewrite(tmpl string, pat *pattern) (*Rewrite, string) {
 	if pat.prefix {
-		return nil, "needs match.path: a path_prefix route captures nothing to rewrite with; write the prefix as match.path with a final {rest...} (\"/v1/files/{rest...}\") and use {rest...} in the template"
+		var b strings.Builder
+		for _, s := range pat.segs {
+			b.WriteString("/" + s.lit)
+		}
+		return nil, fmt.Sprintf("needs match.path: a path_prefix route captures nothing to rewrite with; write match.path: %q and use {rest...} in the template", b.String()+"/{rest...}")
 	}
 	if !strings.HasPrefix(tmpl, "/") {
 		return nil, fmt.Sprintf("must start with \"/\", got %q", tmpl)
