@@ -66,20 +66,6 @@ func TestPathFunctionsDoNotAllocate(t *testing.T) {
 	}
 }
 
-// fixedHeaders is a Headers over fixed byte slices, like fasthttp's
-// RequestHeader: Peek returns a slice it owns.
-type fixedHeaders struct{ canary, region []byte }
-
-func (h *fixedHeaders) Peek(name string) []byte {
-	switch name {
-	case "X-Canary":
-		return h.canary
-	case "X-Region":
-		return h.region
-	}
-	return nil
-}
-
 func TestMatchParamsDoesNotAllocate(t *testing.T) {
 	tbl := paramBenchTable(t)
 	tests := []struct {

@@ -71,6 +71,20 @@ func BenchmarkMatch(b *testing.B) {
 	})
 }
 
+// fixedHeaders is a Headers over fixed byte slices, like fasthttp's
+// RequestHeader: Peek returns a slice it owns.
+type fixedHeaders struct{ canary, region []byte }
+
+func (h *fixedHeaders) Peek(name string) []byte {
+	switch name {
+	case "X-Canary":
+		return h.canary
+	case "X-Region":
+		return h.region
+	}
+	return nil
+}
+
 // paramBenchTable builds a table of 50 routes with parameters, header
 // conditions, rest parameters and prefixes.
 func paramBenchTable(tb testing.TB) *Table {

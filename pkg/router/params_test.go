@@ -485,3 +485,21 @@ func TestRewrite(t *testing.T) {
 		t.Errorf("Rewrite of a route without a template is not nil")
 	}
 }
+
+func TestEditDistance(t *testing.T) {
+	tests := []struct {
+		giveA, giveB string
+		want         int
+	}{
+		{giveA: "path", giveB: "path", want: 0},
+		{giveA: "paht", giveB: "path", want: 1},
+		{giveA: "idd", giveB: "id", want: 1},
+		{giveA: "abc", giveB: "xyz", want: 3},
+		{giveA: "", giveB: "id", want: 2},
+	}
+	for _, tt := range tests {
+		if got := editDistance(tt.giveA, tt.giveB); got != tt.want {
+			t.Errorf("editDistance(%q, %q) = %d, want %d", tt.giveA, tt.giveB, got, tt.want)
+		}
+	}
+}
