@@ -279,6 +279,24 @@ func build(cfg *config.Config, d *deps) (*generation, error) {
 		}
 	}
 	g.identity = proxy.NewIdentityHeaders(claimHeaders)
+	// A condition on a header removed before routing could never hold.
+	for i, rc := range cfg.Routes {
+		if rc == nil {
+			continue
+		}
+		for _, name := range rc.Match.HeaderKeys() {
+			var why string
+			switch {
+			case g.identity.Contains([]byte(name)):
+				why = "it is an identity header, removed from client requests before routing"
+			case g.dropUnderscore && strings.Contains(name, "_"):
+				why = "server.drop_underscore_headers removes it before routing"
+			default:
+				continue
+			}
+			fail(rc.Match.HeaderPos(name), config.IndexPath("routes", i)+".match.headers."+name, "cannot match on %s: %s", name, why)
+		}
+	}
 	g.warnings = config.SortWarnings(g.warnings)
 
 	if len(errs) > 0 {
