@@ -104,3 +104,45 @@ func FuzzMatchParams(f *testing.F) {
 		}
 	})
 }
+
+// FuzzPrefixIndex checks that a group without parameters, matched through
+// its prefix index, decides exactly as its segment tree does.
+func FuzzPrefixIndex(f *testing.F) {
+	for _, s := range []string{"/v1/users/42", "/v1/auth/login", "/v1/admin/audit/x", "/", "/static", "/v1/usersx", "/reports/"} {
+		f.Add([]byte(s), uint8(0), false)
+	}
+	routes := precedenceRoutes()
+	routes = append(routes, &Route{Name: "beta", PathPrefix: "/v1/", Headers: []Header{{Name: "X-Beta", Value: "1"}}})
+	indexed, err := New(routes)
+	if err != nil {
+		f.Fatal(err)
+	}
+	walked, err := New(routes)
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, g := range walked.hosts {
+		g.params = true
+	}
+	for _, g := range walked.wildcards {
+		g.params = true
+	}
+	walked.anyHost.params = true
+	methods := []string{"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "FOO"}
+	hosts := []string{"", "api.example.com", "a.tenants.example.com", "a.eu.tenants.example.com"}
+	f.Fuzz(func(t *testing.T, raw []byte, pick uint8, beta bool) {
+		path, err := NormalizePath(nil, raw)
+		if err != nil {
+			return
+		}
+		var hdr Headers
+		if beta {
+			hdr = testHeaders{"X-Beta": "1"}
+		}
+		m, h := []byte(methods[int(pick)%len(methods)]), []byte(hosts[int(pick/8)%len(hosts)])
+		a, b := indexed.Match(m, h, path, hdr), walked.Match(m, h, path, hdr)
+		if a.Route != b.Route || a.Status != b.Status || string(a.Allow) != string(b.Allow) {
+			t.Fatalf("%s %s %.200q: prefix index gives %+v, segment tree %+v", m, h, path, a, b)
+		}
+	})
+}

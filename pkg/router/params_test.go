@@ -503,3 +503,43 @@ func TestEditDistance(t *testing.T) {
 		}
 	}
 }
+
+// Without parameters a group is matched through its prefix index; header
+// conditions behave as in the segment tree.
+func TestMatchHeadersWithoutParameters(t *testing.T) {
+	tbl, err := New([]*Route{
+		{Name: "public", PathPrefix: "/"},
+		{Name: "beta", PathPrefix: "/v1/", Headers: []Header{{Name: "X-Beta", Value: "1"}}},
+		{Name: "beta-reports", PathPrefix: "/v1/reports", Methods: []string{"GET"}, Headers: []Header{{Name: "X-Beta", Value: "1"}}},
+		{Name: "status", Path: "/v1/status", Headers: []Header{{Name: "X-Beta", Value: "1"}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	beta := testHeaders{"X-Beta": "1"}
+	tests := []struct {
+		giveMethod string
+		givePath   string
+		giveHdr    Headers
+		wantRoute  string
+		wantStatus int
+	}{
+		{giveMethod: "GET", givePath: "/v1/x", wantRoute: "public"},
+		{giveMethod: "GET", givePath: "/v1/x", giveHdr: beta, wantRoute: "beta"},
+		{giveMethod: "GET", givePath: "/v1/reports/q1", giveHdr: beta, wantRoute: "beta-reports"},
+		{giveMethod: "POST", givePath: "/v1/reports/q1", giveHdr: beta, wantStatus: 405},
+		{giveMethod: "POST", givePath: "/v1/reports/q1", wantRoute: "public"},
+		{giveMethod: "GET", givePath: "/v1/status", wantRoute: "public"},
+		{giveMethod: "GET", givePath: "/v1/status", giveHdr: beta, wantRoute: "status"},
+	}
+	for _, tt := range tests {
+		got := tbl.Match([]byte(tt.giveMethod), nil, []byte(tt.givePath), tt.giveHdr)
+		gotRoute := ""
+		if got.Route != nil {
+			gotRoute = got.Route.Name
+		}
+		if gotRoute != tt.wantRoute || got.Status != tt.wantStatus {
+			t.Errorf("%s %s %v = route %q status %d, want %q %d", tt.giveMethod, tt.givePath, tt.giveHdr, gotRoute, got.Status, tt.wantRoute, tt.wantStatus)
+		}
+	}
+}

@@ -114,17 +114,67 @@ type group struct {
 	// root is the segment tree of the other patterns: paths with
 	// parameters and prefixes.
 	root *node
+	// prefix indexes the prefix entries of root by the prefix without its
+	// trailing slash ("/" under ""), and maxPrefix is its longest key. When
+	// the group has no parameters (params false) Match walks it instead of
+	// root: a few lookups of whole prefixes instead of one per segment.
+	prefix    map[string]*entry
+	maxPrefix int
+	params    bool
 }
 
 // node is one segment position of the tree. Its children are tried from
 // the most specific to the least: the literal segment, then a {name}, then
 // the catch-all (a path_prefix ending here, or a final {name...}).
 type node struct {
-	lit   map[string]*node
-	param *node
+	// lits are the literal children; litMap indexes them once there are
+	// more than a linear scan handles quickly.
+	lits   []litChild
+	litMap map[string]*node
+	param  *node
 	// end holds the patterns that end here; rest those that match the rest
 	// of the path from here.
 	end, rest *entry
+}
+
+type litChild struct {
+	seg  string
+	node *node
+}
+
+// maxLinearChildren is the most literal children looked up by a scan.
+const maxLinearChildren = 8
+
+// child returns the literal child for seg, or nil.
+func (n *node) child(seg []byte) *node {
+	if n.litMap != nil {
+		return n.litMap[string(seg)]
+	}
+	for i := range n.lits {
+		if n.lits[i].seg == string(seg) {
+			return n.lits[i].node
+		}
+	}
+	return nil
+}
+
+// addChild returns the literal child for seg, adding it when missing.
+func (n *node) addChild(seg string) *node {
+	if c := n.child([]byte(seg)); c != nil {
+		return c
+	}
+	c := &node{}
+	n.lits = append(n.lits, litChild{seg: seg, node: c})
+	if len(n.lits) > maxLinearChildren {
+		if n.litMap == nil {
+			n.litMap = make(map[string]*node, len(n.lits))
+			for _, l := range n.lits {
+				n.litMap[l.seg] = l.node
+			}
+		}
+		n.litMap[seg] = c
+	}
+	return c
 }
 
 // entry holds the routes that share a host selector and a path pattern,
@@ -144,12 +194,13 @@ type compiled struct {
 	restParam bool
 }
 
-// request is one Match call's input and captures.
+// request is one Match call's input and its result; res.Params holds the
+// captures of the pattern being tried.
 type request struct {
 	path   []byte
 	method methodSet
 	hdr    Headers
-	params Params
+	res    Result
 }
 
 // decide selects the route of e for the request, or answers 405 with the
@@ -157,7 +208,7 @@ type request struct {
 // returns false when no route of e matches the request's headers (and, at
 // the end of the path, its slash), so a less specific pattern is tried.
 // off is the position of the catch-all's slash (len(path) at the end).
-func (e *entry) decide(rq *request, off int) (Result, bool) {
+func (e *entry) decide(rq *request, off int) bool {
 	var allow methodSet
 	matched := false
 	for i := range e.routes {
@@ -170,20 +221,21 @@ func (e *entry) decide(rq *request, off int) (Result, bool) {
 		}
 		matched = true
 		if c.any || c.methods&rq.method != 0 {
-			res := Result{Route: c.route, Params: rq.params}
+			rq.res.Route = c.route
 			if c.restParam {
-				res.Params.push(off+1, len(rq.path))
+				rq.res.Params.push(off+1, len(rq.path))
 			}
-			return res, true
+			return true
 		}
 		allow |= c.methods
 	}
 	if !matched {
-		return Result{}, false
+		return false
 	}
 	// Every route that refuses a method lists methods, so allow is never
 	// empty.
-	return Result{Status: 405, Allow: allowValues[allow]}, true
+	rq.res = Result{Status: 405, Allow: allowValues[allow]}
+	return true
 }
 
 // New validates routes and compiles them into a Table. It reports every
@@ -386,19 +438,14 @@ func (t *Table) add(host string, wildcard bool, pat *pattern, path string, c com
 	if g.root == nil {
 		g.root = &node{}
 	}
+	if len(pat.names) > 0 {
+		g.params = true
+	}
 	n := g.root
 	for _, s := range pat.segs {
 		switch s.kind {
 		case segLit:
-			if n.lit == nil {
-				n.lit = make(map[string]*node)
-			}
-			next := n.lit[s.lit]
-			if next == nil {
-				next = &node{}
-				n.lit[s.lit] = next
-			}
-			n = next
+			n = n.addChild(s.lit)
 		case segParam:
 			if n.param == nil {
 				n.param = &node{}
@@ -412,6 +459,14 @@ func (t *Table) add(host string, wildcard bool, pat *pattern, path string, c com
 	}
 	if *slot == nil {
 		*slot = &entry{}
+		if pat.prefix {
+			key := strings.TrimSuffix(path, "/")
+			if g.prefix == nil {
+				g.prefix = make(map[string]*entry)
+			}
+			g.prefix[key] = *slot
+			g.maxPrefix = max(g.maxPrefix, len(key))
+		}
 	}
 	(*slot).insert(c)
 }
@@ -474,8 +529,8 @@ func (t *Table) Match(method, host, path []byte, hdr Headers) Result {
 		var buf [maxHostLength]byte
 		if h := canonicalHost(&buf, host); len(h) > 0 {
 			if g := t.hosts[string(h)]; g != nil {
-				if res, ok := g.match(&rq); ok {
-					return res
+				if g.match(&rq) {
+					return rq.res
 				}
 			}
 			if len(t.wildcards) > 0 {
@@ -489,8 +544,8 @@ func (t *Table) Match(method, host, path []byte, hdr Headers) Result {
 						break
 					}
 					if g := t.wildcards[string(h[i+1:])]; g != nil {
-						if res, ok := g.match(&rq); ok {
-							return res
+						if g.match(&rq) {
+							return rq.res
 						}
 					}
 				}
@@ -498,8 +553,8 @@ func (t *Table) Match(method, host, path []byte, hdr Headers) Result {
 		}
 	}
 	if t.anyHost != nil {
-		if res, ok := t.anyHost.match(&rq); ok {
-			return res
+		if t.anyHost.match(&rq) {
+			return rq.res
 		}
 	}
 	return Result{Status: 404}
@@ -509,31 +564,47 @@ func (t *Table) Match(method, host, path []byte, hdr Headers) Result {
 // 16-bit. NormalizePath never returns a longer one.
 const maxMatchLength = 1<<16 - 1
 
-// match returns the decision of the most specific pattern of g with a
-// candidate for the request, or false when there is none.
-func (g *group) match(rq *request) (Result, bool) {
+// match decides the request on the most specific pattern of g with a
+// candidate for it, or returns false when there is none.
+func (g *group) match(rq *request) bool {
 	if g.exact != nil {
-		if e := g.exact[string(rq.path)]; e != nil {
-			if res, ok := e.decide(rq, len(rq.path)); ok {
-				return res, true
-			}
+		if e := g.exact[string(rq.path)]; e != nil && e.decide(rq, len(rq.path)) {
+			return true
 		}
 	}
 	if g.root == nil || len(rq.path) == 0 {
-		return Result{}, false
+		return false
 	}
-	return g.root.match(rq, 0)
+	if g.params {
+		return g.root.match(rq, 0)
+	}
+	// Without parameters only prefixes are left, and the longest that
+	// matches is the most specific.
+	q := rq.path
+	if n := len(q); q[n-1] == '/' {
+		q = q[:n-1]
+	}
+	for {
+		if len(q) <= g.maxPrefix {
+			if e := g.prefix[string(q)]; e != nil && e.decide(rq, len(q)) {
+				return true
+			}
+		}
+		i := bytes.LastIndexByte(q, '/')
+		if i < 0 {
+			return false
+		}
+		q = q[:i]
+	}
 }
 
 // match tries the patterns below n for the rest of the path, which starts
 // at off (a '/', or the end of the path), most specific first.
-func (n *node) match(rq *request, off int) (Result, bool) {
+func (n *node) match(rq *request, off int) bool {
 	path := rq.path
 	if off == len(path) {
-		if n.end != nil {
-			if res, ok := n.end.decide(rq, off); ok {
-				return res, true
-			}
+		if n.end != nil && n.end.decide(rq, off) {
+			return true
 		}
 	} else {
 		end := off + 1
@@ -543,27 +614,19 @@ func (n *node) match(rq *request, off int) (Result, bool) {
 			end = len(path)
 		}
 		seg := path[off+1 : end]
-		if n.lit != nil {
-			if next := n.lit[string(seg)]; next != nil {
-				if res, ok := next.match(rq, end); ok {
-					return res, true
-				}
-			}
+		if next := n.child(seg); next != nil && next.match(rq, end) {
+			return true
 		}
 		if n.param != nil && len(seg) > 0 {
-			saved := rq.params.n
-			rq.params.push(off+1, end)
-			res, ok := n.param.match(rq, end)
-			rq.params.n = saved
-			if ok {
-				return res, true
+			saved := rq.res.Params.n
+			rq.res.Params.push(off+1, end)
+			if n.param.match(rq, end) {
+				return true
 			}
+			rq.res.Params.n = saved
 		}
 	}
-	if n.rest != nil {
-		return n.rest.decide(rq, off)
-	}
-	return Result{}, false
+	return n.rest != nil && n.rest.decide(rq, off)
 }
 
 // canonicalHost writes host to buf without its port and final dot, in lower
