@@ -422,7 +422,6 @@ func (t *Table) add(host string, wildcard bool, pat *pattern, path string, c com
 			t.hosts[host] = g
 		}
 	}
-	var slot **entry
 	if pat.literal() {
 		if g.exact == nil {
 			g.exact = make(map[string]*entry)
@@ -453,7 +452,7 @@ func (t *Table) add(host string, wildcard bool, pat *pattern, path string, c com
 			n = n.param
 		}
 	}
-	slot = &n.end
+	slot := &n.end
 	if pat.catchAll() {
 		slot = &n.rest
 	}
