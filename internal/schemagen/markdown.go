@@ -180,9 +180,11 @@ const routingText = "\n<a id=\"def-routing\"></a>\n\n## Routing: parameters, hea
 	"**Path parameters.** In `match.path`, a segment `{name}` matches exactly one non-empty segment and a last segment `{name...}` matches the rest of the path after its slash, possibly empty. " +
 	"A parameter never spans a `/`, and since an encoded slash is decoded before matching, `/v1/items/a%2Fb` is the two segments `a` and `b`: it does not match `/v1/items/{id}`. " +
 	"A trailing slash counts: `/v1/items/{id}` does not match `/v1/items/42/` (`/v1/items/{id}/` does). " +
-	"`/files/{path...}` matches `/files/` and everything below it, not `/files` itself.\n\n" +
+	"`/files/{path...}` matches `/files/` and everything below it, not `/files` itself. " +
+	"Inside a `{ ... }` mapping, quote a path with parameters (`{ path: \"/v1/items/{id}\" }`): unquoted, its `}` ends the mapping.\n\n" +
 	"**Header conditions.** `match.headers` lists headers that must all be present with exactly the given value (names in any case). " +
-	"A route whose conditions fail is not a candidate for the request, which is how a canary by header works: with the two routes below, `X-Canary: 1` reaches `items-canary` and every other request `items`.\n\n" +
+	"A route whose conditions fail is not a candidate for the request, which is how a canary by header works: with the two routes below, `X-Canary: 1` reaches `items-canary` and every other request `items`. " +
+	"Any client can send any header: a condition selects a route, it does not authenticate, so give a header-conditioned route the same plugins as its twin.\n\n" +
 	"**Precedence**, within one host selector (exact host, then wildcard hosts from the longest, then routes without a host):\n\n" +
 	"1. Patterns are compared segment by segment from the left; at the first segment where they differ, a literal segment beats a `{name}`, which beats a catch-all (a `path_prefix`, or a final `{name...}`). A path that ends beats a catch-all matching the empty rest. " +
 	"So `/v1/items/new` beats `/v1/items/{id}`, which beats `/v1/items/{rest...}` and `path_prefix: /v1/items/`, which beats `path_prefix: /v1/`; and `/v1/items/{id}/parts` beats `/v1/{kind}/{id}/parts`.\n" +
