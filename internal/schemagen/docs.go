@@ -626,6 +626,11 @@ var docs = map[string]fieldDoc{
 		Desc:    "Remove `match.path_prefix` from the path sent upstream (`/api/x` with prefix `/api/` is sent as `/x`). Needs `match.path_prefix`.",
 		Example: true,
 	},
+	"route.rewrite": {
+		Desc:    "Replace the path sent upstream with a template filled with the parameters of `match.path` (see [routes[].rewrite](#def-rewrite)). Not with `strip_prefix`.",
+		Default: "none (the normalised request path)",
+		Example: map[string]any{"path": "/internal/items/{id}"},
+	},
 	"route.preserve_host": {
 		Desc:    "Send the client's `Host` upstream instead of the target's host (which is the default; the client's host then travels in `X-Forwarded-Host`).",
 		Example: true,
@@ -648,9 +653,9 @@ var docs = map[string]fieldDoc{
 
 	// routes[].match:
 	"match.path": {
-		Desc:    "Exact path (after normalisation). An exact path beats any prefix. Give `path` or `path_prefix`, not both.",
+		Desc:    "Path (after normalisation), matched exactly except for parameters, each a whole segment: `{name}` matches one non-empty segment, and `{name...}`, only as the last segment, the rest of the path after its slash, possibly empty (`/files/{path...}` matches `/files/` and `/files/a/b`, not `/files`). Names are identifiers (letters, digits, `_`, not starting with a digit), unique in the path, at most 8. A path without parameters beats any other pattern. Give `path` or `path_prefix`, not both.",
 		Default: "none",
-		Example: "/v1/auth/login", Pattern: absPathPattern,
+		Example: "/v1/items/{id}", Pattern: absPathPattern,
 	},
 	"match.path_prefix": {
 		Desc:    "Path prefix matched on whole segments: `/v1/admin` matches `/v1/admin` and `/v1/admin/x`, never `/v1/adminx`. The longest prefix wins.",
@@ -662,10 +667,22 @@ var docs = map[string]fieldDoc{
 		Default: "any host",
 		Example: "api.example.com",
 	},
+	"match.headers": {
+		Desc:    "Request headers that must all be present with exactly these values: names compared case-insensitively, values byte for byte (the first header of a name counts). A request that does not carry them is matched as if the route did not exist, so it reaches a less specific route, e.g. the stable twin of a canary. At one path pattern, routes with more conditions are tried first. Headers are matched after header hygiene, as the upstream would see them: not for `Host` (use `host`), hop-by-hop headers, `Content-Length`, identity headers (`X-User-*`, `forward_claims` names) or, with `server.drop_underscore_headers`, names with `_`, which are all removed or handled before routing. Values are not empty. Header conditions select a route; they do not authenticate (any client can send them).",
+		Default: "none",
+		Example: map[string]any{"X-Canary": "1"},
+	},
 	"match.methods": {
 		Desc:    "Methods served, upper case, compared case-sensitively (`get` is not `GET`); a route that accepts GET also accepts HEAD, and a route with a `cors` plugin also accepts OPTIONS. The most specific matching path decides: when none of its routes accepts the method the answer is 405 with `Allow`, never a less specific route (a catch-all `/` does not serve a `PATCH` that `/v1/users/` refuses).",
 		Default: "every method",
 		Example: []any{"GET", "POST"}, Enum: httpMethods,
+	},
+
+	// routes[].rewrite:
+	"rewrite.path": {
+		Desc:     "Template of the upstream path: literal segments and parameters of `match.path`, each a whole segment, `{name}` for a one-segment parameter and `{name...}` (last) for the rest. The parameter values are the normalised, decoded segments the route matched, escaped again on the way out exactly as an unrewritten path is; the query string is kept. Written decoded and normalised, like `match.path`. Needs `match.path` (a `path_prefix` route has no parameters: write it as `/prefix/{rest...}`).",
+		Required: true, Default: "none (required)",
+		Example: "/internal/items/{id}", Pattern: absPathPattern,
 	},
 
 	// request-id

@@ -122,7 +122,7 @@ under each path that merges it.
 func (m *model) reference() string {
 	var b strings.Builder
 	b.WriteString(referenceIntro)
-	order := []string{"gateway", "admin", "server", "tls", "tlsCertificate", "log", "redis", "upstream", "upstreamTarget", "retryBudget", "healthCheck", "upstreamTLS", "auth", "lockout", "namedPlugin", "route", "match", "pluginEntry"}
+	order := []string{"gateway", "admin", "server", "tls", "tlsCertificate", "log", "redis", "upstream", "upstreamTarget", "retryBudget", "healthCheck", "upstreamTLS", "auth", "lockout", "namedPlugin", "route", "match", "rewrite", "routing", "pluginEntry"}
 	var toc []string
 	for _, def := range order {
 		title := m.title(def)
@@ -141,6 +141,8 @@ func (m *model) reference() string {
 			m.writeNamedPlugin(&b)
 		case "pluginEntry":
 			m.writePluginEntry(&b)
+		case "routing":
+			b.WriteString(routingText)
 		default:
 			s := m.byDef[def]
 			fmt.Fprintf(&b, "\n<a id=\"def-%s\"></a>\n\n## %s\n\n%s\n\n", s.def, m.title(def), s.intro)
@@ -163,11 +165,41 @@ func (m *model) title(def string) string {
 		return "`plugins.NAME`"
 	case "pluginEntry":
 		return "`routes[].plugins[]`"
+	case "routing":
+		return "Routing: parameters, headers, precedence, rewrite"
 	case "gateway":
 		return "Top level"
 	}
 	return "`" + m.byDef[def].title + "`"
 }
+
+// routingText explains how a request finds its route, with examples.
+const routingText = "\n<a id=\"def-routing\"></a>\n\n## Routing: parameters, headers, precedence, rewrite\n\n" +
+	"The request path is normalised first: percent escapes are decoded (`%2F` and `%2E` included), repeated slashes collapsed, `.` and `..` resolved. " +
+	"Routes are written in that decoded form and matched against it, and the upstream receives that same path, escaped again (or the route's `rewrite.path` filled from it).\n\n" +
+	"**Path parameters.** In `match.path`, a segment `{name}` matches exactly one non-empty segment and a last segment `{name...}` matches the rest of the path after its slash, possibly empty. " +
+	"A parameter never spans a `/`, and since an encoded slash is decoded before matching, `/v1/items/a%2Fb` is the two segments `a` and `b`: it does not match `/v1/items/{id}`. " +
+	"A trailing slash counts: `/v1/items/{id}` does not match `/v1/items/42/` (`/v1/items/{id}/` does). " +
+	"`/files/{path...}` matches `/files/` and everything below it, not `/files` itself. " +
+	"Inside a `{ ... }` mapping, quote a path with parameters (`{ path: \"/v1/items/{id}\" }`): unquoted, its `}` ends the mapping.\n\n" +
+	"**Header conditions.** `match.headers` lists headers that must all be present with exactly the given value (names in any case). " +
+	"A route whose conditions fail is not a candidate for the request, which is how a canary by header works: with the two routes below, `X-Canary: 1` reaches `items-canary` and every other request `items`. " +
+	"Any client can send any header: a condition selects a route, it does not authenticate, so give a header-conditioned route the same plugins as its twin.\n\n" +
+	"**Precedence**, within one host selector (exact host, then wildcard hosts from the longest, then routes without a host):\n\n" +
+	"1. Patterns are compared segment by segment from the left; at the first segment where they differ, a literal segment beats a `{name}`, which beats a catch-all (a `path_prefix`, or a final `{name...}`). A path that ends beats a catch-all matching the empty rest. " +
+	"So `/v1/items/new` beats `/v1/items/{id}`, which beats `/v1/items/{rest...}` and `path_prefix: /v1/items/`, which beats `path_prefix: /v1/`; and `/v1/items/{id}/parts` beats `/v1/{kind}/{id}/parts`.\n" +
+	"2. At one pattern, a route with more header conditions beats one with fewer.\n" +
+	"3. The method decides among the candidates at the most specific pattern: if none accepts it, the answer is `405` with `Allow` listing theirs, never a less specific route.\n\n" +
+	"**Ties are errors.** Two routes are equally specific for some request when they have the same host, the same pattern (parameter names do not count, `/files/{path...}` is the same as `path_prefix: /files/` or `/files`), methods that overlap, " +
+	"as many header conditions, and conditions one request can carry together (`{X-Canary: \"1\"}` and `{X-Beta: \"1\"}` can; `{X-Canary: \"1\"}` and `{X-Canary: \"2\"}` cannot). " +
+	"`-check` and a reload reject such a file, naming both routes with their lines, so the choice never depends on the order routes are written in.\n\n" +
+	"**Rewrite.** `rewrite.path` builds the upstream path from a template and the route's parameters; the query string is kept. " +
+	"It needs `match.path`, names only parameters the path declares (a typo gets a suggestion), and cannot be combined with `strip_prefix`. " +
+	"A parameter value is one normalised segment, never `.` or `..`, so no value can climb out of the template; bytes outside the URI path characters, and `;`, are sent percent-encoded as they are for any path.\n\n" +
+	"```yaml\nroutes:\n  - name: item-new                     # literal: beats {id}\n    match: { path: /v1/items/new, methods: [GET] }\n    upstream: items\n" +
+	"  - name: items                        # GET /v1/items/42?x=1 -> /internal/items/42?x=1\n    match: { path: \"/v1/items/{id}\", methods: [GET, PUT] }\n    upstream: items\n    rewrite: { path: \"/internal/items/{id}\" }\n" +
+	"  - name: items-canary                 # the same with X-Canary: 1 -> items-canary\n    match:\n      path: \"/v1/items/{id}\"\n      methods: [GET]\n      headers: { X-Canary: \"1\" }\n    upstream: items-canary\n    rewrite: { path: \"/internal/items/{id}\" }\n" +
+	"  - name: assets                       # GET /assets/css/site.css -> /static/css/site.css\n    match: { path: \"/assets/{path...}\", methods: [GET] }\n    upstream: files\n    rewrite: { path: \"/static/{path...}\" }\n```\n"
 
 func (m *model) writeNamedPlugin(b *strings.Builder) {
 	fmt.Fprintf(b, "\n<a id=\"def-namedPlugin\"></a>\n\n## `plugins.NAME`\n\n%s Named instances that no route uses are still built, so `-check` reports their mistakes.\n\n", namedPluginDesc)

@@ -169,10 +169,12 @@ type Route struct {
 	Upstream string `yaml:"upstream"`
 	// Plugins are the raw entries: a bare name or a one-key map of inline
 	// settings. The gateway's builder resolves them against the registry.
-	Plugins      []*yaml.Node `yaml:"plugins"`
-	StripPrefix  bool         `yaml:"strip_prefix"`
-	PreserveHost bool         `yaml:"preserve_host"`
-	Timeout      Duration     `yaml:"timeout"`
+	Plugins     []*yaml.Node `yaml:"plugins"`
+	StripPrefix bool         `yaml:"strip_prefix"`
+	// Rewrite replaces the path sent upstream.
+	Rewrite      *Rewrite `yaml:"rewrite"`
+	PreserveHost bool     `yaml:"preserve_host"`
+	Timeout      Duration `yaml:"timeout"`
 	// WebSocket lets WebSocket handshakes through: after the route's plugins
 	// accept one and the upstream answers 101, bytes are tunnelled both ways.
 	WebSocket bool `yaml:"websocket"`
@@ -188,7 +190,49 @@ type Match struct {
 	PathPrefix string   `yaml:"path_prefix"`
 	Host       string   `yaml:"host"`
 	Methods    []string `yaml:"methods"`
-	Meta       Meta     `yaml:"-"`
+	// Headers are request headers that must all be present with exactly
+	// these values (names case-insensitive).
+	Headers map[string]string `yaml:"headers"`
+	Meta    Meta              `yaml:"-"`
+}
+
+// HeaderKeys returns the keys of match.headers in the order they are
+// written in the file (sorted when the mapping was not read from a file).
+func (m *Match) HeaderKeys() []string {
+	var keys []string
+	if n := m.Meta.values["headers"]; n != nil && n.Kind == yaml.MappingNode {
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if _, ok := m.Headers[n.Content[i].Value]; ok {
+				keys = append(keys, n.Content[i].Value)
+			}
+		}
+		if len(keys) == len(m.Headers) {
+			return keys
+		}
+	}
+	return sortedKeys(m.Headers)
+}
+
+// HeaderPos returns the node of the key name in match.headers, or the
+// mapping (or match itself) when it cannot be found.
+func (m *Match) HeaderPos(name string) *yaml.Node {
+	n := m.Meta.Pos("headers")
+	if n != nil && n.Kind == yaml.MappingNode {
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == name {
+				return n.Content[i]
+			}
+		}
+	}
+	return n
+}
+
+// Rewrite changes the request before it is sent upstream.
+type Rewrite struct {
+	// Path is the template of the upstream path: literal segments and the
+	// parameters of match.path ("/internal/items/{id}", "/static/{path...}").
+	Path string `yaml:"path"`
+	Meta Meta   `yaml:"-"`
 }
 
 // BuiltinAuth is the upstream name that routes to the in-process auth service.

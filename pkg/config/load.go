@@ -64,11 +64,17 @@ var yamlLineRe = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
 func syntaxError(file string, err error) error {
 	msg := err.Error()
+	hint := ""
+	if strings.Contains(msg, "did not find expected ',' or '}'") {
+		// Path parameters make this common: { path: /items/{id} } ends the
+		// mapping at the parameter's '}'.
+		hint = ` (inside { ... } a value holding '{', '}', '[', ']' or ',' must be quoted, e.g. { path: "/items/{id}" })`
+	}
 	if m := yamlLineRe.FindStringSubmatch(msg); m != nil {
 		line, _ := strconv.Atoi(m[1])
-		return &Error{File: file, Line: line, Msg: "invalid YAML: " + m[2]}
+		return &Error{File: file, Line: line, Msg: "invalid YAML: " + m[2] + hint}
 	}
-	return &Error{File: file, Msg: "invalid YAML: " + strings.TrimPrefix(msg, "yaml: ")}
+	return &Error{File: file, Msg: "invalid YAML: " + strings.TrimPrefix(msg, "yaml: ") + hint}
 }
 
 var envRe = regexp.MustCompile(`\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(:-[^}]*)?\}`)

@@ -356,6 +356,14 @@ func (v *validator) route(c *Config, path string, r *Route) {
 	if r.StripPrefix && r.Match.PathPrefix == "" {
 		v.at(m.Pos("strip_prefix"), path+".strip_prefix", "needs match.path_prefix")
 	}
+	if rw := r.Rewrite; rw != nil {
+		switch {
+		case rw.Path == "":
+			v.at(rw.Meta.Node, path+".rewrite.path", "missing path: give the upstream path template, e.g. /internal/items/{id}")
+		case r.StripPrefix:
+			v.at(m.Pos("strip_prefix"), path+".strip_prefix", "strip_prefix and rewrite.path are mutually exclusive: rewrite.path sets the whole upstream path")
+		}
+	}
 	v.webSocket(m, path, r)
 	for i, p := range r.Plugins {
 		ipath := IndexPath(path+".plugins", i)

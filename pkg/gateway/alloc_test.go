@@ -23,11 +23,16 @@ func TestHandleZeroAlloc(t *testing.T) {
 		name  string
 		path  string
 		authz []byte
+		// hdrName and hdrValue are one more request header.
+		hdrName, hdrValue []byte
 	}{
 		{name: "passthrough", path: "/pass/x"},
 		{name: "full chain", path: "/chain/x", authz: []byte("Bearer " + tok)},
 		{name: "not found", path: "/nothing"},
 		{name: "access log on", gw: logged, path: "/pass/x"},
+		{name: "parameters and rewrite", path: "/items/42/parts/7?q=1"},
+		{name: "header condition and rewrite", path: "/items/42/parts/7", hdrName: []byte("X-Canary"), hdrValue: []byte("1")},
+		{name: "parameter route 404", path: "/items/42/parts/7/x"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -38,9 +43,9 @@ func TestHandleZeroAlloc(t *testing.T) {
 			var ctx fasthttp.RequestCtx
 			ctx.Init(&fasthttp.Request{}, benchAddr, nil)
 			for i := 0; i < 10; i++ {
-				serveOnce(gw, &ctx, tt.path, tt.authz)
+				serveOnceHeader(gw, &ctx, tt.path, tt.authz, tt.hdrName, tt.hdrValue)
 			}
-			if n := testing.AllocsPerRun(200, func() { serveOnce(gw, &ctx, tt.path, tt.authz) }); n != 0 {
+			if n := testing.AllocsPerRun(200, func() { serveOnceHeader(gw, &ctx, tt.path, tt.authz, tt.hdrName, tt.hdrValue) }); n != 0 {
 				t.Fatalf("%v allocs per request", n)
 			}
 		})

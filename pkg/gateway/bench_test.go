@@ -37,6 +37,14 @@ routes:
       - blacklist
       - rbac: { roles: [user] }
       - ratelimit: { key: user, limit: 1000000000, period: 1s }
+  - name: item
+    match: { path: "/items/{id}/parts/{part}" }
+    upstream: up
+    rewrite: { path: "/internal/parts/{part}/item/{id}" }
+  - name: item-canary
+    match: { path: "/items/{id}/parts/{part}", headers: { X-Canary: "1" } }
+    upstream: up
+    rewrite: { path: "/canary/{id}/{part}" }
 `
 
 // benchGateway builds a gateway on the memory store in front of a real
@@ -78,12 +86,21 @@ func benchGateway(tb testing.TB) (*Gateway, string) {
 // serveOnce runs one request through gw.Handle on a reused ctx, the way
 // fasthttp's server does (user values and response reset afterwards).
 func serveOnce(gw *Gateway, ctx *fasthttp.RequestCtx, path string, authz []byte) int {
+	return serveOnceHeader(gw, ctx, path, authz, nil, nil)
+}
+
+// serveOnceHeader is serveOnce with one more request header (none when
+// name is nil).
+func serveOnceHeader(gw *Gateway, ctx *fasthttp.RequestCtx, path string, authz, name, value []byte) int {
 	ctx.Request.Reset()
 	ctx.Request.Header.SetMethod("GET")
 	ctx.Request.SetRequestURI(path)
 	ctx.Request.Header.SetHost("gw.example")
 	if authz != nil {
 		ctx.Request.Header.SetBytesV("Authorization", authz)
+	}
+	if name != nil {
+		ctx.Request.Header.SetBytesKV(name, value)
 	}
 	gw.Handle(ctx)
 	status := ctx.Response.StatusCode()
@@ -115,6 +132,10 @@ func benchHandle(b *testing.B, path string, withToken bool) {
 // BenchmarkHandlePassthrough is a route with no plugins, upstream on
 // loopback (the proxy exchange dominates).
 func BenchmarkHandlePassthrough(b *testing.B) { benchHandle(b, "/pass/x", false) }
+
+// BenchmarkHandleRewrite is a route with two path parameters and
+// rewrite.path, no plugins.
+func BenchmarkHandleRewrite(b *testing.B) { benchHandle(b, "/items/42/parts/7?q=1", false) }
 
 // BenchmarkHandleChainMemory is request-id, jwt, blacklist, rbac and
 // ratelimit on the in-process store.

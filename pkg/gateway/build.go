@@ -34,6 +34,9 @@ type route struct {
 	builtin      AuthHandler
 	upstreamName string
 	stripPrefix  []byte
+	// rewrite, when set, builds the upstream path from the route's
+	// parameters (rewrite.path).
+	rewrite      *router.Rewrite
 	preserveHost bool
 	timeout      time.Duration
 	metrics      *metrics.Route
@@ -199,14 +202,21 @@ func build(cfg *config.Config, d *deps) (*generation, error) {
 		r.signature = routeSignature(rc, chain)
 		g.routes = append(g.routes, r)
 		methods := routeMethods(rc.Match.Methods, chain)
-		rrs = append(rrs, &router.Route{
+		rr := &router.Route{
 			Name:       rc.Name,
 			Host:       rc.Match.Host,
 			Path:       rc.Match.Path,
 			PathPrefix: rc.Match.PathPrefix,
 			Methods:    methods,
 			Value:      r,
-		})
+		}
+		for _, name := range rc.Match.HeaderKeys() {
+			rr.Headers = append(rr.Headers, router.Header{Name: name, Value: rc.Match.Headers[name]})
+		}
+		if rc.Rewrite != nil {
+			rr.Rewrite = rc.Rewrite.Path
+		}
+		rrs = append(rrs, rr)
 	}
 
 	// Named instances no route uses are still built once, so -check and a
@@ -255,18 +265,45 @@ func build(cfg *config.Config, d *deps) (*generation, error) {
 				var re *router.RouteError
 				if errors.As(e, &re) && re.Index >= 0 && re.Index < len(cfg.Routes) {
 					rc := cfg.Routes[re.Index]
-					key := strings.TrimPrefix(re.Field, "match.")
-					errs = append(errs, config.Errorf(cfg.File, rc.Match.Meta.Pos(key),
-						config.IndexPath("routes", re.Index)+"."+re.Field, re.Msg))
+					msg := re.Msg
+					if re.Other >= 0 && re.Other < len(cfg.Routes) && cfg.Routes[re.Other].Meta.Node != nil {
+						// Say where the other route is, so both can be found.
+						msg += fmt.Sprintf("; routes[%d] is at %s:%d", re.Other, cfg.File, cfg.Routes[re.Other].Meta.Node.Line)
+					}
+					errs = append(errs, config.Errorf(cfg.File, routeFieldNode(rc, re.Field),
+						config.IndexPath("routes", re.Index)+"."+re.Field, msg))
 				} else {
 					errs = append(errs, config.Errorf(cfg.File, cfg.Meta.Pos("routes"), "routes", e.Error()))
 				}
 			}
 		}
 		g.table = table
+		if table != nil {
+			for i, rr := range rrs {
+				g.routes[i].rewrite = table.Rewrite(rr)
+			}
+		}
 	}
 	g.identity = proxy.NewIdentityHeaders(claimHeaders)
 	errs = append(errs, checkHeaderWriters(g.identity, g.routes, unusedWriters)...)
+	// A condition on a header removed before routing could never hold.
+	for i, rc := range cfg.Routes {
+		if rc == nil {
+			continue
+		}
+		for _, name := range rc.Match.HeaderKeys() {
+			var why string
+			switch {
+			case g.identity.Contains([]byte(name)):
+				why = "it is an identity header, removed from client requests before routing"
+			case g.dropUnderscore && strings.Contains(name, "_"):
+				why = "server.drop_underscore_headers removes it before routing"
+			default:
+				continue
+			}
+			fail(rc.Match.HeaderPos(name), config.IndexPath("routes", i)+".match.headers."+name, "cannot match on %s: %s", name, why)
+		}
+	}
 	g.warnings = config.SortWarnings(g.warnings)
 
 	if len(errs) > 0 {
@@ -274,6 +311,29 @@ func build(cfg *config.Config, d *deps) (*generation, error) {
 		return nil, config.SortErrors(errors.Join(errs...))
 	}
 	return g, nil
+}
+
+// routeFieldNode returns the node of a route's field as router.RouteError
+// names it ("match.path", "match.methods[1]", "match.headers.X-Canary",
+// "rewrite.path", "name").
+func routeFieldNode(rc *config.Route, field string) *yaml.Node {
+	switch {
+	case field == "name":
+		return rc.Meta.Pos("name")
+	case strings.HasPrefix(field, "rewrite.") && rc.Rewrite != nil:
+		return rc.Rewrite.Meta.Pos(strings.TrimPrefix(field, "rewrite."))
+	case strings.HasPrefix(field, "match.headers."):
+		return rc.Match.HeaderPos(strings.TrimPrefix(field, "match.headers."))
+	case strings.HasPrefix(field, "match.methods["):
+		var i int
+		if _, err := fmt.Sscanf(field, "match.methods[%d]", &i); err == nil {
+			if n := rc.Match.Meta.Pos("methods"); n != nil && n.Kind == yaml.SequenceNode && i < len(n.Content) {
+				return n.Content[i]
+			}
+		}
+		return rc.Match.Meta.Pos("methods")
+	}
+	return rc.Match.Meta.Pos(strings.TrimPrefix(field, "match."))
 }
 
 // entryName returns the plugin name of a route's plugin entry and its
@@ -567,6 +627,12 @@ func routeSignature(rc *config.Route, chain *plugins.Chain) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s|%s|%s|%v|%s|%v|%v|%s|%v|%s|", rc.Match.Host, rc.Match.Path, rc.Match.PathPrefix,
 		rc.Match.Methods, rc.Upstream, rc.StripPrefix, rc.PreserveHost, rc.Timeout, rc.WebSocket, rc.WebSocketIdleTimeout)
+	for _, name := range rc.Match.HeaderKeys() {
+		fmt.Fprintf(&b, "%s=%s|", name, rc.Match.Headers[name])
+	}
+	if rc.Rewrite != nil {
+		b.WriteString("rewrite=" + rc.Rewrite.Path + "|")
+	}
 	for _, p := range rc.Plugins {
 		out, _ := yaml.Marshal(p)
 		b.Write(out)

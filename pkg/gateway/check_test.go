@@ -154,6 +154,12 @@ func dumpRoutes(t *testing.T, cfg *config.Config) string {
 		if len(methods) > 0 {
 			b.WriteString("  methods: " + strings.Join(methods, ",") + "\n")
 		}
+		for _, h := range r.Headers {
+			b.WriteString("  header: " + h.Name + ": " + h.Value + "\n")
+		}
+		if rt.rewrite != nil {
+			b.WriteString("  rewrite: " + rt.rewrite.String() + "\n")
+		}
 		b.WriteString("  upstream: " + rt.upstreamName + "\n")
 		if len(rt.stripPrefix) > 0 {
 			b.WriteString("  strip_prefix: " + string(rt.stripPrefix) + "\n")

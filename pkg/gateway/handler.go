@@ -216,9 +216,10 @@ func (g *Gateway) route(ctx *fasthttp.RequestCtx, gen *generation, st *reqctx.St
 		return nil
 	}
 	st.Path = norm
-	res := gen.table.Match(ctx.Method(), ctx.Host(), norm)
+	res := gen.table.Match(ctx.Method(), ctx.Host(), norm, &ctx.Request.Header)
 	switch res.Status {
 	case 0:
+		st.Params = res.Params
 		return res.Route.Value.(*route)
 	case fasthttp.StatusMethodNotAllowed:
 		ctx.Response.Header.SetBytesKV(hdrAllow, res.Allow)
@@ -269,12 +270,19 @@ func (g *Gateway) forward(ctx *fasthttp.RequestCtx, r *route, st *reqctx.State, 
 
 // setUpstreamPath puts the normalised path, without the stripped prefix, on
 // the request URI: the bytes the route was matched on are the bytes sent.
+// A route with rewrite.path sends its template filled with the parameters
+// captured from that same path instead. The query string is kept either
+// way.
 func setUpstreamPath(ctx *fasthttp.RequestCtx, r *route, st *reqctx.State) {
-	p := st.Path
-	if r.stripPrefix != nil {
-		p = stripPrefix(p, r.stripPrefix)
+	if r.rewrite != nil {
+		st.Scratch = r.rewrite.Append(st.Scratch[:0], st.Path, &st.Params)
+	} else {
+		p := st.Path
+		if r.stripPrefix != nil {
+			p = stripPrefix(p, r.stripPrefix)
+		}
+		st.Scratch = router.AppendEscapedPath(st.Scratch[:0], p)
 	}
-	st.Scratch = router.AppendEscapedPath(st.Scratch[:0], p)
 	// Most paths are already in normal form: then the bytes on the wire are
 	// the client's and the URI need not be rewritten (and re-parsed).
 	if uri := ctx.Request.URI(); !bytes.Equal(st.Scratch, uri.PathOriginal()) {

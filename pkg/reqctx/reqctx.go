@@ -8,6 +8,7 @@ package reqctx
 import (
 	"sync"
 
+	"github.com/gatewayd/gatewayd/pkg/router"
 	"github.com/valyala/fasthttp"
 )
 
@@ -99,6 +100,9 @@ type State struct {
 	// gateway reuses for the escaped upstream path.
 	Path    []byte
 	Scratch []byte
+	// Params are the parameters the route's match.path captured, as
+	// offsets into Path.
+	Params router.Params
 }
 
 // RateLimit is one rate-limit decision, for response headers.
@@ -140,6 +144,7 @@ func (s *State) Close() error {
 	s.RateLimit = RateLimit{}
 	s.Path = s.Path[:0]
 	s.Scratch = s.Scratch[:0]
+	s.Params = router.Params{}
 	pool.Put(s)
 	return nil
 }

@@ -25,11 +25,11 @@ func TestMatchDoesNotAllocate(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			method, host, path := []byte(tt.giveMethod), []byte(tt.giveHost), []byte(tt.givePath)
-			if got := tbl.Match(method, host, path); got.Status != tt.wantStatus {
+			if got := tbl.Match(method, host, path, nil); got.Status != tt.wantStatus {
 				t.Fatalf("Match(%s %s %s) status %d, want %d", method, host, path, got.Status, tt.wantStatus)
 			}
 			allocs := testing.AllocsPerRun(1000, func() {
-				tbl.Match(method, host, path)
+				tbl.Match(method, host, path, nil)
 			})
 			if allocs != 0 {
 				t.Errorf("Match allocates %.1f times per call, want 0", allocs)
@@ -63,5 +63,70 @@ func TestPathFunctionsDoNotAllocate(t *testing.T) {
 	})
 	if allocs != 0 {
 		t.Errorf("NormalizePath allocates %.1f times on a bad path, want 0", allocs)
+	}
+}
+
+func TestMatchParamsDoesNotAllocate(t *testing.T) {
+	tbl := paramBenchTable(t)
+	tests := []struct {
+		name       string
+		giveMethod string
+		givePath   string
+		giveHdr    *fixedHeaders
+		wantRoute  string
+		wantStatus int
+	}{
+		{name: "parameter", giveMethod: "GET", givePath: "/v1/svc3/items/42", wantRoute: "svc3-item"},
+		{name: "two parameters", giveMethod: "GET", givePath: "/v1/tenants/acme/svc5/orders/77", wantRoute: "svc5-order"},
+		{name: "rest", giveMethod: "GET", givePath: "/static/css/site/main.css", wantRoute: "static"},
+		{name: "backtrack to prefix", giveMethod: "POST", givePath: "/v1/svc3/items/42/x", wantRoute: "svc3-write"},
+		{name: "header", giveMethod: "GET", givePath: "/v1/svc3/items/42", giveHdr: &fixedHeaders{canary: []byte("1")}, wantRoute: "svc3-item-canary"},
+		{name: "two headers", giveMethod: "GET", givePath: "/v1/svc3/items/42", giveHdr: &fixedHeaders{canary: []byte("1"), region: []byte("eu")}, wantRoute: "svc3-item-canary-eu"},
+		{name: "header absent", giveMethod: "GET", givePath: "/v1/svc3/items/42", giveHdr: &fixedHeaders{}, wantRoute: "svc3-item"},
+		{name: "405", giveMethod: "PATCH", givePath: "/v1/svc3/items/42", wantStatus: 405},
+		{name: "404", giveMethod: "GET", givePath: "/v2/nothing", wantStatus: 404},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			method, path := []byte(tt.giveMethod), []byte(tt.givePath)
+			var hdr Headers
+			if tt.giveHdr != nil {
+				hdr = tt.giveHdr
+			}
+			got := tbl.Match(method, nil, path, hdr)
+			gotRoute := ""
+			if got.Route != nil {
+				gotRoute = got.Route.Name
+			}
+			if gotRoute != tt.wantRoute || got.Status != tt.wantStatus {
+				t.Fatalf("Match(%s %s) = route %q status %d, want %q %d", method, path, gotRoute, got.Status, tt.wantRoute, tt.wantStatus)
+			}
+			allocs := testing.AllocsPerRun(1000, func() {
+				tbl.Match(method, nil, path, hdr)
+			})
+			if allocs != 0 {
+				t.Errorf("Match allocates %.1f times per call, want 0", allocs)
+			}
+		})
+	}
+}
+
+func TestRewriteDoesNotAllocate(t *testing.T) {
+	tbl := paramBenchTable(t)
+	path := []byte("/v1/tenants/acme corp/svc5/orders/77")
+	res := tbl.Match([]byte("GET"), nil, path, nil)
+	if res.Route == nil {
+		t.Fatalf("no route for %s", path)
+	}
+	rw := tbl.Rewrite(res.Route)
+	dst := make([]byte, 0, 256)
+	allocs := testing.AllocsPerRun(1000, func() {
+		dst = rw.Append(dst[:0], path, &res.Params)
+	})
+	if allocs != 0 {
+		t.Errorf("Rewrite.Append allocates %.1f times per call, want 0", allocs)
+	}
+	if want := "/orders/77/tenant/acme%20corp"; string(dst) != want {
+		t.Errorf("rewritten path = %q, want %q", dst, want)
 	}
 }

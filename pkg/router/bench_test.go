@@ -56,7 +56,7 @@ func BenchmarkMatch(b *testing.B) {
 		b.Run(bm.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				tbl.Match(method, host, path)
+				tbl.Match(method, host, path, nil)
 			}
 		})
 	}
@@ -65,10 +65,91 @@ func BenchmarkMatch(b *testing.B) {
 		b.ReportAllocs()
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
-				tbl.Match(method, host, path)
+				tbl.Match(method, host, path, nil)
 			}
 		})
 	})
+}
+
+// fixedHeaders is a Headers over fixed byte slices, like fasthttp's
+// RequestHeader: Peek returns a slice it owns.
+type fixedHeaders struct{ canary, region []byte }
+
+func (h *fixedHeaders) Peek(name string) []byte {
+	switch name {
+	case "X-Canary":
+		return h.canary
+	case "X-Region":
+		return h.region
+	}
+	return nil
+}
+
+// paramBenchTable builds a table of 50 routes with parameters, header
+// conditions, rest parameters and prefixes.
+func paramBenchTable(tb testing.TB) *Table {
+	tb.Helper()
+	canary := []Header{{Name: "X-Canary", Value: "1"}}
+	routes := []*Route{
+		{Name: "static", Path: "/static/{path...}", Methods: []string{"GET"}},
+		{Name: "health", Path: "/healthz", Methods: []string{"GET"}},
+	}
+	for i := 0; len(routes) < 50; i++ {
+		svc := "svc" + strconv.Itoa(i)
+		routes = append(routes,
+			&Route{Name: svc + "-item", Path: "/v1/" + svc + "/items/{id}", Methods: []string{"GET", "PUT"}, Rewrite: "/items/{id}"},
+			&Route{Name: svc + "-item-canary", Path: "/v1/" + svc + "/items/{id}", Methods: []string{"GET"}, Headers: canary},
+			&Route{Name: svc + "-item-canary-eu", Path: "/v1/" + svc + "/items/{id}", Methods: []string{"GET"}, Headers: []Header{canary[0], {Name: "X-Region", Value: "eu"}}},
+			&Route{Name: svc + "-write", PathPrefix: "/v1/" + svc + "/items/", Methods: []string{"POST"}},
+			&Route{Name: svc + "-order", Path: "/v1/tenants/{tenant}/" + svc + "/orders/{id}", Rewrite: "/orders/{id}/tenant/{tenant}"},
+		)
+	}
+	tbl, err := New(routes[:50])
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return tbl
+}
+
+func BenchmarkMatchParams(b *testing.B) {
+	tbl := paramBenchTable(b)
+	benchmarks := []struct {
+		name string
+		path string
+		hdr  *fixedHeaders
+	}{
+		{name: "parameter", path: "/v1/svc3/items/42"},
+		{name: "two-parameters", path: "/v1/tenants/acme/svc5/orders/77"},
+		{name: "rest", path: "/static/css/site/main.css"},
+		{name: "header", path: "/v1/svc3/items/42", hdr: &fixedHeaders{canary: []byte("1")}},
+		{name: "header-absent", path: "/v1/svc3/items/42", hdr: &fixedHeaders{}},
+		{name: "404", path: "/v2/nothing/here"},
+	}
+	for _, bm := range benchmarks {
+		method, path := []byte("GET"), []byte(bm.path)
+		var hdr Headers
+		if bm.hdr != nil {
+			hdr = bm.hdr
+		}
+		b.Run(bm.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				tbl.Match(method, nil, path, hdr)
+			}
+		})
+	}
+}
+
+func BenchmarkRewrite(b *testing.B) {
+	tbl := paramBenchTable(b)
+	path := []byte("/v1/tenants/acme/svc5/orders/77")
+	res := tbl.Match([]byte("GET"), nil, path, nil)
+	rw := tbl.Rewrite(res.Route)
+	dst := make([]byte, 0, 256)
+	b.ReportAllocs()
+	for b.Loop() {
+		dst = rw.Append(dst[:0], path, &res.Params)
+	}
 }
 
 func BenchmarkNormalizePath(b *testing.B) {

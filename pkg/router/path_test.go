@@ -93,7 +93,7 @@ func TestNormalizePath(t *testing.T) {
 			if string(got) != tt.wantPath {
 				t.Errorf("NormalizePath(%q) = %q, want %q", tt.give, got, tt.wantPath)
 			}
-			res := tbl.Match([]byte("GET"), nil, got)
+			res := tbl.Match([]byte("GET"), nil, got, nil)
 			if res.Route == nil || res.Route.Name != tt.wantRoute {
 				t.Errorf("Match(%q) = %+v, want route %q", got, res, tt.wantRoute)
 			}

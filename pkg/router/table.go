@@ -19,8 +19,14 @@ type Route struct {
 	// "*.example.com", which matches one or more labels in front of
 	// example.com but not example.com itself.
 	Host string
-	// Path matches exactly this normalised path. Exactly one of Path and
-	// PathPrefix is set.
+	// Path matches this normalised path. It may hold parameters, each a
+	// whole segment: {name} matches exactly one non-empty segment and
+	// {name...}, only as the last segment, the rest of the path after its
+	// slash (possibly empty): "/v1/items/{id}" matches "/v1/items/42" but
+	// not "/v1/items/" or "/v1/items/42/x"; "/files/{path...}" matches
+	// "/files/", "/files/a" and "/files/a/b", not "/files". Names are
+	// identifiers, unique in the path, at most MaxParams of them. Exactly
+	// one of Path and PathPrefix is set.
 	Path string
 	// PathPrefix matches this path and everything below it, in whole
 	// segments: "/v1/admin" and "/v1/admin/" both match "/v1/admin" and
@@ -30,6 +36,16 @@ type Route struct {
 	// every method, standard or not. A route that accepts GET also accepts
 	// HEAD. Request methods are compared case-sensitively.
 	Methods []string
+	// Headers are conditions on request headers, all of which must hold:
+	// the first header of each name (compared case-insensitively) must have
+	// exactly the value given. A request that fails them is matched as if
+	// the route did not exist.
+	Headers []Header
+	// Rewrite, when set, is the template of the upstream path: literal
+	// segments and the parameters of Path, written the same way
+	// ("/internal/items/{id}", "/static/{path...}"). Table.Rewrite returns
+	// it compiled.
+	Rewrite string
 	// Value is opaque to the router.
 	Value any
 }
@@ -37,12 +53,15 @@ type Route struct {
 // RouteError is one problem New found in a route. Index is the route's
 // position in the slice given to New and Field the key under the route that
 // holds the problem ("name", "match", "match.host", "match.path",
-// "match.path_prefix", "match.methods[1]"), so the caller can point at the
-// line of its configuration file.
+// "match.path_prefix", "match.methods[1]", "match.headers.X-Canary",
+// "rewrite.path"), so the caller can point at the line of its configuration
+// file. Other is, for a conflict between two routes, the index of the
+// route declared first, and -1 otherwise.
 type RouteError struct {
 	Index int
 	Field string
 	Msg   string
+	Other int
 }
 
 // Error returns the error as "routes[INDEX].FIELD: MSG".
@@ -67,6 +86,9 @@ type Result struct {
 	// as "GET, HEAD, POST". It is shared by every call and must not be
 	// modified.
 	Allow []byte
+	// Params are the parameters the selected route's Path captured, as
+	// offsets into the path given to Match.
+	Params Params
 }
 
 // Table is a compiled route table. It is immutable after New and safe for
@@ -81,73 +103,181 @@ type Table struct {
 	// wildMin and wildMax bound the length of the keys in wildcards, so
 	// Match skips suffixes that cannot be one.
 	wildMin, wildMax int
+	rewrites         map[*Route]*Rewrite
 }
 
 // group holds the routes of one host selector.
 type group struct {
+	// exact holds the paths without parameters: the most specific pattern
+	// for the one path each matches, so it is looked up first.
 	exact map[string]*entry
-	// prefix is keyed by the prefix without its trailing slash, so "/" is
-	// stored under "".
-	prefix map[string]*entry
-	// maxPrefix is the longest key in prefix, to skip lookups that cannot hit.
+	// root is the segment tree of the other patterns: paths with
+	// parameters and prefixes.
+	root *node
+	// prefix indexes the prefix entries of root by the prefix without its
+	// trailing slash ("/" under ""), and maxPrefix is its longest key. When
+	// the group has no parameters (params false) Match walks it instead of
+	// root: a few lookups of whole prefixes instead of one per segment.
+	prefix    map[string]*entry
 	maxPrefix int
+	params    bool
 }
 
-// entry holds the routes that share a host selector and a path, in
-// declaration order; New guarantees that their method sets are disjoint.
+// node is one segment position of the tree. Its children are tried from
+// the most specific to the least: the literal segment, then a {name}, then
+// the catch-all (a path_prefix ending here, or a final {name...}).
+type node struct {
+	// lits are the literal children; litMap indexes them once there are
+	// more than a linear scan handles quickly.
+	lits   []litChild
+	litMap map[string]*node
+	param  *node
+	// end holds the patterns that end here; rest those that match the rest
+	// of the path from here.
+	end, rest *entry
+}
+
+type litChild struct {
+	seg  string
+	node *node
+}
+
+// maxLinearChildren is the most literal children looked up by a scan.
+const maxLinearChildren = 8
+
+// child returns the literal child for seg, or nil.
+func (n *node) child(seg []byte) *node {
+	if n.litMap != nil {
+		return n.litMap[string(seg)]
+	}
+	for i := range n.lits {
+		if n.lits[i].seg == string(seg) {
+			return n.lits[i].node
+		}
+	}
+	return nil
+}
+
+// addChild returns the literal child for seg, adding it when missing.
+func (n *node) addChild(seg string) *node {
+	if c := n.child([]byte(seg)); c != nil {
+		return c
+	}
+	c := &node{}
+	n.lits = append(n.lits, litChild{seg: seg, node: c})
+	if len(n.lits) > maxLinearChildren {
+		if n.litMap == nil {
+			n.litMap = make(map[string]*node, len(n.lits))
+			for _, l := range n.lits {
+				n.litMap[l.seg] = l.node
+			}
+		}
+		n.litMap[seg] = c
+	}
+	return c
+}
+
+// entry holds the routes that share a host selector and a path pattern,
+// ordered by their number of header conditions (most first), then as
+// declared. New guarantees that no request can select two of them.
 type entry struct {
 	routes []compiled
-	// methods is the union of the method sets of routes that list methods.
-	methods methodSet
 }
 
 type compiled struct {
 	route   *Route
 	methods methodSet // with HEAD added when GET is present
 	any     bool      // no Methods: every method, known or not
+	headers []Header  // canonical names
+	// restParam is set for a final {name...}: it needs a '/' after the
+	// segments before it and captures what follows.
+	restParam bool
 }
 
-func (e *entry) pick(m methodSet) *Route {
+// request is one Match call's input and its result; res.Params holds the
+// captures of the pattern being tried.
+type request struct {
+	path   []byte
+	method methodSet
+	hdr    Headers
+	res    Result
+}
+
+// decide selects the route of e for the request, or answers 405 with the
+// methods of e's routes that match the request but refuse its method. It
+// returns false when no route of e matches the request's headers (and, at
+// the end of the path, its slash), so a less specific pattern is tried.
+// off is the position of the catch-all's slash (len(path) at the end).
+func (e *entry) decide(rq *request, off int) bool {
+	var allow methodSet
+	matched := false
 	for i := range e.routes {
 		c := &e.routes[i]
-		if c.any || c.methods&m != 0 {
-			return c.route
+		if c.restParam && off >= len(rq.path) {
+			continue
 		}
+		if !headersMatch(c.headers, rq.hdr) {
+			continue
+		}
+		matched = true
+		if c.any || c.methods&rq.method != 0 {
+			rq.res.Route = c.route
+			if c.restParam {
+				rq.res.Params.push(off+1, len(rq.path))
+			}
+			return true
+		}
+		allow |= c.methods
 	}
-	return nil
+	if !matched {
+		return false
+	}
+	// Every route that refuses a method lists methods, so allow is never
+	// empty.
+	rq.res = Result{Status: 405, Allow: allowValues[allow]}
+	return true
 }
 
 // New validates routes and compiles them into a Table. It reports every
 // problem it finds, each as a *RouteError, joined with errors.Join: a nil
 // route, a route without exactly one of Path and PathPrefix, a path that does
-// not start with "/", is not in normal form or is written percent-encoded, an
-// invalid host, an invalid, unknown, lower-case or repeated method, a name
-// used twice, and two routes with the same host and path (or prefix) whose
-// method sets overlap.
+// not start with "/", is not in normal form, is written percent-encoded or
+// holds a malformed parameter, an invalid host, an invalid, unknown,
+// lower-case or repeated method, an invalid header condition, a rewrite
+// template that is malformed or names a parameter Path does not declare, a
+// name used twice, and two routes that are equally specific for some
+// request: the same host, the same path pattern (parameter names aside; a
+// final {name...} is the same as the path_prefix of the segments before it,
+// and a prefix is the same with or without its trailing slash), methods
+// that overlap, the same number of header conditions and conditions one
+// request can satisfy together.
 func New(routes []*Route) (*Table, error) {
 	t := &Table{
 		routes:    append([]*Route(nil), routes...),
 		hosts:     make(map[string]*group),
 		wildcards: make(map[string]*group),
+		rewrites:  make(map[*Route]*Rewrite),
 	}
 	var errs []error
-	report := func(i int, field, format string, args ...any) {
-		errs = append(errs, &RouteError{Index: i, Field: field, Msg: fmt.Sprintf(format, args...)})
+	report := func(i, other int, field, format string, args ...any) {
+		errs = append(errs, &RouteError{Index: i, Field: field, Msg: fmt.Sprintf(format, args...), Other: other})
 	}
 	names := make(map[string]int)
 	type slot struct {
 		index   int
+		field   string
 		methods methodSet
+		headers []Header
 	}
 	seen := make(map[string][]slot)
 	for i, r := range routes {
 		if r == nil {
-			report(i, "", "route is nil")
+			report(i, -1, "", "route is nil")
 			continue
 		}
 		if r.Name != "" {
 			if j, ok := names[r.Name]; ok {
-				report(i, "name", "duplicate route name %q, also used by routes[%d]", r.Name, j)
+				report(i, j, "name", "duplicate route name %q, also used by routes[%d]", r.Name, j)
 			} else {
 				names[r.Name] = i
 			}
@@ -155,7 +285,7 @@ func New(routes []*Route) (*Table, error) {
 		ok := true
 		host, wildcard, msg := parseHost(r.Host)
 		if msg != "" {
-			report(i, "match.host", "%s", msg)
+			report(i, -1, "match.host", "%s", msg)
 			ok = false
 		}
 		methods, anyMethod := allMethods, len(r.Methods) == 0
@@ -171,18 +301,35 @@ func New(routes []*Route) (*Table, error) {
 					methods |= bit
 					continue
 				}
-				report(i, "match.methods["+strconv.Itoa(j)+"]", "%s", msg)
+				report(i, -1, "match.methods["+strconv.Itoa(j)+"]", "%s", msg)
 				ok = false
 			}
 			methods = methods.withHead()
 		}
+		var headers []Header
+		for _, h := range r.Headers {
+			canon, msg := checkHeader(h)
+			if msg == "" {
+				for _, prev := range headers {
+					if prev.Name == canon {
+						msg = fmt.Sprintf("header %s is given twice (names are case-insensitive)", canon)
+					}
+				}
+			}
+			if msg != "" {
+				report(i, -1, "match.headers."+h.Name, "%s", msg)
+				ok = false
+				continue
+			}
+			headers = append(headers, Header{Name: canon, Value: h.Value})
+		}
 		var field, path string
 		switch {
 		case r.Path == "" && r.PathPrefix == "":
-			report(i, "match", "one of path or path_prefix is required")
+			report(i, -1, "match", "one of path or path_prefix is required")
 			continue
 		case r.Path != "" && r.PathPrefix != "":
-			report(i, "match", "path and path_prefix are mutually exclusive")
+			report(i, -1, "match", "path and path_prefix are mutually exclusive")
 			continue
 		case r.Path != "":
 			field, path = "match.path", r.Path
@@ -190,35 +337,59 @@ func New(routes []*Route) (*Table, error) {
 			field, path = "match.path_prefix", r.PathPrefix
 		}
 		if msg := checkPath(path); msg != "" {
-			report(i, field, "%s", msg)
+			report(i, -1, field, "%s", msg)
 			continue
 		}
-		if !ok {
+		pat, msg := parsePattern(path, field == "match.path_prefix")
+		if msg != "" {
+			report(i, -1, field, "%s", msg)
 			continue
 		}
-		key := path
-		if field == "match.path_prefix" {
-			key = strings.TrimSuffix(path, "/")
-		}
-		hostKey := host
-		if wildcard {
-			hostKey = "*." + host
-		}
-		dupKey := hostKey + "\x00" + field + "\x00" + key
-		for _, s := range seen[dupKey] {
-			if overlap := s.methods & methods; overlap != 0 {
-				other := routes[s.index]
-				report(i, field, "route %q has the same host, %s and methods (%s) as routes[%d] (%q)",
-					r.Name, field[len("match."):], overlap, s.index, other.Name)
+		if r.Rewrite != "" {
+			rw, msg := parseRewrite(r.Rewrite, &pat)
+			if msg != "" {
+				report(i, -1, "rewrite.path", "%s", msg)
 				ok = false
-				break
+			} else {
+				t.rewrites[r] = rw
 			}
 		}
 		if !ok {
 			continue
 		}
-		seen[dupKey] = append(seen[dupKey], slot{index: i, methods: methods})
-		t.add(host, wildcard, field == "match.path", key, compiled{route: r, methods: methods, any: anyMethod})
+		hostKey := host
+		if wildcard {
+			hostKey = "*." + host
+		}
+		dupKey := hostKey + "\x00" + pat.shape()
+		for _, s := range seen[dupKey] {
+			overlap := s.methods & methods
+			if overlap == 0 || len(s.headers) != len(headers) || !compatible(s.headers, headers) {
+				continue
+			}
+			other := routes[s.index]
+			what := field[len("match."):]
+			if s.field != field || len(pat.names) > 0 {
+				what = "path pattern"
+			}
+			if len(headers) == 0 {
+				report(i, s.index, field, "route %q has the same host, %s and methods (%s) as routes[%d] (%q)",
+					r.Name, what, overlap, s.index, other.Name)
+			} else {
+				report(i, s.index, "match.headers", "route %q has the same host, %s, methods (%s) and number of header conditions (%d) as routes[%d] (%q), and one request can satisfy both: make the headers differ in a value or add a condition to one",
+					r.Name, what, overlap, len(headers), s.index, other.Name)
+			}
+			ok = false
+			break
+		}
+		if !ok {
+			continue
+		}
+		seen[dupKey] = append(seen[dupKey], slot{index: i, field: field, methods: methods, headers: headers})
+		t.add(host, wildcard, &pat, path, compiled{
+			route: r, methods: methods, any: anyMethod, headers: headers,
+			restParam: len(pat.segs) > 0 && pat.segs[len(pat.segs)-1].kind == segRest,
+		})
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
@@ -226,7 +397,7 @@ func New(routes []*Route) (*Table, error) {
 	return t, nil
 }
 
-func (t *Table) add(host string, wildcard, exact bool, key string, c compiled) {
+func (t *Table) add(host string, wildcard bool, pat *pattern, path string, c compiled) {
 	var g *group
 	switch {
 	case host == "":
@@ -251,30 +422,74 @@ func (t *Table) add(host string, wildcard, exact bool, key string, c compiled) {
 			t.hosts[host] = g
 		}
 	}
-	m := &g.prefix
-	if exact {
-		m = &g.exact
+	if pat.literal() {
+		if g.exact == nil {
+			g.exact = make(map[string]*entry)
+		}
+		e := g.exact[path]
+		if e == nil {
+			e = &entry{}
+			g.exact[path] = e
+		}
+		e.insert(c)
+		return
 	}
-	if *m == nil {
-		*m = make(map[string]*entry)
+	if g.root == nil {
+		g.root = &node{}
 	}
-	e := (*m)[key]
-	if e == nil {
-		e = &entry{}
-		(*m)[key] = e
+	if len(pat.names) > 0 {
+		g.params = true
 	}
-	e.routes = append(e.routes, c)
-	if !c.any {
-		e.methods |= c.methods
+	n := g.root
+	for _, s := range pat.segs {
+		switch s.kind {
+		case segLit:
+			n = n.addChild(s.lit)
+		case segParam:
+			if n.param == nil {
+				n.param = &node{}
+			}
+			n = n.param
+		}
 	}
-	if !exact && len(key) > g.maxPrefix {
-		g.maxPrefix = len(key)
+	slot := &n.end
+	if pat.catchAll() {
+		slot = &n.rest
 	}
+	if *slot == nil {
+		*slot = &entry{}
+		if pat.prefix {
+			key := strings.TrimSuffix(path, "/")
+			if g.prefix == nil {
+				g.prefix = make(map[string]*entry)
+			}
+			g.prefix[key] = *slot
+			g.maxPrefix = max(g.maxPrefix, len(key))
+		}
+	}
+	(*slot).insert(c)
+}
+
+// insert adds c after the routes with as many header conditions or more.
+func (e *entry) insert(c compiled) {
+	i := len(e.routes)
+	for i > 0 && len(e.routes[i-1].headers) < len(c.headers) {
+		i--
+	}
+	e.routes = append(e.routes, compiled{})
+	copy(e.routes[i+1:], e.routes[i:])
+	e.routes[i] = c
 }
 
 // Routes returns the routes given to New, in their original order.
 func (t *Table) Routes() []*Route {
 	return append([]*Route(nil), t.routes...)
+}
+
+// Rewrite returns the compiled Rewrite template of r, a route given to New,
+// or nil when it has none.
+func (t *Table) Rewrite(r *Route) *Rewrite {
+	return t.rewrites[r]
 }
 
 // maxHostLength bounds the host names Match looks up; a longer Host header
@@ -284,24 +499,37 @@ const maxHostLength = 255
 // Match selects the route for a request. path must be the output of
 // NormalizePath; host is the Host header as received (a port and a final dot
 // are ignored, letters are compared case-insensitively); method is compared
-// case-sensitively (RFC 9110: "get" is not "GET").
+// case-sensitively (RFC 9110: "get" is not "GET"); hdr gives the request's
+// headers for routes with header conditions (nil: no header condition
+// holds).
 //
 // Candidates are taken from the exact host first, then from the wildcard
 // hosts from the longest suffix to the shortest, then from the routes without
-// a host; within each, an exact Path comes before the prefixes, longest
-// first. The first candidate path that matches decides: the route there that
-// accepts the method is selected, and when none does the result is a 405
-// whose Allow lists the methods of the routes at that path. A less specific
-// path is never tried for a method the more specific one refuses. When no
-// route matches the path the result is a 404. Match does not allocate.
-func (t *Table) Match(method, host, path []byte) Result {
-	m := methodBit(method)
+// a host. Within each, path patterns are ranked segment by segment from the
+// left: a literal segment beats a {name}, which beats a catch-all (a
+// path_prefix or a final {name...}), and a path that ends beats a catch-all
+// that would match the empty rest. So an exact path beats everything, and a
+// longer prefix beats a shorter one. At one pattern, routes with more header
+// conditions come first, and a route whose header conditions do not hold is
+// not a candidate at all.
+//
+// The most specific pattern with a candidate decides: the candidate there
+// that accepts the method is selected, and when none does the result is a
+// 405 whose Allow lists the methods of the candidates at that pattern. A less
+// specific pattern is never tried for a method the more specific one
+// refuses. When no route matches the result is a 404. Match does not
+// allocate.
+func (t *Table) Match(method, host, path []byte, hdr Headers) Result {
+	rq := request{path: path, method: methodBit(method), hdr: hdr}
+	if len(path) > maxMatchLength {
+		return Result{Status: 404}
+	}
 	if len(t.hosts) > 0 || len(t.wildcards) > 0 {
 		var buf [maxHostLength]byte
 		if h := canonicalHost(&buf, host); len(h) > 0 {
 			if g := t.hosts[string(h)]; g != nil {
-				if e := g.match(path); e != nil {
-					return e.decide(m)
+				if g.match(&rq) {
+					return rq.res
 				}
 			}
 			if len(t.wildcards) > 0 {
@@ -315,8 +543,8 @@ func (t *Table) Match(method, host, path []byte) Result {
 						break
 					}
 					if g := t.wildcards[string(h[i+1:])]; g != nil {
-						if e := g.match(path); e != nil {
-							return e.decide(m)
+						if g.match(&rq) {
+							return rq.res
 						}
 					}
 				}
@@ -324,50 +552,80 @@ func (t *Table) Match(method, host, path []byte) Result {
 		}
 	}
 	if t.anyHost != nil {
-		if e := t.anyHost.match(path); e != nil {
-			return e.decide(m)
+		if t.anyHost.match(&rq) {
+			return rq.res
 		}
 	}
 	return Result{Status: 404}
 }
 
-// decide selects the route of e that accepts method m, or answers 405 with
-// the methods of e's routes. Every route of an entry that refuses a method
-// lists methods, so the Allow value is never empty.
-func (e *entry) decide(m methodSet) Result {
-	if r := e.pick(m); r != nil {
-		return Result{Route: r}
-	}
-	return Result{Status: 405, Allow: allowValues[e.methods]}
-}
+// maxMatchLength is the longest path Match considers: parameter offsets are
+// 16-bit. NormalizePath never returns a longer one.
+const maxMatchLength = 1<<16 - 1
 
-// match returns the most specific entry of g whose path matches: the exact
-// path, else the longest prefix; nil when none does.
-func (g *group) match(path []byte) *entry {
+// match decides the request on the most specific pattern of g with a
+// candidate for it, or returns false when there is none.
+func (g *group) match(rq *request) bool {
 	if g.exact != nil {
-		if e := g.exact[string(path)]; e != nil {
-			return e
+		if e := g.exact[string(rq.path)]; e != nil && e.decide(rq, len(rq.path)) {
+			return true
 		}
 	}
-	if g.prefix == nil {
-		return nil
+	if g.root == nil || len(rq.path) == 0 {
+		return false
 	}
-	q := path
-	if n := len(q); n > 0 && q[n-1] == '/' {
+	if g.params {
+		return g.root.match(rq, 0)
+	}
+	// Without parameters only prefixes are left, and the longest that
+	// matches is the most specific.
+	q := rq.path
+	if n := len(q); q[n-1] == '/' {
 		q = q[:n-1]
 	}
 	for {
 		if len(q) <= g.maxPrefix {
-			if e := g.prefix[string(q)]; e != nil {
-				return e
+			if e := g.prefix[string(q)]; e != nil && e.decide(rq, len(q)) {
+				return true
 			}
 		}
 		i := bytes.LastIndexByte(q, '/')
 		if i < 0 {
-			return nil
+			return false
 		}
 		q = q[:i]
 	}
+}
+
+// match tries the patterns below n for the rest of the path, which starts
+// at off (a '/', or the end of the path), most specific first.
+func (n *node) match(rq *request, off int) bool {
+	path := rq.path
+	if off == len(path) {
+		if n.end != nil && n.end.decide(rq, off) {
+			return true
+		}
+	} else {
+		end := off + 1
+		if i := bytes.IndexByte(path[end:], '/'); i >= 0 {
+			end += i
+		} else {
+			end = len(path)
+		}
+		seg := path[off+1 : end]
+		if next := n.child(seg); next != nil && next.match(rq, end) {
+			return true
+		}
+		if n.param != nil && len(seg) > 0 {
+			saved := rq.res.Params.n
+			rq.res.Params.push(off+1, end)
+			if n.param.match(rq, end) {
+				return true
+			}
+			rq.res.Params.n = saved
+		}
+	}
+	return n.rest != nil && n.rest.decide(rq, off)
 }
 
 // canonicalHost writes host to buf without its port and final dot, in lower

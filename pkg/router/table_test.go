@@ -349,7 +349,7 @@ func TestMatch(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := tbl.Match([]byte(tt.giveMethod), []byte(tt.giveHost), []byte(tt.givePath))
+			got := tbl.Match([]byte(tt.giveMethod), []byte(tt.giveHost), []byte(tt.givePath), nil)
 			gotRoute := ""
 			if got.Route != nil {
 				gotRoute = got.Route.Name
@@ -399,7 +399,7 @@ func TestMatchNoMethodFallThrough(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.giveMethod+" "+tt.givePath, func(t *testing.T) {
-			got := tbl.Match([]byte(tt.giveMethod), nil, []byte(tt.givePath))
+			got := tbl.Match([]byte(tt.giveMethod), nil, []byte(tt.givePath), nil)
 			gotRoute := ""
 			if got.Route != nil {
 				gotRoute = got.Route.Name
@@ -422,7 +422,7 @@ func TestMatchReturnsTheRouteValue(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := tbl.Match([]byte("GET"), nil, []byte("/x")); got.Route != r || got.Route.Value != 42 {
+	if got := tbl.Match([]byte("GET"), nil, []byte("/x"), nil); got.Route != r || got.Route.Value != 42 {
 		t.Errorf("Match returned %+v, want the route given to New", got.Route)
 	}
 }
@@ -453,11 +453,11 @@ func TestMatchConcurrent(t *testing.T) {
 	for range 4 {
 		wg.Go(func() {
 			for range 1000 {
-				if r := tbl.Match([]byte("GET"), []byte("a.eu.tenants.example.com"), []byte("/x")); r.Route == nil || r.Route.Name != "eu-tenant" {
+				if r := tbl.Match([]byte("GET"), []byte("a.eu.tenants.example.com"), []byte("/x"), nil); r.Route == nil || r.Route.Name != "eu-tenant" {
 					t.Errorf("Match = %+v, want eu-tenant", r)
 					return
 				}
-				if r := tbl.Match([]byte("PATCH"), nil, []byte("/v1/users/1")); r.Status != 405 {
+				if r := tbl.Match([]byte("PATCH"), nil, []byte("/v1/users/1"), nil); r.Status != 405 {
 					t.Errorf("Match = %+v, want 405", r)
 					return
 				}
