@@ -53,7 +53,9 @@ type Upstream struct {
 	ejectFor   int64 // nanoseconds
 
 	ejections *vm.Counter
-	logger    *zap.Logger
+	// metrics counts attempts by outcome (gateway_upstream_requests_total).
+	metrics *metrics.Upstream
+	logger  *zap.Logger
 
 	stop      chan struct{}
 	wg        sync.WaitGroup
@@ -105,6 +107,7 @@ func New(cfg Config, logger *zap.Logger) (*Upstream, error) {
 		ejectAfter: int32(min(cfg.EjectAfter, 1<<30)),
 		ejectFor:   int64(cfg.EjectFor),
 		ejections:  metrics.UpstreamEjections(cfg.Name),
+		metrics:    metrics.ForUpstream(cfg.Name),
 		logger:     logger.With(zap.String("upstream", cfg.Name)),
 		stop:       make(chan struct{}),
 	}
@@ -227,6 +230,7 @@ func (u *Upstream) Do(req *fasthttp.Request, resp *fasthttp.Response, timeout ti
 		if u.leastConn {
 			t.inflight.Add(-1)
 		}
+		u.metrics.ObserveAttempt(resp.StatusCode(), err != nil)
 		if err == nil {
 			return nil
 		}
