@@ -60,8 +60,8 @@ type Gateway struct {
 	retiring       sync.WaitGroup
 	// open are the generations serving or retiring (guarded by reloadMu):
 	// the metrics of their routes and upstreams are kept.
-	open map[*generation]struct{}
-	tunnels        tunnelSet
+	open    map[*generation]struct{}
+	tunnels tunnelSet
 
 	server *fasthttp.Server
 	admin  *fasthttp.Server

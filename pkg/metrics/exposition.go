@@ -21,15 +21,15 @@ func init() {
 // checks that every gateway_* and http_* family exported has an entry.
 var Help = map[string]string{
 	// Requests, by route.
-	"http_requests_total":                   "Requests answered by the gateway, by method, route and status code. Methods outside GET, HEAD, POST, PUT, DELETE, PATCH and OPTIONS count as OTHER; requests no route matched (404, 405, 413, 431, malformed) count under route=\"unmatched\".",
-	"http_request_duration_seconds":         "Time from the start of a request to the end of its handling (the upstream's headers received, or the gateway's own answer written), by method and route. Series of a method appear on the first request with that method.",
-	"http_response_size_bytes":              "Size of the response bodies the gateway sent, by route: the whole body, or the bytes of a streamed body up to its end. _sum is the total of response body bytes. The series appear with the route's first response.",
-	"gateway_inflight_requests":             "Requests being handled right now (from arrival to the end of the handler).",
-	"gateway_ratelimit_rejected_total":      "Requests refused with 429 by the ratelimit plugin, by route.",
-	"gateway_auth_rejected_total":           "Requests refused by the jwt, api-key, blacklist or rbac plugin, by route and reason.",
-	"gateway_websocket_connections":         "WebSocket tunnels open now, by route (routes with websocket: true).",
-	"gateway_websocket_connections_total":   "WebSocket tunnels opened, by route (routes with websocket: true).",
-	"gateway_connections_rejected_total":    "Client connections refused with a 503 because they were over server.max_connections or server.max_connections_per_ip, by reason.",
+	"http_requests_total":                    "Requests answered by the gateway, by method, route and status code. Methods outside GET, HEAD, POST, PUT, DELETE, PATCH and OPTIONS count as OTHER; requests no route matched (404, 405, 413, 431, malformed) count under route=\"unmatched\".",
+	"http_request_duration_seconds":          "Time from the start of a request to the end of its handling (the upstream's headers received, or the gateway's own answer written), by method and route. Series of a method appear on the first request with that method.",
+	"http_response_size_bytes":               "Size of the response bodies the gateway sent, by route: the whole body, or the bytes of a streamed body up to its end. _sum is the total of response body bytes. The series appear with the route's first response.",
+	"gateway_inflight_requests":              "Requests being handled right now (from arrival to the end of the handler).",
+	"gateway_ratelimit_rejected_total":       "Requests refused with 429 by the ratelimit plugin, by route.",
+	"gateway_auth_rejected_total":            "Requests refused by the jwt, api-key, blacklist or rbac plugin, by route and reason.",
+	"gateway_websocket_connections":          "WebSocket tunnels open now, by route (routes with websocket: true).",
+	"gateway_websocket_connections_total":    "WebSocket tunnels opened, by route (routes with websocket: true).",
+	"gateway_connections_rejected_total":     "Client connections refused with a 503 because they were over server.max_connections or server.max_connections_per_ip, by reason.",
 	"gateway_tls_certificate_expiry_seconds": "Seconds until the notAfter time of each certificate the TLS listener serves (negative once expired), by certificate name.",
 
 	// Upstreams.
@@ -48,9 +48,9 @@ var Help = map[string]string{
 	"gateway_store_timeouts_total":       "Store calls whose caller's deadline passed before the store answered.",
 
 	// Configuration and process.
-	"gateway_config_reloads_total":                          "Configuration reloads (SIGHUP, POST /-/reload, file watch), by result: success or failure.",
+	"gateway_config_reloads_total":                         "Configuration reloads (SIGHUP, POST /-/reload, file watch), by result: success or failure.",
 	"gateway_config_last_reload_success_timestamp_seconds": "Unix time of the last successful configuration load or reload.",
-	"gateway_build_info":                                    "Always 1; the version label is the running gatewayd version.",
+	"gateway_build_info":                                   "Always 1; the version label is the running gatewayd version.",
 
 	// Go runtime and process metrics written by VictoriaMetrics/metrics.
 	"go_cgo_calls_total":                  "Calls from Go to C made by the process.",
