@@ -155,7 +155,7 @@ var docs = map[string]fieldDoc{
 		Example: true,
 	},
 	"admin.pprof": {
-		Desc:    "Serve Go's runtime profiles on the admin listener under `/debug/pprof/`: the index, `cmdline`, `profile` (CPU, `?seconds=N`), `symbol`, `trace` and the named profiles `heap`, `goroutine`, `allocs`, `block`, `mutex` and `threadcreate`, as `net/http/pprof` serves them (`go tool pprof http://127.0.0.1:9901/debug/pprof/heap`). Never on the client listener, where `/debug/pprof/` is an ordinary path. The block and mutex profiles stay empty: the gateway does not turn on their sampling. Profiles reveal internals (command line, memory contents by symbol): keep the admin listener private. Applies on reload.",
+		Desc:    "Serve Go's runtime profiles on the admin listener under `/debug/pprof/`: the index, `cmdline`, `profile` (CPU, `?seconds=N`), `symbol`, `trace` and the named profiles `heap`, `goroutine`, `allocs`, `block`, `mutex` and `threadcreate`, as `net/http/pprof` serves them (`go tool pprof http://127.0.0.1:9901/debug/pprof/heap`). Never on the client listener, where `/debug/pprof/` is an ordinary path. The block and mutex profiles stay empty: the gateway does not turn on their sampling. Profiles reveal internals (the command line, function names, allocation sites) and cost CPU while they run: keep the admin listener private. Applies on reload (see operations.md, Profiling).",
 		Example: true,
 	},
 	"admin.listen": {
