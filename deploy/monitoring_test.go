@@ -200,6 +200,7 @@ func TestAlertRulesShape(t *testing.T) {
 		{giveAlert: "GatewayRateLimitRejectionSpike", wantContains: []string{"gateway_ratelimit_rejected_total"}},
 		{giveAlert: "GatewayUpstreamTargetDown", wantContains: []string{"gateway_upstream_target_healthy == 0"}},
 		{giveAlert: "GatewayUpstreamAllTargetsDown", wantContains: []string{"gateway_upstream_target_healthy"}},
+		{giveAlert: "GatewayUpstreamErrors", wantFor: "10m", wantContains: []string{`gateway_upstream_requests_total{code_class=~"5xx|error"}`, "> 0.05"}},
 		{giveAlert: "GatewayTLSCertificateExpiringSoon", wantContains: []string{"gateway_tls_certificate_expiry_seconds", "< 14 * 86400"}},
 		{giveAlert: "GatewayJWKSNoKeys", wantFor: "5m", wantContains: []string{"gateway_jwks_keys == 0"}},
 	}
