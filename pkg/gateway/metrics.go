@@ -51,15 +51,19 @@ func (g *Gateway) closed(gen *generation) {
 // stops being exported once the last request that used it finished. The
 // caller holds reloadMu, so no build (which creates series) runs meanwhile.
 func (g *Gateway) pruneMetrics() {
-	routes := []string{UnmatchedRoute}
-	var upstreams []string
+	live := metrics.Live{Routes: []string{UnmatchedRoute}}
 	for gen := range g.open {
 		for _, r := range gen.routes {
-			routes = append(routes, r.name)
+			live.Routes = append(live.Routes, r.name)
 		}
 		for name := range gen.cfg.Upstreams {
-			upstreams = append(upstreams, name)
+			live.Upstreams = append(live.Upstreams, name)
+		}
+		for name, up := range gen.upstreams {
+			for _, t := range up.TargetURLs() {
+				live.Targets = append(live.Targets, [2]string{name, t})
+			}
 		}
 	}
-	metrics.Prune(routes, upstreams)
+	metrics.Prune(live)
 }

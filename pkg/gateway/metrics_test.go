@@ -319,6 +319,31 @@ routes:
 	get(t, "GET", m.client, "/dead/x")
 	m.waitMetrics(t, `http_requests_total{method="GET",route="rl-dead",status_code="502"} 1`,
 		`gateway_upstream_requests_total{upstream="rl-dead-up",code_class="error"} 1`)
+
+	// A target moved: the old target's health series goes, the upstream's
+	// other series continue.
+	moved := strings.Replace(sizingConfig("rl", up), `"http://127.0.0.1:1"`, `"http://127.0.0.1:2"`, 1)
+	m.reload(t, moved)
+	get(t, "GET", m.client, "/dead/x")
+	deadline = time.Now().Add(5 * time.Second)
+	for {
+		out := m.scrape(t)
+		if grepLines(out, `upstream="rl-dead-up",target="http://127.0.0.1:1"`) == "" {
+			for _, want := range []string{
+				`gateway_upstream_target_healthy{upstream="rl-dead-up",target="http://127.0.0.1:2"} `,
+				`gateway_upstream_requests_total{upstream="rl-dead-up",code_class="error"} 2`,
+			} {
+				if !strings.Contains(out, want) {
+					t.Errorf("after moving a target /metrics lacks %s", want)
+				}
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the moved target's series is still exported:\n%s", grepLines(out, "rl-dead-up"))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 func TestPromtoolAcceptsAdminMetrics(t *testing.T) {

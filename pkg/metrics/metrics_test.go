@@ -141,6 +141,8 @@ func TestPruneDropsRemovedRoutesAndUpstreams(t *testing.T) {
 	ForUpstream("prune-up-keep").ObserveAttempt(200, false)
 	ForUpstream("prune-up-gone").ObserveAttempt(200, false)
 	UpstreamTargetHealthy("prune-up-gone", "http://127.0.0.1:2").Set(1)
+	UpstreamTargetHealthy("prune-up-keep", "http://127.0.0.1:3").Set(1)
+	UpstreamTargetHealthy("prune-up-keep", "http://127.0.0.1:4").Set(1)
 
 	var liveRoutes, liveUpstreams []string
 	routes.Range(func(k, _ any) bool {
@@ -155,9 +157,9 @@ func TestPruneDropsRemovedRoutesAndUpstreams(t *testing.T) {
 		}
 		return true
 	})
-	Prune(liveRoutes, liveUpstreams)
+	Prune(Live{Routes: liveRoutes, Upstreams: liveUpstreams, Targets: [][2]string{{"prune-up-keep", "http://127.0.0.1:3"}}})
 	out := scrape()
-	for _, gone := range []string{`route="prune-\"gone\""`, `upstream="prune-up-gone"`} {
+	for _, gone := range []string{`route="prune-\"gone\""`, `upstream="prune-up-gone"`, `target="http://127.0.0.1:4"`} {
 		if strings.Contains(out, gone) {
 			t.Errorf("series with %s still exported after Prune", gone)
 		}
@@ -167,6 +169,7 @@ func TestPruneDropsRemovedRoutesAndUpstreams(t *testing.T) {
 		`http_response_size_bytes_count{route="prune-keep"} 1`,
 		`gateway_auth_rejected_total{route="prune-keep",reason="missing"} 1`,
 		`gateway_upstream_requests_total{upstream="prune-up-keep",code_class="2xx"} 1`,
+		`gateway_upstream_target_healthy{upstream="prune-up-keep",target="http://127.0.0.1:3"} 1`,
 	} {
 		if !strings.Contains(out, kept) {
 			t.Errorf("missing %s after Prune", kept)

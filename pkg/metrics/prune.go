@@ -6,19 +6,33 @@ import (
 	vm "github.com/VictoriaMetrics/metrics"
 )
 
-// Prune removes the series of routes and upstreams the configuration no
-// longer has: every series whose route label is not one of liveRoutes, or
-// whose upstream label is not one of liveUpstreams, whichever package
-// created it. ForRoute and ForUpstream then start afresh for such a name,
-// so a route or upstream added again later exports new series (from zero:
-// a counter reset, which rate() and increase() handle).
+// Live names the routes, upstreams and upstream targets in service.
+type Live struct {
+	Routes    []string
+	Upstreams []string
+	// Targets are (upstream, target URL) pairs.
+	Targets [][2]string
+}
+
+// Prune removes the series of routes, upstreams and targets the
+// configuration no longer has: every series whose route label is not one
+// of live.Routes, whose upstream label is not one of live.Upstreams, or
+// whose upstream and target labels are not a pair of live.Targets,
+// whichever package created it. ForRoute and ForUpstream then start afresh
+// for such a name, so a route or upstream added again later exports new
+// series (from zero: a counter reset, which rate() and increase() handle).
 //
 // The caller must make sure nothing still holds the metrics of a pruned
 // name: the gateway prunes after a reload, with the names used by every
-// configuration generation still open, while no build runs.
-func Prune(liveRoutes, liveUpstreams []string) {
-	keepRoutes := labelSet(liveRoutes)
-	keepUpstreams := labelSet(liveUpstreams)
+// configuration generation still open, while no build runs. The registry
+// is the process's: one gateway per process.
+func Prune(live Live) {
+	keepRoutes := labelSet(live.Routes)
+	keepUpstreams := labelSet(live.Upstreams)
+	keepTargets := make(map[[2]string]struct{}, len(live.Targets))
+	for _, t := range live.Targets {
+		keepTargets[[2]string{escapeUpstreamLabel(t[0]), escapeUpstreamLabel(t[1])}] = struct{}{}
+	}
 	routes.Range(func(k, _ any) bool {
 		if _, ok := keepRoutes[quote(k.(string))]; !ok {
 			routes.Delete(k)
@@ -38,8 +52,16 @@ func Prune(liveRoutes, liveUpstreams []string) {
 				continue
 			}
 		}
-		if v, ok := labelValue(name, "upstream"); ok {
-			if _, keep := keepUpstreams[v]; !keep {
+		up, ok := labelValue(name, "upstream")
+		if !ok {
+			continue
+		}
+		if _, keep := keepUpstreams[up]; !keep {
+			vm.UnregisterMetric(name)
+			continue
+		}
+		if target, ok := labelValue(name, "target"); ok {
+			if _, keep := keepTargets[[2]string{up, target}]; !keep {
 				vm.UnregisterMetric(name)
 			}
 		}

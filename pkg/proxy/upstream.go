@@ -162,6 +162,16 @@ func New(cfg Config, logger *zap.Logger) (*Upstream, error) {
 // Name returns the upstream name.
 func (u *Upstream) Name() string { return u.name }
 
+// TargetURLs returns the targets' URLs, as the target label of
+// gateway_upstream_target_healthy names them.
+func (u *Upstream) TargetURLs() []string {
+	out := make([]string, len(u.targets))
+	for i, t := range u.targets {
+		out[i] = t.url
+	}
+	return out
+}
+
 // Key returns the canonical settings string of the configuration the upstream
 // was built from (see Config.Key).
 func (u *Upstream) Key() string { return u.key }
