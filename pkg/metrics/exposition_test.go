@@ -120,6 +120,16 @@ func TestRuntimeFamiliesFollowNamingRules(t *testing.T) {
 	}
 }
 
+// TestHelpTextsNeedNoEscaping keeps Help values writable as they are: the
+// text format would need \\ and \n escaped in HELP lines.
+func TestHelpTextsNeedNoEscaping(t *testing.T) {
+	for name, text := range Help {
+		if strings.ContainsAny(text, "\\\n") || strings.TrimSpace(text) != text || text == "" {
+			t.Errorf("%s: help text %q is empty, padded or needs escaping", name, text)
+		}
+	}
+}
+
 func TestAnnotateKeepsHelpTextAndSamples(t *testing.T) {
 	in := "# HELP foo_seconds\n# TYPE foo_seconds gauge\nfoo_seconds{a=\"b\"} 1\n" +
 		"# HELP bar_total has its own text\n# TYPE bar_total counter\nbar_total 2\n" +
