@@ -200,6 +200,7 @@ func TestAlertRulesShape(t *testing.T) {
 		{giveAlert: "GatewayRateLimitRejectionSpike", wantContains: []string{"gateway_ratelimit_rejected_total"}},
 		{giveAlert: "GatewayUpstreamTargetDown", wantContains: []string{"gateway_upstream_target_healthy == 0"}},
 		{giveAlert: "GatewayUpstreamAllTargetsDown", wantContains: []string{"gateway_upstream_target_healthy"}},
+		{giveAlert: "GatewayUpstreamErrors", wantFor: "10m", wantContains: []string{`gateway_upstream_requests_total{code_class=~"5xx|error"}`, "> 0.05"}},
 		{giveAlert: "GatewayTLSCertificateExpiringSoon", wantContains: []string{"gateway_tls_certificate_expiry_seconds", "< 14 * 86400"}},
 		{giveAlert: "GatewayJWKSNoKeys", wantFor: "5m", wantContains: []string{"gateway_jwks_keys == 0"}},
 	}
@@ -306,6 +307,9 @@ func monitoringExprs(t *testing.T) []promExpr {
 	d := loadDashboard(t)
 	for _, p := range allPanels(d.Panels) {
 		for _, tg := range p.Targets {
+			if isLogs(tg.Datasource) {
+				continue // LogQL: TestDashboardSlowRequests checks it
+			}
 			info, err := parsePromQL(tg.Expr)
 			if err != nil {
 				t.Fatalf("%s: panel %q: %v", dashboardFile, p.Title, err)
@@ -355,7 +359,8 @@ func TestDashboardShape(t *testing.T) {
 			t.Errorf("variable %s: datasource %v, want the ${datasource} variable", v.Name, v.Datasource)
 		}
 	}
-	for name, typ := range map[string]string{"datasource": "datasource", "job": "query", "instance": "query", "route": "query", "upstream": "query"} {
+	for name, typ := range map[string]string{"datasource": "datasource", "job": "query", "instance": "query", "route": "query", "upstream": "query",
+		"logs": "datasource", "log_selector": "textbox", "slow_seconds": "textbox", "tracing_url": "textbox"} {
 		if vars[name] != typ {
 			t.Errorf("variable %s: type %q, want %q", name, vars[name], typ)
 		}
@@ -383,12 +388,16 @@ func TestDashboardShape(t *testing.T) {
 		if len(p.Targets) == 0 {
 			t.Errorf("panel %q has no query", p.Title)
 		}
-		if fmt.Sprint(p.Datasource["uid"]) != "${datasource}" {
-			t.Errorf("panel %q: datasource %v, want the ${datasource} variable", p.Title, p.Datasource)
+		wantDS := "${datasource}"
+		if isLogs(p.Datasource) {
+			wantDS = "${logs}"
+		}
+		if fmt.Sprint(p.Datasource["uid"]) != wantDS {
+			t.Errorf("panel %q: datasource %v, want the %s variable", p.Title, p.Datasource, wantDS)
 		}
 		for _, tg := range p.Targets {
-			if fmt.Sprint(tg.Datasource["uid"]) != "${datasource}" {
-				t.Errorf("panel %q query %s: datasource %v, want the ${datasource} variable", p.Title, tg.RefID, tg.Datasource)
+			if fmt.Sprint(tg.Datasource["uid"]) != wantDS {
+				t.Errorf("panel %q query %s: datasource %v, want the %s variable", p.Title, tg.RefID, tg.Datasource, wantDS)
 			}
 		}
 	}
@@ -407,6 +416,9 @@ func TestDashboardShape(t *testing.T) {
 		"gateway_upstream_duration_seconds_bucket", "sum by (reason) (rate(gateway_auth_rejected_total",
 		"gateway_ratelimit_rejected_total", "gateway_inflight_requests", "gateway_config_reloads_total",
 		"gateway_store_errors_total", "gateway_build_info",
+		"sum by (upstream, code_class) (rate(gateway_upstream_requests_total",
+		"sum by (upstream) (rate(gateway_upstream_retries_total",
+		"rate(http_response_size_bytes_sum", "rate(http_response_size_bytes_bucket",
 	} {
 		if !strings.Contains(all.String(), want) {
 			t.Errorf("no panel query contains %q", want)
@@ -520,6 +532,18 @@ func (sc scrape) hasValue(name, label, value string) bool {
 		}
 	}
 	return false
+}
+
+// notExportedHere are metrics the dashboard shows that this build does not
+// export yet, with their labels and the reason; their selectors are
+// checked against those labels, and every other metric must be in the
+// scrape. gateway_upstream_retries_total{upstream} belongs to upstream
+// retries (retry_on), whose counter has its panel ready.
+var notExportedHere = map[string]struct {
+	labels []string
+	why    string
+}{
+	"gateway_upstream_retries_total": {labels: []string{"upstream"}, why: "exported once upstream retries (retry_on) count their attempts"},
 }
 
 // targetLabels are added by Prometheus at scrape time.
@@ -669,6 +693,22 @@ func TestMonitoringMetricsExported(t *testing.T) {
 		}
 		for _, sel := range e.Info.Selectors {
 			if err := sc.resolve(sel.Metric); err != nil {
+				if pending, ok := notExportedHere[sel.Metric]; ok {
+					t.Logf("%s: %s not in the scrape: %s", e.Where, sel.Metric, pending.why)
+					labels := map[string]bool{}
+					for _, l := range pending.labels {
+						labels[l], known[l] = true, true
+					}
+					for _, m := range sel.Matchers {
+						if !labels[m.Label] && !targetLabels[m.Label] {
+							t.Errorf("%s: %s has no label %q (it has %v)", e.Where, sel.Metric, m.Label, pending.labels)
+						}
+					}
+					if e.Panel {
+						checkVariables(t, e.Where, sel, labels)
+					}
+					continue
+				}
 				t.Errorf("%s: %v", e.Where, err)
 				continue
 			}

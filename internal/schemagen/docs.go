@@ -154,6 +154,10 @@ var docs = map[string]fieldDoc{
 		Desc:    "Make `/readyz` answer 503 while the store does not answer its ping, whatever the plugins. Without it the store counts only while a route of the live configuration has a plugin that fails closed on store errors (`on_store_error: deny`, blacklist's default): an instance whose plugins all fail open serves normally with Redis down. Set it when the in-process auth service (users in Redis) must take the instance out of service too. Applies on reload.",
 		Example: true,
 	},
+	"admin.pprof": {
+		Desc:    "Serve Go's runtime profiles on the admin listener under `/debug/pprof/`: the index, `cmdline`, `profile` (CPU, `?seconds=N`), `symbol`, `trace` and the named profiles `heap`, `goroutine`, `allocs`, `block`, `mutex` and `threadcreate`, as `net/http/pprof` serves them (`go tool pprof http://127.0.0.1:9901/debug/pprof/heap`). Never on the client listener, where `/debug/pprof/` is an ordinary path. The block and mutex profiles stay empty: the gateway does not turn on their sampling. Profiles reveal internals (the command line, function names, allocation sites) and cost CPU while they run: keep the admin listener private. Applies on reload (see operations.md, Profiling).",
+		Example: true,
+	},
 	"admin.listen": {
 		Desc:    "host:port of the admin listener. It has no authentication: keep it on loopback or a private network. In Kubernetes, listen on the pod IP (`:9901`) so the kubelet can probe it. A change needs a restart.",
 		Example: ":9901", Pattern: hostPortPattern,

@@ -208,7 +208,7 @@ func newModel() (*model, error) {
 	add(&section{def: "gateway", title: "Top level", typ: reflect.TypeFor[config.Config](), defaults: reflect.ValueOf(*cfg),
 		intro: "The keys at the top of gateway.yaml. Only `routes` (and the upstreams they name) must be written."})
 	add(&section{def: "admin", title: "admin", typ: reflect.TypeFor[config.Admin](), defaults: reflect.ValueOf(cfg.Admin), nullable: true,
-		intro: "The admin listener serves `GET /metrics` (Prometheus text), `GET /healthz` (200 while the process runs), `GET /readyz` (503 while draining, or when the store does not answer a ping within 500ms and either a plugin of the live configuration fails closed on store errors or `readiness_requires_store` is set) and `POST /-/reload`."})
+		intro: "The admin listener serves `GET /metrics` (Prometheus text), `GET /healthz` (200 while the process runs), `GET /readyz` (503 while draining, or when the store does not answer a ping within 500ms and either a plugin of the live configuration fails closed on store errors or `readiness_requires_store` is set), `POST /-/reload` and, with `pprof: true`, Go's profiles under `/debug/pprof/`."})
 	add(&section{def: "server", title: "server", typ: reflect.TypeFor[config.Server](), defaults: reflect.ValueOf(cfg.Server), nullable: true,
 		intro: "The client-facing listener. `trusted_proxies`, `shutdown_timeout` and `shutdown_delay` take effect on reload; the other keys when the process restarts (a reload that changes this section logs that a restart is needed)."})
 	add(&section{def: "tls", title: "tls", typ: reflect.TypeFor[config.TLS](), nullable: true,

@@ -63,7 +63,11 @@ type Admin struct {
 	// store only when a plugin of the live configuration fails closed on
 	// store errors (on_store_error: deny).
 	ReadinessRequiresStore bool `yaml:"readiness_requires_store"`
-	Meta                   Meta `yaml:"-"`
+	// Pprof serves Go's runtime profiles under /debug/pprof/ on the admin
+	// listener (never on the client listener). Off by default; a reload
+	// turns it on or off.
+	Pprof bool `yaml:"pprof"`
+	Meta  Meta `yaml:"-"`
 }
 
 // Server holds the client-facing listener's limits and timeouts.

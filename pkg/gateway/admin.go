@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -24,7 +25,8 @@ func marshal(v any) []byte {
 	return out
 }
 
-// handleAdmin serves /metrics, /healthz, /readyz and POST /-/reload.
+// handleAdmin serves /metrics, /healthz, /readyz, POST /-/reload and, with
+// admin.pprof: true, /debug/pprof/.
 func (g *Gateway) handleAdmin(ctx *fasthttp.RequestCtx) {
 	// Error bodies carry a request id here too.
 	st := reqctx.Acquire(ctx)
@@ -37,6 +39,10 @@ func (g *Gateway) handleAdmin(ctx *fasthttp.RequestCtx) {
 			apierror.Write(ctx, fasthttp.StatusForbidden, apierror.CodeForbidden, msg)
 			return
 		}
+	}
+	if g.cur.Load().cfg.Admin.Pprof && bytes.HasPrefix(ctx.Path(), pprofPrefix) {
+		servePprof(ctx)
+		return
 	}
 	switch string(ctx.Path()) {
 	case "/metrics":
@@ -149,7 +155,9 @@ func (g *Gateway) handleParseError(ctx *fasthttp.RequestCtx, err error) {
 	}
 	ctx.SetConnectionClose()
 	status := ctx.Response.StatusCode()
-	g.cur.Load().unmatched.Observe(metrics.MethodIndex(ctx.Method()), status, 0)
+	unmatched := g.cur.Load().unmatched
+	unmatched.Observe(metrics.MethodIndex(ctx.Method()), status, 0)
+	observeResponseSize(ctx, unmatched)
 	if g.accessLog.Load() {
 		g.logAccess(ctx, st, status, 0)
 	}

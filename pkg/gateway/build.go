@@ -80,6 +80,8 @@ type generation struct {
 	tls         *tlsState
 	forwardCert []byte
 	releases    []func()
+	// upstreams are the upstreams the generation acquired, by name.
+	upstreams map[string]*proxy.Upstream
 
 	unmatched *metrics.Route
 
@@ -163,6 +165,8 @@ func build(cfg *config.Config, d *deps) (*generation, error) {
 		g.releases = append(g.releases, release)
 		ups[name] = up
 	}
+
+	g.upstreams = ups
 
 	var rrs []*router.Route
 	for i, rc := range cfg.Routes {

@@ -58,7 +58,10 @@ type Gateway struct {
 	draining       atomic.Bool
 	reloadMu       sync.Mutex
 	retiring       sync.WaitGroup
-	tunnels        tunnelSet
+	// open are the generations serving or retiring (guarded by reloadMu):
+	// the metrics of their routes and upstreams are kept.
+	open    map[*generation]struct{}
+	tunnels tunnelSet
 
 	server *fasthttp.Server
 	admin  *fasthttp.Server
@@ -122,6 +125,7 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 		return nil, err
 	}
 	g.cur.Store(gen)
+	g.trackGeneration(gen)
 	g.accessLog.Store(*cfg.Log.AccessLog)
 	for _, w := range gen.warnings {
 		g.logger.Warn("configuration warning: " + w.String())
@@ -415,6 +419,7 @@ func (g *Gateway) Reload() (ReloadResult, error) {
 		}
 	}
 	g.cur.Store(gen)
+	g.trackGeneration(gen)
 	if g.tlsListener {
 		metrics.SetTLSCertificates(gen.tls.certs.infos)
 	}
@@ -426,6 +431,8 @@ func (g *Gateway) Reload() (ReloadResult, error) {
 }
 
 func (g *Gateway) reloadFailed(err error) (ReloadResult, error) {
+	// A failed build may have created series for names not in service.
+	g.pruneMetrics()
 	metrics.ConfigReloads("failure").Inc()
 	return ReloadResult{}, err
 }
@@ -442,6 +449,7 @@ func (g *Gateway) retire(old *generation) {
 		defer g.retiring.Done()
 		<-old.idle
 		old.close()
+		g.closed(old)
 	}()
 }
 
@@ -581,7 +589,9 @@ func (g *Gateway) handleExpect(ctx *fasthttp.RequestCtx) int {
 	st.RequestID = appendUUID(st.RequestID[:0])
 	st.Route = UnmatchedRoute
 	writeBodyTooLarge(ctx)
-	g.cur.Load().unmatched.Observe(metrics.MethodIndex(ctx.Method()), fasthttp.StatusRequestEntityTooLarge, 0)
+	unmatched := g.cur.Load().unmatched
+	unmatched.Observe(metrics.MethodIndex(ctx.Method()), fasthttp.StatusRequestEntityTooLarge, 0)
+	observeResponseSize(ctx, unmatched)
 	if g.accessLog.Load() {
 		g.logAccess(ctx, st, fasthttp.StatusRequestEntityTooLarge, 0)
 	}

@@ -144,9 +144,11 @@ func (g *Gateway) Handle(ctx *fasthttp.RequestCtx) {
 	status := ctx.Response.StatusCode()
 	if r != nil {
 		r.metrics.Observe(metrics.MethodIndex(ctx.Method()), status, d)
+		observeResponseSize(ctx, r.metrics)
 	} else {
 		st.Route = UnmatchedRoute
 		gen.unmatched.Observe(metrics.MethodIndex(ctx.Method()), status, d)
+		observeResponseSize(ctx, gen.unmatched)
 	}
 	if g.accessLog.Load() {
 		g.logAccess(ctx, st, status, d)

@@ -5,7 +5,6 @@
 package metrics
 
 import (
-	"io"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -16,13 +15,6 @@ import (
 
 // DurationBuckets are the upper bounds of http_request_duration_seconds.
 var DurationBuckets = []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}
-
-// WritePrometheus writes every metric in Prometheus text format, with the
-// Go runtime and process metrics (including process_open_fds).
-func WritePrometheus(w io.Writer) {
-	vm.WritePrometheus(w, true)
-	vm.WriteFDMetrics(w)
-}
 
 var inflight atomic.Int64
 
@@ -57,12 +49,22 @@ func MethodIndex(m []byte) int {
 	return 7
 }
 
-// Route holds one route's RED metrics. Counters per (method, status) are
-// created on first use and then found without locking or allocating.
+// SizeBuckets are the upper bounds, in bytes, of http_response_size_bytes:
+// powers of four from 64 B to 16 MiB.
+var SizeBuckets = []float64{64, 256, 1024, 4096, 16384, 65536, 262144, 1 << 20, 4 << 20, 16 << 20}
+
+// Route holds one route's RED metrics. Every per-method series (the
+// duration histogram, the request counters) and the response size
+// histogram are created on first use, so a method a route never sees costs
+// nothing; once created they are found without locking or allocating.
 type Route struct {
-	name      string
-	durations [len(methods)]*vm.PrometheusHistogram
-	mu        sync.Mutex
+	name  string
+	label string // name escaped for the text format
+	mu    sync.Mutex
+	// durations[i] is http_request_duration_seconds of methods[i], nil
+	// until the first such request.
+	durations [len(methods)]atomic.Pointer[vm.PrometheusHistogram]
+	size      atomic.Pointer[vm.PrometheusHistogram]
 	counters  atomic.Pointer[map[uint32]*vm.Counter]
 	authRej   sync.Map // reason -> *vm.Counter
 	rlRej     *vm.Counter
@@ -71,31 +73,59 @@ type Route struct {
 var routes sync.Map // name -> *Route
 
 // ForRoute returns the metrics of the named route (the same value across
-// reloads, so series continue).
+// reloads, so series continue, until Prune drops a route the configuration
+// no longer has).
 func ForRoute(name string) *Route {
 	if r, ok := routes.Load(name); ok {
 		return r.(*Route)
 	}
-	r := &Route{name: name}
-	for i, m := range methods {
-		r.durations[i] = vm.GetOrCreatePrometheusHistogramExt(
-			`http_request_duration_seconds{method="`+m+`",route="`+quote(name)+`"}`, DurationBuckets)
-	}
+	r := &Route{name: name, label: quote(name)}
 	r.counters.Store(&map[uint32]*vm.Counter{})
-	r.rlRej = vm.GetOrCreateCounter(`gateway_ratelimit_rejected_total{route="` + quote(name) + `"}`)
+	r.rlRej = vm.GetOrCreateCounter(`gateway_ratelimit_rejected_total{route="` + r.label + `"}`)
 	actual, _ := routes.LoadOrStore(name, r)
 	return actual.(*Route)
 }
 
 // Observe records one finished request.
 func (r *Route) Observe(methodIdx, status int, d time.Duration) {
-	r.durations[methodIdx].Update(d.Seconds())
+	h := r.durations[methodIdx].Load()
+	if h == nil {
+		h = r.duration(methodIdx)
+	}
+	h.Update(d.Seconds())
 	k := uint32(methodIdx)<<16 | uint32(status)
 	if c, ok := (*r.counters.Load())[k]; ok {
 		c.Inc()
 		return
 	}
 	r.counter(k, methodIdx, status).Inc()
+}
+
+// ObserveResponseSize records the body size of one response in
+// http_response_size_bytes{route}.
+func (r *Route) ObserveResponseSize(n int64) {
+	h := r.size.Load()
+	if h == nil {
+		r.mu.Lock()
+		if h = r.size.Load(); h == nil {
+			h = vm.GetOrCreatePrometheusHistogramExt(`http_response_size_bytes{route="`+r.label+`"}`, SizeBuckets)
+			r.size.Store(h)
+		}
+		r.mu.Unlock()
+	}
+	h.Update(float64(n))
+}
+
+func (r *Route) duration(methodIdx int) *vm.PrometheusHistogram {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if h := r.durations[methodIdx].Load(); h != nil {
+		return h
+	}
+	h := vm.GetOrCreatePrometheusHistogramExt(
+		`http_request_duration_seconds{method="`+methods[methodIdx]+`",route="`+r.label+`"}`, DurationBuckets)
+	r.durations[methodIdx].Store(h)
+	return h
 }
 
 func (r *Route) counter(k uint32, methodIdx, status int) *vm.Counter {
@@ -106,7 +136,7 @@ func (r *Route) counter(k uint32, methodIdx, status int) *vm.Counter {
 		return c
 	}
 	c := vm.GetOrCreateCounter(`http_requests_total{method="` + methods[methodIdx] +
-		`",route="` + quote(r.name) + `",status_code="` + strconv.Itoa(status) + `"}`)
+		`",route="` + r.label + `",status_code="` + strconv.Itoa(status) + `"}`)
 	next := make(map[uint32]*vm.Counter, len(old)+1)
 	for kk, v := range old {
 		next[kk] = v
@@ -121,7 +151,7 @@ func (r *Route) counter(k uint32, methodIdx, status int) *vm.Counter {
 // gateway_websocket_connections_total{route}, the tunnels opened. Only
 // routes with websocket: true call it, so other routes export neither.
 func (r *Route) WebSocket() (open *vm.Gauge, opened *vm.Counter) {
-	label := `{route="` + quote(r.name) + `"}`
+	label := `{route="` + r.label + `"}`
 	return vm.GetOrCreateGauge("gateway_websocket_connections"+label, nil),
 		vm.GetOrCreateCounter("gateway_websocket_connections_total" + label)
 }
@@ -160,7 +190,7 @@ func (r *Route) AuthRejected(reason string) *vm.Counter {
 	if c, ok := r.authRej.Load(reason); ok {
 		return c.(*vm.Counter)
 	}
-	c := vm.GetOrCreateCounter(`gateway_auth_rejected_total{route="` + quote(r.name) + `",reason="` + reason + `"}`)
+	c := vm.GetOrCreateCounter(`gateway_auth_rejected_total{route="` + r.label + `",reason="` + reason + `"}`)
 	r.authRej.Store(reason, c)
 	return c
 }
@@ -233,12 +263,6 @@ func StoreTimeouts() *vm.Counter {
 // server.max_connections_per_ip ("max_connections_per_ip").
 func ConnectionsRejected(reason string) *vm.Counter {
 	return vm.GetOrCreateCounter(`gateway_connections_rejected_total{reason="` + reason + `"}`)
-}
-
-// UpstreamDuration returns gateway_upstream_duration_seconds{upstream}.
-func UpstreamDuration(upstream string) *vm.PrometheusHistogram {
-	return vm.GetOrCreatePrometheusHistogramExt(
-		`gateway_upstream_duration_seconds{upstream="`+quote(upstream)+`"}`, DurationBuckets)
 }
 
 // ConfigReloads returns gateway_config_reloads_total{result} ("success" or

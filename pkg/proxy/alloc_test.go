@@ -4,6 +4,7 @@ package proxy
 
 import (
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -168,5 +169,51 @@ func TestRetryBudgetDoesNotAllocate(t *testing.T) {
 	})
 	if allocs != 0 {
 		t.Errorf("retry budget allocates %.1f times per call", allocs)
+	}
+}
+
+// sizeSum is a SizeObserver adding up the sizes it is given.
+type sizeSum struct{ n, calls int64 }
+
+func (s *sizeSum) ObserveResponseSize(n int64) { s.n += n; s.calls++ }
+
+func TestStreamedBodySizeObserverDoesNotAllocate(t *testing.T) {
+	const size = 200 << 10
+	b := startBackend(t, textHandler(strings.Repeat("b", size)))
+	u := newTestUpstream(t, Config{Targets: []string{b.url}})
+	tmpl := rawRequest(t, benchRequest)
+	var (
+		req  fasthttp.Request
+		resp fasthttp.Response
+		obs  sizeSum
+		buf  = make([]byte, 32<<10)
+	)
+	do := func() {
+		tmpl.CopyTo(&req)
+		if err := u.Do(&req, &resp, 0); err != nil {
+			t.Fatal(err)
+		}
+		if !ObserveBodySize(&resp, &obs) {
+			t.Fatal("a 200 KiB answer is not a body stream of the upstream")
+		}
+		// What the server does with a body stream: copy it out, close it.
+		r := resp.BodyStream()
+		for {
+			if _, err := r.Read(buf); err != nil {
+				break
+			}
+		}
+		if err := resp.CloseBodyStream(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 10 {
+		do()
+	}
+	if obs.n != 10*size || obs.calls != 10 {
+		t.Fatalf("observed %d bytes in %d calls, want %d in 10", obs.n, obs.calls, 10*size)
+	}
+	if allocs := testing.AllocsPerRun(100, do); allocs != 0 {
+		t.Errorf("a streamed body with a size observer allocates %.2f times per response", allocs)
 	}
 }

@@ -256,6 +256,9 @@ type bodyReader[C pooledConn] struct {
 
 	pre    []byte // body bytes read ahead by prefill
 	preOff int
+
+	// size, when set, receives the bytes handed out by Read at Close.
+	size SizeObserver
 }
 
 func (p *connPool[C]) acquireReader(hc *fasthttp.HostClient, cc C, br *bufio.Reader, closeConn bool, contentLength, maxBody int) *bodyReader[C] {
@@ -277,6 +280,8 @@ func (p *connPool[C]) acquireReader(hc *fasthttp.HostClient, cc C, br *bufio.Rea
 	}
 	return r
 }
+
+func (r *bodyReader[C]) observeSize(o SizeObserver) { r.size = o }
 
 // prefill reads the body ahead into r.pre, up to bufferLimit bytes. complete
 // reports that the whole body fit.
@@ -491,6 +496,10 @@ func (r *bodyReader[C]) skipTrailer() error {
 // to its end, and puts the reader back in its pool. The reader must not be
 // used afterwards.
 func (r *bodyReader[C]) Close() error {
+	if r.size != nil {
+		// Bytes read ahead by prefill but never handed out do not count.
+		r.size.ObserveResponseSize(r.total - int64(len(r.pre)-r.preOff))
+	}
 	r.pool.done(r.hc, r.cc, r.br, r.closeConn || !r.eof || r.err != nil)
 	var zero C
 	p := r.pool
@@ -498,4 +507,23 @@ func (r *bodyReader[C]) Close() error {
 	*r = bodyReader[C]{cc: zero, pre: pre}
 	p.readers.Put(r)
 	return nil
+}
+
+// SizeObserver receives the size of a response body once it is known.
+type SizeObserver interface {
+	ObserveResponseSize(n int64)
+}
+
+// ObserveBodySize arranges for o to receive the number of bytes of resp's
+// streamed body that were read out of it (by the server writing it to the
+// client), when the stream is closed: after the whole body was sent, or
+// when the exchange ended early. It reports false, and does nothing, when
+// resp has no body stream that an Upstream set.
+func ObserveBodySize(resp *fasthttp.Response, o SizeObserver) bool {
+	s, ok := resp.BodyStream().(interface{ observeSize(SizeObserver) })
+	if !ok {
+		return false
+	}
+	s.observeSize(o)
+	return true
 }

@@ -90,7 +90,9 @@ type targetSet struct {
 	ejectFor   int64 // nanoseconds
 
 	ejections *vm.Counter
-	logger    *zap.Logger
+	// metrics counts attempts by outcome (gateway_upstream_requests_total).
+	metrics *metrics.Upstream
+	logger  *zap.Logger
 
 	stop      chan struct{}
 	wg        sync.WaitGroup
@@ -140,6 +142,7 @@ func New(cfg Config, logger *zap.Logger) (*Upstream, error) {
 		ejectAfter: int32(min(cfg.EjectAfter, 1<<30)),
 		ejectFor:   int64(cfg.EjectFor),
 		ejections:  metrics.UpstreamEjections(cfg.Name),
+		metrics:    metrics.ForUpstream(cfg.Name),
 		logger:     logger.With(zap.String("upstream", cfg.Name)),
 		stop:       make(chan struct{}),
 	}
@@ -234,6 +237,16 @@ func (u *Upstream) PoolKey() string { return u.poolKey }
 // Name returns the upstream name.
 func (u *Upstream) Name() string { return u.name }
 
+// TargetURLs returns the targets' URLs, as the target label of
+// gateway_upstream_target_healthy names them.
+func (u *Upstream) TargetURLs() []string {
+	out := make([]string, len(u.targets))
+	for i, t := range u.targets {
+		out[i] = t.url
+	}
+	return out
+}
+
 // Key returns the canonical settings string of the configuration the upstream
 // was built from (see Config.Key).
 func (u *Upstream) Key() string { return u.key }
@@ -320,6 +333,7 @@ func (u *Upstream) Do(req *fasthttp.Request, resp *fasthttp.Response, timeout ti
 		if u.leastConn {
 			t.inflight.Add(-1)
 		}
+		u.metrics.ObserveAttempt(resp.StatusCode(), err != nil)
 		if err == nil {
 			if !canRetry || !u.retriesStatus(resp.StatusCode()) || !u.mayRetry(attempt, deadline) {
 				return nil

@@ -135,6 +135,7 @@ func (u *Upstream) Upgrade(req *fasthttp.Request, resp *fasthttp.Response, timeo
 		if up == nil && u.leastConn {
 			t.inflight.Add(-1)
 		}
+		u.metrics.ObserveAttempt(resp.StatusCode(), err != nil)
 		if err == nil {
 			return up, nil
 		}
