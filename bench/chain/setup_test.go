@@ -48,7 +48,7 @@ routes:
       - auth-jwt
       - blacklist
       - rbac: { roles: [user, admin] }
-      - ratelimit: { key: user, limit: 1000000, period: 1s }
+      - ratelimit: { key: user, limit: 1000000, period: 1s, sync: %s }
 `
 
 // users is how many distinct users' tokens the requests rotate through.
@@ -75,8 +75,15 @@ func startUpstream(tb testing.TB) string {
 }
 
 // newFixture builds the gateway on the in-process store, or on a
-// redis-server started for the test when withRedis is set.
+// redis-server started for the test when withRedis is set, with the
+// ratelimit plugin's default sync: exact.
 func newFixture(tb testing.TB, withRedis bool) *fixture {
+	tb.Helper()
+	return newFixtureSync(tb, withRedis, "exact")
+}
+
+// newFixtureSync is newFixture with the ratelimit plugin's sync setting.
+func newFixtureSync(tb testing.TB, withRedis bool, sync string) *fixture {
 	tb.Helper()
 	f := &fixture{upstream: startUpstream(tb)}
 	redisSection := ""
@@ -84,7 +91,7 @@ func newFixture(tb testing.TB, withRedis bool) *fixture {
 		srv := redistest.Start(tb)
 		redisSection = `redis: { addrs: ["` + srv.Addr() + `"] }`
 	}
-	cfg, err := config.Parse("chain.yaml", []byte(fmt.Sprintf(chainConfig, redisSection, f.upstream, benchSecret)))
+	cfg, err := config.Parse("chain.yaml", []byte(fmt.Sprintf(chainConfig, redisSection, f.upstream, benchSecret, sync)))
 	if err != nil {
 		tb.Fatal(err)
 	}
