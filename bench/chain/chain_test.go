@@ -58,12 +58,15 @@ func BenchmarkChain(b *testing.B) {
 		benchServe(b, f, pathChain, true)
 	})
 	// The same chain with ratelimit sync: lease: in steady state the
-	// limiter admits from local leases, renewed in the background.
+	// limiter admits from local leases, renewed in the background. The
+	// batches follow each user's rate over the last second, so it warms up
+	// for 2 s first.
 	b.Run("redis-lease", func(b *testing.B) {
 		if _, err := exec.LookPath("redis-server"); err != nil {
 			b.Skip("redis-server not installed")
 		}
 		f := newFixtureSync(b, true, "lease")
+		f.warmFor(b, newCtx(), pathChain, 2*time.Second)
 		benchServe(b, f, pathChain, true)
 	})
 }

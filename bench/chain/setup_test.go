@@ -168,7 +168,16 @@ func (f *fixture) serve(ctx *fasthttp.RequestCtx, path, authz []byte) int {
 // exist, as they are in a running gateway.
 func (f *fixture) warm(tb testing.TB, ctx *fasthttp.RequestCtx, path []byte) {
 	tb.Helper()
-	for round := 0; round < 2; round++ {
+	f.warmFor(tb, ctx, path, 0)
+}
+
+// warmFor is warm repeated for at least d: ratelimit sync: lease sizes
+// each user's batches from the rate it observed over the last second, so
+// its steady state needs that much traffic first.
+func (f *fixture) warmFor(tb testing.TB, ctx *fasthttp.RequestCtx, path []byte, d time.Duration) {
+	tb.Helper()
+	start := time.Now()
+	for round := 0; round < 2 || time.Since(start) < d; round++ {
 		for i, a := range f.authz {
 			if s := f.serve(ctx, path, a); s != fasthttp.StatusOK {
 				tb.Fatalf("warm-up request of user %d: status %d", i, s)

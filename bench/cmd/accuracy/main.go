@@ -104,7 +104,7 @@ type result struct {
 	mode                    string
 	elapsed                 time.Duration
 	sent, admitted, limited int64
-	failed                  int64
+	unavailable, failed     int64
 	perInstance             []int64
 	firstFailed             string
 }
@@ -209,7 +209,9 @@ func measure(o *options, log io.Writer) ([]result, error) {
 func bucketName(mode string) string { return "accuracy-" + mode }
 
 // gatewayYAML is one instance's configuration: one route keyed on the
-// route, so every request of every instance takes from one bucket.
+// route, so every request of every instance takes from one bucket. A store
+// call that fails or times out is answered 503 (on_store_error: deny), so
+// that only what the bucket admitted is counted as admitted.
 func gatewayYAML(o *options, mode string, port, admin int, redisAddr, upstream string) string {
 	return fmt.Sprintf(`version: 1
 listen: "127.0.0.1:%d"
@@ -224,7 +226,7 @@ routes:
     match: { path_prefix: / }
     upstream: up
     plugins:
-      - ratelimit: { key: route, bucket: %s, limit: %d, period: %s, burst: %d, sync: %s, headers: off }
+      - ratelimit: { key: route, bucket: %s, limit: %d, period: %s, burst: %d, sync: %s, headers: off, on_store_error: deny }
 `, port, admin, redisAddr, upstream, bucketName(mode), o.limit, o.period, o.burst, mode)
 }
 
@@ -232,7 +234,7 @@ routes:
 // instances, for o.duration, and counts the answers.
 func load(o *options, mode string, addrs []string) result {
 	r := result{mode: mode, perInstance: make([]int64, len(addrs))}
-	var sent, admitted, limited, failed atomic.Int64
+	var sent, admitted, limited, unavailable, failed atomic.Int64
 	var firstFailed atomic.Value
 	perInst := make([]atomic.Int64, len(addrs))
 	interval := time.Duration(float64(time.Second) * float64(len(addrs)) / o.rps)
@@ -267,6 +269,8 @@ func load(o *options, mode string, addrs []string) result {
 						perInst[i].Add(1)
 					case resp.StatusCode() == fasthttp.StatusTooManyRequests:
 						limited.Add(1)
+					case resp.StatusCode() == fasthttp.StatusServiceUnavailable:
+						unavailable.Add(1)
 					default:
 						failed.Add(1)
 						firstFailed.CompareAndSwap(nil, "status "+strconv.Itoa(resp.StatusCode()))
@@ -278,7 +282,8 @@ func load(o *options, mode string, addrs []string) result {
 	}
 	wg.Wait()
 	r.elapsed = time.Since(start)
-	r.sent, r.admitted, r.limited, r.failed = sent.Load(), admitted.Load(), limited.Load(), failed.Load()
+	r.sent, r.admitted, r.limited = sent.Load(), admitted.Load(), limited.Load()
+	r.unavailable, r.failed = unavailable.Load(), failed.Load()
 	for i := range perInst {
 		r.perInstance[i] = perInst[i].Load()
 	}
@@ -302,7 +307,7 @@ func report(w io.Writer, o *options, rs []result) {
 	fmt.Fprintf(w, "exact bucket bound over the run: burst + limit × elapsed / period; lease lower bound: that − instances × max batch (%d × %d)\n\n",
 		o.instances, maxBatch(o))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "mode\telapsed\tsent\tadmitted\t429\terrors\texact bound\tadmitted/bound\tlease lower bound\tper instance\t")
+	fmt.Fprintln(tw, "mode\telapsed\tsent\tadmitted\t429\t503\terrors\texact bound\tadmitted/bound\tlease lower bound\tper instance\t")
 	for _, r := range rs {
 		bound := o.burst + int64(r.elapsed.Seconds()*float64(o.limit)/o.period.Seconds())
 		lo := bound - int64(o.instances)*maxBatch(o)
@@ -310,10 +315,11 @@ func report(w io.Writer, o *options, rs []result) {
 		for i, n := range r.perInstance {
 			per[i] = strconv.FormatInt(n, 10)
 		}
-		fmt.Fprintf(tw, "%s\t%.1fs\t%d\t%d\t%d\t%d\t%d\t%.4f\t%d\t%s\t\n", r.mode, r.elapsed.Seconds(), r.sent, r.admitted,
-			r.limited, r.failed, bound, float64(r.admitted)/float64(bound), lo, strings.Join(per, "/"))
+		fmt.Fprintf(tw, "%s\t%.1fs\t%d\t%d\t%d\t%d\t%d\t%d\t%.4f\t%d\t%s\t\n", r.mode, r.elapsed.Seconds(), r.sent, r.admitted,
+			r.limited, r.unavailable, r.failed, bound, float64(r.admitted)/float64(bound), lo, strings.Join(per, "/"))
 	}
 	_ = tw.Flush()
+	fmt.Fprintln(w, "503: the store call failed or exceeded store_timeout (on_store_error: deny), so the bucket did not decide")
 	for _, r := range rs {
 		if r.failed > 0 {
 			fmt.Fprintf(w, "%s: %d requests failed (first: %s)\n", r.mode, r.failed, r.firstFailed)

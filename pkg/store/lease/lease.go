@@ -38,7 +38,7 @@ import (
 // Defaults of Options, applied to fields left at zero.
 const (
 	DefaultTTL      = time.Second
-	DefaultWindow   = 250 * time.Millisecond
+	DefaultWindow   = time.Second
 	DefaultMaxBatch = 64
 	DefaultMaxKeys  = 16384
 	DefaultTimeout  = 50 * time.Millisecond
