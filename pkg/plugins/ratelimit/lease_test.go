@@ -9,11 +9,15 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
+// The tests of this file give the store a long store_timeout: they check
+// what the limiter admits, not how it copes with a slow store on a loaded
+// machine (TestStoreTimeout does).
+
 // TestRedisLease: with a slow limit, sync: lease leases one token at a time
 // and answers exactly as sync: exact does (TestRedisStore).
 func TestRedisLease(t *testing.T) {
 	_, s := newRedis(t)
-	l := build(t, "users", "limit: 2\nperiod: 1h\nsync: lease", s)
+	l := build(t, "users", "limit: 2\nperiod: 1h\nsync: lease\nstore_timeout: 2s", s)
 	if l.lease == nil {
 		t.Fatal("sync: lease on Redis does not lease")
 	}
@@ -43,7 +47,7 @@ func TestRedisLeaseHeaders(t *testing.T) {
 	_, s := newRedis(t)
 	// 100000/h refills 28 tokens a second; batches of up to 6 (a quarter
 	// second's refill).
-	l := build(t, "users", "limit: 100000\nperiod: 1h\nburst: 1000\nsync: lease", s)
+	l := build(t, "users", "limit: 100000\nperiod: 1h\nburst: 1000\nsync: lease\nstore_timeout: 2s", s)
 	const n = 300
 	start := time.Now()
 	for i := 1; i <= n; i++ {
@@ -96,4 +100,31 @@ func TestRedisLeaseStoreDown(t *testing.T) {
 		t.Fatalf("%d requests passed on the lease with Redis down, want the lease's tokens (1..64)", passed)
 	}
 	t.Logf("%d requests passed on the lease after Redis died", passed)
+}
+
+// TestRedisLeaseGivenBackOnClose: closing the plugin (what a reload does
+// to the old generation, and shutdown to the last) gives its leases back:
+// Redis keeps no lease of it, and the unused tokens are in the bucket.
+func TestRedisLeaseGivenBackOnClose(t *testing.T) {
+	srv, s := newRedis(t)
+	l := build(t, "users", "limit: 1000000\nperiod: 1s\nburst: 1000000\nsync: lease\nstore_timeout: 2s", s)
+	for i := 0; i < 300; i++ {
+		if v := newRequest("192.0.2.1").run(l); v != plugins.Next {
+			t.Fatalf("request %d: verdict %v", i, v)
+		}
+	}
+	key := "gatewayd:rl:{users|ip:192.0.2.1}"
+	field := "i:" + l.lease.Holder()
+	if got, err := srv.Do("HEXISTS", key, field); err != nil || got != "1" {
+		t.Fatalf("HEXISTS %s %s = %q %v, want a recorded lease", key, field, got, err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := srv.Do("HEXISTS", key, field); err != nil || got != "0" {
+		t.Fatalf("after Close: HEXISTS = %q %v, want the lease given back", got, err)
+	}
+	if _, releases, _ := l.lease.Stats(); releases == 0 {
+		t.Fatal("no give-back on Close")
+	}
 }

@@ -111,7 +111,7 @@ func drain(t *testing.T, st store.Limiter, key []byte, r store.Rate) int64 {
 // window long enough that batches grow to MaxBatch.
 var (
 	slow     = store.Rate{Limit: 100, Period: 100000 * time.Second, Burst: 100}
-	slowOpts = Options{Window: 100000 * time.Second, MaxBatch: 20, TTL: 300 * time.Millisecond, Timeout: 100 * time.Millisecond}
+	slowOpts = Options{Window: 100000 * time.Second, MaxBatch: 20, TTL: 300 * time.Millisecond, Timeout: time.Second}
 )
 
 // TestBatchesGrowWithRate checks the sizing: one token at a time at first
@@ -361,6 +361,7 @@ func TestPausedRedisGiveBackCountsOnce(t *testing.T) {
 	// (2 × TTL): the give-back is still due when Redis resumes.
 	opts := slowOpts
 	opts.TTL = time.Second
+	opts.Timeout = 100 * time.Millisecond
 	l := newLimiter(t, st, opts)
 	key := []byte("paused")
 	ctx := context.Background()
