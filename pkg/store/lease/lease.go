@@ -442,18 +442,24 @@ func (l *Limiter) renewAhead(e *entry) {
 	f.res = e.result(true)
 }
 
-// releaseGone gives back the lease of an entry removed from the table
-// while a renewal was in flight. The shard is locked.
+// releaseGone gives back the lease of an entry removed from the table:
+// its unused tokens, with a give-back still to retry (of the same lease:
+// a renewal clears those). The shard is locked.
 func (l *Limiter) releaseGone(e *entry) {
-	if e.tokens > 0 || e.recorded {
-		e.pendingTokens, e.pendingSeq = e.tokens, e.seq
-		e.tokens = 0
-		l.bg.Add(1)
-		go func(key string, rate store.Rate, seq uint64, tokens int64) {
-			defer l.bg.Done()
-			l.giveBack(key, rate, seq, tokens)
-		}(e.key, e.rate, e.pendingSeq, e.pendingTokens)
+	tokens := e.tokens
+	if e.pendingSeq != 0 {
+		tokens += e.pendingTokens
 	}
+	if tokens == 0 && !e.recorded && e.pendingSeq == 0 {
+		return
+	}
+	seq, rate, key := e.seq, e.rate, e.key
+	e.tokens, e.pendingTokens, e.pendingSeq, e.recorded = 0, 0, 0, false
+	l.bg.Add(1)
+	go func() {
+		defer l.bg.Done()
+		l.giveBack(key, rate, seq, min(tokens, rate.Burst))
+	}()
 }
 
 // giveBack releases tokens of lease seq, once, within Timeout.

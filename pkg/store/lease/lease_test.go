@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"hash/maphash"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -484,4 +486,68 @@ func TestThreeInstances(t *testing.T) {
 // maphash64 is the shard index of key.
 func maphash64(l *Limiter, key string) uint64 {
 	return maphash.String(l.seed, key) % numShards
+}
+
+// TestConformanceCluster runs the suite with leases on a one-node Redis
+// Cluster, through rueidis' cluster client: the lease script stays in the
+// bucket's slot.
+func TestConformanceCluster(t *testing.T) {
+	srv := redistest.Start(t, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf")
+	if _, err := srv.Do("CLUSTER", "ADDSLOTSRANGE", "0", "16383"); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		info, err := srv.Do("CLUSTER", "INFO")
+		if err == nil && strings.Contains(info, "cluster_state:ok") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("cluster did not become ready: %q %v", info, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	storetest.RunWith(t, storetest.Options{UnderAdmit: 5}, func(t *testing.T) (store.Store, storetest.Clock) {
+		st := connect(t, srv.Addr())
+		return leaseStore{st, newLimiter(t, st, Options{})}, storetest.RealClock{}
+	})
+}
+
+// TestKeysAreBounded: with many keys the lease state stays within MaxKeys,
+// least recently used out, and an evicted key's lease goes back.
+func TestKeysAreBounded(t *testing.T) {
+	srv := redistest.Start(t)
+	st := connect(t, srv.Addr())
+	opts := slowOpts
+	opts.MaxKeys = numShards // one key per shard
+	opts.TTL = time.Hour     // only eviction and Close give back
+	l := New(must(store.LeaserOf(st)), opts)
+	ctx := context.Background()
+	const keys = 200
+	for k := 0; k < keys; k++ {
+		key := []byte("many-" + strconv.Itoa(k))
+		for i := 0; i < 6; i++ {
+			if _, err := l.Take(ctx, key, slow, 1); err != nil {
+				t.Fatal(err)
+			}
+			l.settle(t, string(key))
+		}
+	}
+	n := 0
+	for i := range l.shards {
+		sh := &l.shards[i]
+		sh.mu.Lock()
+		n += len(sh.m)
+		sh.mu.Unlock()
+	}
+	if n > opts.MaxKeys {
+		t.Fatalf("%d keys with lease state, want at most MaxKeys %d", n, opts.MaxKeys)
+	}
+	_ = l.Close()
+	for k := 0; k < keys; k++ {
+		key := []byte("many-" + strconv.Itoa(k))
+		if got := drain(t, st, key, slow); got != 100-6 {
+			t.Fatalf("key %d: bucket holds %d after eviction or Close, want %d (every unused token back)", k, got, 100-6)
+		}
+	}
 }
