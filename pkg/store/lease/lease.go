@@ -301,7 +301,7 @@ func (l *Limiter) takeBlocking(ctx context.Context, sh *shard, e *entry, key []b
 	now := time.Now().UnixNano()
 	req := store.LeaseRequest{
 		Rate: e.rate, Holder: l.holder, Seq: e.seq, NewSeq: l.seq.Add(1),
-		Carry: carry, Want: b - carry, Use: cost, TTL: 2 * l.opts.TTL,
+		Carry: carry, Want: max(b-carry, 0), Use: cost, TTL: 2 * l.opts.TTL,
 	}
 	sh.mu.Unlock()
 	g, err := l.st.Lease(ctx, key, req)
