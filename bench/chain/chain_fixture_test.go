@@ -14,16 +14,18 @@ func TestChainIsActive(t *testing.T) {
 	tests := []struct {
 		name      string
 		giveRedis bool
+		giveSync  string
 	}{
-		{name: "memory"},
-		{name: "redis", giveRedis: true},
+		{name: "memory", giveSync: "exact"},
+		{name: "redis", giveRedis: true, giveSync: "exact"},
+		{name: "redis-lease", giveRedis: true, giveSync: "lease"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			if _, err := exec.LookPath("redis-server"); tt.giveRedis && err != nil {
 				t.Skip("redis-server not installed")
 			}
-			f := newFixture(t, tt.giveRedis)
+			f := newFixtureSync(t, tt.giveRedis, tt.giveSync)
 			ctx := newCtx()
 			ctx.Request.Header.SetMethodBytes(methodGet)
 			ctx.Request.SetRequestURIBytes(pathChain)

@@ -57,6 +57,18 @@ func BenchmarkChain(b *testing.B) {
 		f := newFixture(b, true)
 		benchServe(b, f, pathChain, true)
 	})
+	// The same chain with ratelimit sync: lease: in steady state the
+	// limiter admits from local leases, renewed in the background. The
+	// batches follow each user's rate over the last second, so it warms up
+	// for 2 s first.
+	b.Run("redis-lease", func(b *testing.B) {
+		if _, err := exec.LookPath("redis-server"); err != nil {
+			b.Skip("redis-server not installed")
+		}
+		f := newFixtureSync(b, true, "lease")
+		f.warmFor(b, newCtx(), pathChain, 2*time.Second)
+		benchServe(b, f, pathChain, true)
+	})
 }
 
 func benchServe(b *testing.B, f *fixture, path []byte, withTokens bool) {
@@ -174,16 +186,18 @@ func BenchmarkServe(b *testing.B) {
 		path  []byte
 		chain bool
 		redis bool
+		sync  string
 	}{
-		{"passthrough", pathPass, false, false},
-		{"memory", pathChain, true, false},
-		{"redis", pathChain, true, true},
+		{"passthrough", pathPass, false, false, "exact"},
+		{"memory", pathChain, true, false, "exact"},
+		{"redis", pathChain, true, true, "exact"},
+		{"redis-lease", pathChain, true, true, "lease"},
 	} {
 		b.Run(bb.name, func(b *testing.B) {
 			if _, err := exec.LookPath("redis-server"); bb.redis && err != nil {
 				b.Skip("redis-server not installed")
 			}
-			f := newFixture(b, bb.redis)
+			f := newFixtureSync(b, bb.redis, bb.sync)
 			if bb.chain {
 				f.warm(b, newCtx(), bb.path)
 			}

@@ -48,7 +48,7 @@ routes:
       - auth-jwt
       - blacklist
       - rbac: { roles: [user, admin] }
-      - ratelimit: { key: user, limit: 1000000, period: 1s }
+      - ratelimit: { key: user, limit: 1000000, period: 1s, sync: %s }
 `
 
 // users is how many distinct users' tokens the requests rotate through.
@@ -75,8 +75,15 @@ func startUpstream(tb testing.TB) string {
 }
 
 // newFixture builds the gateway on the in-process store, or on a
-// redis-server started for the test when withRedis is set.
+// redis-server started for the test when withRedis is set, with the
+// ratelimit plugin's default sync: exact.
 func newFixture(tb testing.TB, withRedis bool) *fixture {
+	tb.Helper()
+	return newFixtureSync(tb, withRedis, "exact")
+}
+
+// newFixtureSync is newFixture with the ratelimit plugin's sync setting.
+func newFixtureSync(tb testing.TB, withRedis bool, sync string) *fixture {
 	tb.Helper()
 	f := &fixture{upstream: startUpstream(tb)}
 	redisSection := ""
@@ -84,7 +91,7 @@ func newFixture(tb testing.TB, withRedis bool) *fixture {
 		srv := redistest.Start(tb)
 		redisSection = `redis: { addrs: ["` + srv.Addr() + `"] }`
 	}
-	cfg, err := config.Parse("chain.yaml", []byte(fmt.Sprintf(chainConfig, redisSection, f.upstream, benchSecret)))
+	cfg, err := config.Parse("chain.yaml", []byte(fmt.Sprintf(chainConfig, redisSection, f.upstream, benchSecret, sync)))
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -161,7 +168,16 @@ func (f *fixture) serve(ctx *fasthttp.RequestCtx, path, authz []byte) int {
 // exist, as they are in a running gateway.
 func (f *fixture) warm(tb testing.TB, ctx *fasthttp.RequestCtx, path []byte) {
 	tb.Helper()
-	for round := 0; round < 2; round++ {
+	f.warmFor(tb, ctx, path, 0)
+}
+
+// warmFor is warm repeated for at least d: ratelimit sync: lease sizes
+// each user's batches from the rate it observed over the last second, so
+// its steady state needs that much traffic first.
+func (f *fixture) warmFor(tb testing.TB, ctx *fasthttp.RequestCtx, path []byte, d time.Duration) {
+	tb.Helper()
+	start := time.Now()
+	for round := 0; round < 2 || time.Since(start) < d; round++ {
 		for i, a := range f.authz {
 			if s := f.serve(ctx, path, a); s != fasthttp.StatusOK {
 				tb.Fatalf("warm-up request of user %d: status %d", i, s)

@@ -965,6 +965,13 @@ var docs = map[string]fieldDoc{
 		Desc:    "The longest a request waits for the store (Redis only).",
 		Example: "30ms",
 	},
+	"plugin-ratelimit.sync": {
+		Desc: "How an instance takes tokens from a Redis bucket: `exact` (one atomic script call per request) or `lease` (tokens taken " +
+			"in batches sized from the observed rate, admitted locally, renewed ahead of need and given back when unused; never admits " +
+			"more than `exact`, may admit up to instances × max batch fewer; see [ratelimit](plugins.md#ratelimit)). " +
+			"With the in-process store both are exact.",
+		Example: "lease", Enum: []string{"exact", "lease"},
+	},
 
 	// cors
 	"plugin-cors.allowed_origins": {

@@ -103,6 +103,7 @@ func Plugins() []Plugin {
 			Headers:      "both",
 			OnStoreError: "allow",
 			StoreTimeout: config.Duration(ratelimit.DefaultStoreTimeout),
+			Sync:         ratelimit.SyncExact,
 		}},
 		{cors.Kind, cors.Settings{AllowedMethods: cors.DefaultMethods}},
 		{secheaders.Kind, secheaders.Settings{

@@ -168,6 +168,48 @@ func (s *Guarded) Take(ctx context.Context, key []byte, rate Rate, cost int64) (
 	return res, err
 }
 
+// Lease implements Leaser, under the guard like Take; it fails with
+// ErrLeasesUnsupported when the store behind the guard cannot lease.
+func (s *Guarded) Lease(ctx context.Context, key []byte, req LeaseRequest) (LeaseGrant, error) {
+	if _, ok := s.inner.(Leaser); !ok {
+		return LeaseGrant{}, ErrLeasesUnsupported
+	}
+	c, err := s.g.begin(ctx)
+	if err != nil {
+		return LeaseGrant{}, err
+	}
+	c.op, c.s = opLease, s
+	c.key = append(c.key[:0], key...)
+	c.lease = req
+	if !s.g.await(ctx, c) {
+		return LeaseGrant{}, ErrTimeout
+	}
+	grant, err := c.grant, c.err
+	s.g.end(c)
+	return grant, err
+}
+
+// Release implements Leaser, under the guard like Take; it fails with
+// ErrLeasesUnsupported when the store behind the guard cannot lease.
+func (s *Guarded) Release(ctx context.Context, key []byte, req LeaseRequest) (int64, error) {
+	if _, ok := s.inner.(Leaser); !ok {
+		return 0, ErrLeasesUnsupported
+	}
+	c, err := s.g.begin(ctx)
+	if err != nil {
+		return 0, err
+	}
+	c.op, c.s = opRelease, s
+	c.key = append(c.key[:0], key...)
+	c.lease = req
+	if !s.g.await(ctx, c) {
+		return 0, ErrTimeout
+	}
+	credited, err := c.grant.Granted, c.err
+	s.g.end(c)
+	return credited, err
+}
+
 // IsRevoked implements Revocations.
 func (s *Guarded) IsRevoked(ctx context.Context, jti, subject []byte, issuedAtMs int64, maxStale time.Duration) (bool, error) {
 	c, err := s.g.begin(ctx)
@@ -351,6 +393,8 @@ func (a guardedAuth) ResetFailures(ctx context.Context, key string) error {
 const (
 	opTake = iota
 	opIsRevoked
+	opLease
+	opRelease
 	opFunc
 )
 
@@ -377,8 +421,10 @@ type call struct {
 	issuedAtMs   int64
 	maxStale     time.Duration
 	fn           func(context.Context) error
+	lease        LeaseRequest // Lease's and Release's request
 
 	res     Result
+	grant   LeaseGrant // Lease's answer; Release's credit in Granted
 	revoked bool
 	err     error
 }
@@ -392,6 +438,11 @@ func (c *call) exec(ctx context.Context) {
 		c.res, c.err = c.s.inner.Take(ctx, c.key, c.rate, c.cost)
 	case opIsRevoked:
 		c.revoked, c.err = c.s.inner.IsRevoked(ctx, c.key, c.subject, c.issuedAtMs, c.maxStale)
+	case opLease:
+		c.grant, c.err = c.s.inner.(Leaser).Lease(ctx, c.key, c.lease)
+	case opRelease:
+		c.grant = LeaseGrant{}
+		c.grant.Granted, c.err = c.s.inner.(Leaser).Release(ctx, c.key, c.lease)
 	default:
 		c.err = c.fn(ctx)
 	}
@@ -407,6 +458,7 @@ func recycle(c *call) {
 	}
 	c.s, c.fn, c.err = nil, nil, nil
 	c.res, c.revoked, c.probe = Result{}, false, false
+	c.lease, c.grant = LeaseRequest{}, LeaseGrant{}
 	c.state.Store(callRunning)
 	calls.Put(c)
 }

@@ -83,3 +83,86 @@ type Store interface {
 type Local interface {
 	Local()
 }
+
+// LeaseRequest asks a bucket for a lease: a batch of tokens its holder
+// admits from locally (ratelimit sync: lease). A holder has at most one
+// lease per bucket; each request renews it under a new number, keeping the
+// holder's unused tokens and adding the grant.
+type LeaseRequest struct {
+	// Rate is the bucket's shape, as for Take.
+	Rate Rate
+	// Holder names the lease holder: one per limiter, unique across the
+	// processes sharing the store. It has no spaces.
+	Holder string
+	// Seq is the number of the lease the holder has, 0 for none.
+	Seq uint64
+	// NewSeq is the number of the renewed lease, larger than any number
+	// the holder used before. Release ignores it.
+	NewSeq uint64
+	// Carry is how many tokens of lease Seq the holder has not used.
+	Carry int64
+	// Want is how many tokens to add to the lease, at most Burst.
+	Want int64
+	// Use is how many tokens, of Carry first and then of the grant, the
+	// holder uses at once (a request waiting for them): the grant is all
+	// or nothing with respect to them.
+	Use int64
+	// TTL is how long the store keeps the lease's record; tokens given
+	// back after it are not credited.
+	TTL time.Duration
+}
+
+// LeaseGrant is the answer to a LeaseRequest.
+type LeaseGrant struct {
+	// OK reports that the tokens to use at once were there: the grant
+	// covers them. When false nothing was granted.
+	OK bool
+	// Granted is how many tokens were added to the lease.
+	Granted int64
+	// Kept is how many tokens of Carry the lease still records: the
+	// holder keeps min(its unused tokens, Kept) (fewer than Carry when the
+	// store lost or expired the record).
+	Kept int64
+	// Remaining is the whole tokens left in the bucket.
+	Remaining int64
+	// Reset is the time until the bucket is full again.
+	Reset time.Duration
+	// RetryAfter is, when !OK, the time until the tokens to use at once
+	// are available.
+	RetryAfter time.Duration
+	// Recorded is how many tokens the holder's lease now records (an upper
+	// bound of its unused tokens); 0 means the store keeps no lease.
+	Recorded int64
+}
+
+// Leaser is a Limiter whose buckets can also be leased from.
+type Leaser interface {
+	Limiter
+	// Lease renews the holder's lease on the bucket at key, taking up to
+	// Want tokens (and at least what Use needs, or none), atomically with
+	// Take's arithmetic on the same bucket. key is only read during the
+	// call.
+	Lease(ctx context.Context, key []byte, req LeaseRequest) (LeaseGrant, error)
+	// Release gives back req.Carry unused tokens of lease req.Seq and ends
+	// it. Tokens are credited at most once, only while req.Seq is the
+	// holder's recorded lease, and never beyond the burst; it returns how
+	// many were credited.
+	Release(ctx context.Context, key []byte, req LeaseRequest) (int64, error)
+}
+
+// ErrLeasesUnsupported is returned by Guarded's lease calls when the store
+// behind it cannot lease (the in-process store).
+var ErrLeasesUnsupported = errors.New("store: leases are not supported by this store")
+
+// LeaserOf returns l as a Leaser when its store can lease: a Leaser, or a
+// Guarded whose store is one.
+func LeaserOf(l Limiter) (Leaser, bool) {
+	if g, ok := l.(*Guarded); ok {
+		if _, ok := g.inner.(Leaser); !ok {
+			return nil, false
+		}
+		return g, true
+	}
+	lr, ok := l.(Leaser)
+	return lr, ok
+}

@@ -201,7 +201,7 @@ func TestGatewayConfigsAreValid(t *testing.T) {
 	if err := e.tlsCertificate(); err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{scPassthrough, scChainMemory, scChainRedis, scChainTLS, scChainTLSHandshake} {
+	for _, name := range []string{scPassthrough, scChainMemory, scChainRedis, scChainRedisLease, scChainTLS, scChainTLSHandshake} {
 		t.Run(name, func(t *testing.T) {
 			cfg, err := config.Parse(name+".yaml", []byte(e.gatewayYAML(name, 8080, 9901)))
 			if err := gateway.Check(cfg, err, builtin.Registry()); err != nil {

@@ -361,7 +361,7 @@ func startScenarios(e *env, names []string, rep *report, log io.Writer) []*scena
 			err = e.startFasthttpMin(sc)
 		case scPassthrough, scChainMemory, scChainTLS, scChainTLSHandshake:
 			err = e.startGateway(sc)
-		case scChainRedis:
+		case scChainRedis, scChainRedisLease:
 			redisBin, lerr := exec.LookPath("redis-server")
 			if lerr != nil {
 				sc.skip = "redis-server not installed (apt-get install -y redis-server)"

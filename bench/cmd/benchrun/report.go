@@ -267,6 +267,7 @@ func (r *report) budgets() {
 	ratio(scPassthrough, scNginx, 1.0)
 	ratio(scChainMemory, scPassthrough, 0.85)
 	ratio(scChainRedis, scHAProxyJWT, 1.0)
+	ratio(scChainRedisLease, scHAProxyJWT, 1.0)
 	ratio(scChainTLS, scNginxTLS, 0.8)
 	// The handshake-heavy scenario has no target: it is stated side by
 	// side (SPEC §15).
@@ -280,7 +281,7 @@ func (r *report) budgets() {
 				Measured: m.AllocsPerOp, Target: 0, Op: "=", Unit: "allocs"}))
 		}
 	}
-	for _, name := range []string{scPassthrough, scChainMemory, scChainRedis} {
+	for _, name := range []string{scPassthrough, scChainMemory, scChainRedis, scChainRedisLease} {
 		s := r.ran(name)
 		if s == nil || s.AddedP99 == nil {
 			continue
@@ -289,7 +290,7 @@ func (r *report) budgets() {
 			Measured: *s.AddedP99, Target: 1, Op: "<", Unit: "ms"}))
 	}
 	if r.ConnsHigh > 0 {
-		for _, name := range []string{scPassthrough, scChainMemory, scChainRedis} {
+		for _, name := range []string{scPassthrough, scChainMemory, scChainRedis, scChainRedisLease} {
 			s := r.ran(name)
 			if s == nil || s.RSSHighMiB == 0 {
 				continue

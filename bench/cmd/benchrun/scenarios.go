@@ -25,8 +25,10 @@ const (
 	scPassthrough = "passthrough"
 	scChainMemory = "chain-memory"
 	scChainRedis  = "chain-redis"
-	scNginx       = "nginx"
-	scHAProxyJWT  = "haproxy-jwt"
+	// scChainRedisLease is chain-redis with ratelimit sync: lease.
+	scChainRedisLease = "chain-redis-lease"
+	scNginx           = "nginx"
+	scHAProxyJWT      = "haproxy-jwt"
 
 	// TLS termination (SPEC §15): the full chain over TLS 1.3 against nginx
 	// terminating TLS 1.3 with the same certificate, on keep-alive
@@ -40,7 +42,7 @@ const (
 
 // allScenarios is the default order, which is also the order of every
 // round.
-var allScenarios = []string{scDirect, scFasthttpMin, scPassthrough, scChainMemory, scChainRedis, scNginx, scHAProxyJWT,
+var allScenarios = []string{scDirect, scFasthttpMin, scPassthrough, scChainMemory, scChainRedis, scChainRedisLease, scNginx, scHAProxyJWT,
 	scChainTLS, scNginxTLS, scChainTLSHandshake, scNginxTLSHandshake}
 
 var scenarioDescriptions = map[string]string{
@@ -49,10 +51,12 @@ var scenarioDescriptions = map[string]string{
 	scPassthrough: "gatewayd, a route with no plugins",
 	scChainMemory: "gatewayd, request-id + jwt + blacklist + rbac + ratelimit(key: user) on the in-process store",
 	scChainRedis:  "gatewayd, the same chain on a local redis-server (client-side cache on)",
-	scNginx:       "nginx, plain reverse proxy, upstream keep-alive, 1 worker",
-	scHAProxyJWT:  "HAProxy, jwt_verify HS256 + alg + exp + role check + per-user stick-table rate limit, nbthread 1",
-	scChainTLS:    "gatewayd, the chain-memory chain behind TLS 1.3 termination (ECDSA P-256 certificate, X25519), keep-alive",
-	scNginxTLS:    "nginx terminating TLS 1.3 with the same certificate, plain proxy_pass, 1 worker, keep-alive",
+	scChainRedisLease: "chain-redis with ratelimit sync: lease: tokens taken from the Redis bucket in batches and admitted locally, " +
+		"renewed ahead of need",
+	scNginx:      "nginx, plain reverse proxy, upstream keep-alive, 1 worker",
+	scHAProxyJWT: "HAProxy, jwt_verify HS256 + alg + exp + role check + per-user stick-table rate limit, nbthread 1",
+	scChainTLS:   "gatewayd, the chain-memory chain behind TLS 1.3 termination (ECDSA P-256 certificate, X25519), keep-alive",
+	scNginxTLS:   "nginx terminating TLS 1.3 with the same certificate, plain proxy_pass, 1 worker, keep-alive",
 	scChainTLSHandshake: "chain-tls with one request per connection: a full TLS 1.3 handshake (no resumption) for every request; " +
 		"bench/load measures it (wrk cannot disable keep-alive)",
 	scNginxTLSHandshake: "nginx-tls with one request per connection, as chain-tls-handshake",
@@ -179,7 +183,7 @@ const gatewayChain = `    plugins:
       - auth-jwt
       - blacklist
       - rbac: { roles: [user, admin] }
-      - ratelimit: { key: user, limit: 1000000, period: 1s }`
+      - ratelimit: { key: user, limit: 1000000, period: 1s, sync: {{SYNC}} }`
 
 // gatewayYAML renders the configuration of a gatewayd scenario.
 func (e *env) gatewayYAML(name string, port, admin int) string {
@@ -192,9 +196,13 @@ func (e *env) gatewayYAML(name string, port, admin int) string {
 	}
 	if name != scPassthrough {
 		r["{{PLUGINS}}"] = strings.ReplaceAll(gatewayPlugins, "{{SECRET}}", e.secret)
-		r["{{CHAIN}}"] = gatewayChain
+		sync := "exact"
+		if name == scChainRedisLease {
+			sync = "lease"
+		}
+		r["{{CHAIN}}"] = strings.ReplaceAll(gatewayChain, "{{SYNC}}", sync)
 	}
-	if name == scChainRedis {
+	if name == scChainRedis || name == scChainRedisLease {
 		r["{{REDIS}}"] = `redis: { addrs: ["` + e.redis + `"] }`
 	}
 	out := gatewayConfig

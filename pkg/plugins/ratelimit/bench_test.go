@@ -52,3 +52,12 @@ func BenchmarkHandleRedis(b *testing.B) {
 	b.SetParallelism(16)
 	benchHandle(b, build(b, "users", "key: ip\nlimit: 1000000000\nperiod: 1s", st))
 }
+
+// BenchmarkHandleRedisLease is BenchmarkHandleRedis with sync: lease: in
+// steady state requests take tokens from local leases, renewed ahead of
+// need in the background.
+func BenchmarkHandleRedisLease(b *testing.B) {
+	_, st := newRedis(b)
+	b.SetParallelism(16)
+	benchHandle(b, build(b, "users", "key: ip\nlimit: 1000000000\nperiod: 1s\nsync: lease", st))
+}

@@ -18,12 +18,22 @@ import (
 	"github.com/gatewayd/gatewayd/pkg/metrics"
 	"github.com/gatewayd/gatewayd/pkg/plugins"
 	"github.com/gatewayd/gatewayd/pkg/store"
+	"github.com/gatewayd/gatewayd/pkg/store/lease"
 	"go.uber.org/zap"
 	"gopkg.in/yaml.v3"
 )
 
 // Kind is the plugin's name in YAML.
 const Kind = "ratelimit"
+
+// Values of sync.
+const (
+	// SyncExact takes every request's tokens from the store in one call.
+	SyncExact = "exact"
+	// SyncLease takes tokens from the store in batches (leases) and
+	// admits locally from them.
+	SyncLease = "lease"
+)
 
 // DefaultStoreTimeout bounds a store call unless store_timeout says otherwise.
 const DefaultStoreTimeout = 50 * time.Millisecond
@@ -53,6 +63,9 @@ type Settings struct {
 	OnStoreError string `yaml:"on_store_error"`
 	// StoreTimeout bounds each store call.
 	StoreTimeout config.Duration `yaml:"store_timeout"`
+	// Sync is exact (one store call per request) or lease (tokens taken
+	// from the shared bucket in batches and admitted locally).
+	Sync string `yaml:"sync"`
 
 	Meta config.Meta `yaml:"-"`
 }
@@ -105,6 +118,7 @@ func (Factory) Build(sec config.Section, env *plugins.Env) (plugins.Plugin, erro
 		Headers:      "both",
 		OnStoreError: "allow",
 		StoreTimeout: config.Duration(DefaultStoreTimeout),
+		Sync:         SyncExact,
 	}
 	if err := sec.Decode(&s); err != nil {
 		return nil, err
@@ -128,6 +142,14 @@ func (Factory) Build(sec config.Section, env *plugins.Env) (plugins.Plugin, erro
 	}
 	l.log = logger.With(zap.String("plugin", Kind), zap.String("route", env.Route),
 		zap.String("on_store_error", s.OnStoreError))
+	if l.sync == SyncLease && !l.local {
+		// With a store that cannot lease (the in-process one), lease is
+		// exact: every take is already local.
+		if lr, ok := store.LeaserOf(env.Store); ok {
+			l.lease = lease.New(lr, lease.Options{Timeout: l.timeout, OnError: l.backgroundFailed})
+			l.store = l.lease
+		}
+	}
 	return l, nil
 }
 
@@ -193,6 +215,13 @@ func parse(sec config.Section, s *Settings, route string) (*Limiter, error) {
 	if s.StoreTimeout.D() <= 0 {
 		bad("store_timeout", "must be a positive duration, got %v", s.StoreTimeout.D())
 	}
+	if s.Sync != SyncExact && s.Sync != SyncLease {
+		msg := "must be exact or lease, got " + strconv.Quote(s.Sync)
+		if c := config.Closest(s.Sync, []string{SyncExact, SyncLease}); c != "" {
+			msg += ", did you mean " + strconv.Quote(c) + "?"
+		}
+		bad("sync", "%s", msg)
+	}
 	if len(errs) > 0 {
 		return nil, config.SortErrors(errors.Join(errs...))
 	}
@@ -206,6 +235,7 @@ func parse(sec config.Section, s *Settings, route string) (*Limiter, error) {
 		mode:     mode,
 		failOpen: failOpen,
 		timeout:  s.StoreTimeout.D(),
+		sync:     s.Sync,
 	}
 	l.prefix = appendEscaped(nil, []byte(name))
 	l.routePart = appendEscaped(nil, []byte(route))
@@ -358,8 +388,11 @@ func ceilSeconds(d time.Duration) int64 {
 
 // Limiter is a compiled ratelimit plugin for one route.
 type Limiter struct {
-	store   store.Limiter
-	local   bool
+	store store.Limiter
+	local bool
+	sync  string
+	// lease is the store with sync: lease on a store that can lease.
+	lease   *lease.Limiter
 	timeout time.Duration
 	route   string
 	name    string // policy and bucket name
@@ -395,8 +428,24 @@ var (
 // keyed by IP).
 func (l *Limiter) Requires() []string { return l.requires }
 
-// Close implements plugins.Plugin. The store belongs to the gateway.
-func (l *Limiter) Close() error { return nil }
+// Close implements plugins.Plugin. The store belongs to the gateway; with
+// sync: lease, the plugin's leases go back to it (at reload and shutdown).
+func (l *Limiter) Close() error {
+	if l.lease != nil {
+		return l.lease.Close()
+	}
+	return nil
+}
+
+// backgroundFailed counts and (rarely) logs a failed store call the lease
+// limiter made on its own (a renewal ahead of need or a give-back): no
+// request waited for it.
+func (l *Limiter) backgroundFailed(err error) {
+	l.storeErrors.Inc()
+	if suppressed, ok := l.logGate.open(time.Now()); ok {
+		l.log.Warn("rate-limit lease call failed", zap.Error(err), zap.Int64("suppressed", suppressed))
+	}
+}
 
 // FailsClosedOnStoreError implements plugins.StoreDependent: true with
 // on_store_error: deny (the default is allow).

@@ -42,6 +42,7 @@ func build(t testing.TB, route, src string, st store.Store) *Limiter {
 	if err != nil {
 		t.Fatalf("Build(%q): %v", src, err)
 	}
+	t.Cleanup(func() { _ = p.Close() })
 	return p.(*Limiter)
 }
 
@@ -67,6 +68,12 @@ func TestConfigErrors(t *testing.T) {
 		}},
 		{"period missing", "limit: 5", []string{
 			testPath + ".period: is required, e.g. 1s, 1m or 1h",
+		}},
+		{"sync unknown", "limit: 5\nperiod: 1m\nsync: leese", []string{
+			"gateway.yaml:3: " + testPath + `.sync: must be exact or lease, got "leese", did you mean "lease"?`,
+		}},
+		{"sync empty", "limit: 5\nperiod: 1m\nsync: ''", []string{
+			"gateway.yaml:3: " + testPath + `.sync: must be exact or lease, got ""`,
 		}},
 		{"period zero", "limit: 5\nperiod: 0s", []string{
 			"gateway.yaml:2: " + testPath + ".period: must be a positive duration, got 0s",
@@ -185,6 +192,24 @@ func TestDefaults(t *testing.T) {
 	}
 	if !l.local {
 		t.Error("the memory store is not treated as local")
+	}
+	if l.sync != SyncExact || l.lease != nil {
+		t.Errorf("sync %q lease %v, want exact without a lease limiter", l.sync, l.lease)
+	}
+}
+
+// TestLeaseOnMemoryIsExact: the in-process store is already local, so
+// sync: lease takes from it directly, exactly.
+func TestLeaseOnMemoryIsExact(t *testing.T) {
+	st, _ := newMemory(t)
+	l := build(t, "users", "limit: 2\nperiod: 1h\nsync: lease", st)
+	if l.sync != SyncLease || l.lease != nil || l.store != store.Limiter(st) {
+		t.Fatalf("sync %q lease %v store %T, want lease taking from the memory store directly", l.sync, l.lease, l.store)
+	}
+	for i, want := range []plugins.Verdict{plugins.Next, plugins.Next, plugins.Done} {
+		if v := newRequest("192.0.2.1").run(l); v != want {
+			t.Fatalf("request %d: verdict %v, want %v", i, v, want)
+		}
 	}
 }
 

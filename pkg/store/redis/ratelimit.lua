@@ -1,6 +1,8 @@
 -- Token bucket: refill and take in one atomic step.
 --
--- KEYS[1]  the bucket, a hash {l = level in units, t = time of l in unix µs}
+-- KEYS[1]  the bucket, a hash {l = level in units, t = time of l in unix µs,
+--          o = tokens leased out to holders (lease.lua), oe = when the last
+--          of those leases expires in unix µs}
 -- ARGV[1]  capacity in units (burst × units per token)
 -- ARGV[2]  cost in units
 -- ARGV[3]  units per token
@@ -40,16 +42,26 @@ end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 
-local level, ts = cap, now
-local st = redis.call('HMGET', KEYS[1], 'l', 't')
+local st = redis.call('HMGET', KEYS[1], 'l', 't', 'o', 'oe')
 local l0, t0 = tonumber(st[1]), tonumber(st[2])
+-- Tokens leased out (sync: lease) are not in the bucket: it refills up to
+-- the capacity they leave, so bucket and leases never exceed the burst.
+local o, oe = tonumber(st[3]), tonumber(st[4])
+local live = 0
+if o and oe and oe > now then
+  live = oe - now
+else
+  o = 0
+end
+local capE = math.max(cap - o * unit, 0)
+local level, ts = capE, now
 if l0 and t0 then
-  level, ts = math.min(math.max(l0, 0), cap), t0
+  level, ts = math.min(math.max(l0, 0), capE), t0
   if now > ts then
-    local missing = cap - level
+    local missing = capE - level
     if missing > 0 then
       if now - ts >= cdiv(missing, rate) then
-        level = cap
+        level = capE
       else
         level = level + (now - ts) * rate
       end
@@ -69,9 +81,10 @@ end
 local reset = cdiv(cap - level, rate) + lag
 if allowed == 1 then
   -- %.0f writes integer digits, never an exponent. The key lives until
-  -- the bucket is full again (rounded up to the ms), never less.
+  -- the bucket is full again (rounded up to the ms) and its leases have
+  -- expired, never less.
   redis.call('HSET', KEYS[1], 'l', string.format('%.0f', level), 't', string.format('%.0f', ts))
-  redis.call('PEXPIRE', KEYS[1], string.format('%.0f', math.max(cdiv(reset, 1000), 1)))
+  redis.call('PEXPIRE', KEYS[1], string.format('%.0f', math.max(cdiv(math.max(reset, live), 1000), 1)))
 else
   retry = cdiv(cost - level, rate) + lag
 end

@@ -9,7 +9,10 @@
 // EVALSHA; rueidis resends it with EVAL when the server answers NOSCRIPT,
 // e.g. after a restart or SCRIPT FLUSH). Each bucket is one key,
 // "gatewayd:rl:{<bucket id>}", whose hash tag covers the whole id so the
-// script touches a single cluster slot. Revocations use the key layout
+// script touches a single cluster slot. Leases (ratelimit sync: lease) run
+// lease.lua on the same key: a batch of tokens per call, recorded per
+// holder in the bucket's hash, which ratelimit.lua honours. Revocations use
+// the key layout
 // documented in package store; with client-side caching on, IsRevoked is
 // served from the rueidis cache and invalidated by the server.
 //

@@ -1,0 +1,44 @@
+//go:build !race
+
+package lease
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/gatewayd/gatewayd/internal/redistest"
+	"github.com/gatewayd/gatewayd/pkg/store"
+)
+
+// TestHitZeroAllocs checks the hit path: a take served from the local
+// lease allocates nothing. The lease is large and the sizing window long,
+// so no renewal (which does allocate, off the request path) runs during the
+// measurement.
+func TestHitZeroAllocs(t *testing.T) {
+	srv := redistest.Start(t)
+	st := connect(t, srv.Addr())
+	l := newLimiter(t, st, Options{MaxBatch: 100000, Window: time.Hour, TTL: time.Hour})
+	r := store.Rate{Limit: 1000000000, Period: time.Second, Burst: 1000000}
+	key := []byte("203.0.113.54|user:42")
+	ctx := context.Background()
+	for i := 0; i < 20000; i++ {
+		if _, err := l.Take(ctx, key, r, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if held := l.settle(t, string(key)); held < 5000 {
+		t.Fatalf("%d tokens held, want a large lease", held)
+	}
+	n := testing.AllocsPerRun(1000, func() {
+		if res, err := l.Take(ctx, key, r, 1); err != nil || !res.Allowed {
+			t.Fatalf("take: %+v %v", res, err)
+		}
+	})
+	if n != 0 {
+		t.Errorf("%v allocs per lease hit, want 0", n)
+	}
+	if leases, _, _ := l.Stats(); leases == 0 {
+		t.Error("no lease was taken")
+	}
+}
