@@ -17,6 +17,7 @@ import (
 	"github.com/gatewayd/gatewayd/pkg/plugins"
 	"github.com/gatewayd/gatewayd/pkg/proxy"
 	"github.com/gatewayd/gatewayd/pkg/router"
+	"github.com/gatewayd/gatewayd/pkg/tracing"
 	"github.com/valyala/fasthttp"
 	"gopkg.in/yaml.v3"
 )
@@ -79,6 +80,12 @@ type generation struct {
 	releases    []func()
 
 	unmatched *metrics.Route
+	// tracer records the spans of sampled requests; nil with tracing off.
+	// Consecutive generations with the same tracing: settings share it;
+	// it is shut down with the last of them (see Gateway.retire).
+	tracer *tracing.Tracer
+	// accessQuery is log.access_log_query.
+	accessQuery bool
 
 	inflight  atomic.Int64
 	retired   atomic.Bool
@@ -97,7 +104,7 @@ type deps struct {
 // build compiles cfg into a generation. On error everything acquired so far
 // is released and every error found is returned (as *config.Error values).
 func build(cfg *config.Config, d *deps) (*generation, error) {
-	g := &generation{cfg: cfg, idle: make(chan struct{}), unmatched: metrics.ForRoute(UnmatchedRoute)}
+	g := &generation{cfg: cfg, idle: make(chan struct{}), unmatched: metrics.ForRoute(UnmatchedRoute), accessQuery: cfg.Log.AccessLogQuery}
 	// Warnings go to this generation (and to the caller's d.env.Warn, which
 	// sees them even when the build fails); the deps are copied so that
 	// builds never share a collector.
