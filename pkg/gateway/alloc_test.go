@@ -18,16 +18,29 @@ func TestHandleZeroAlloc(t *testing.T) {
 	gw, tok := benchGateway(t)
 	logged, _ := benchGateway(t)
 	withAccessLog(logged)
+	// Tracing on, nothing sampled: requests that are not sampled (with or
+	// without a traceparent) allocate nothing either.
+	unsampled, tok2 := benchGatewayTracing(t, "0")
+	withAccessLog(unsampled)
+	withQuery, _ := benchGateway(t)
+	withAccessLog(withQuery)
+	withQuery.cur.Load().accessQuery = true
 	tests := []struct {
 		gw    *Gateway
 		name  string
 		path  string
 		authz []byte
+		// traceparent is sent with the request when set.
+		traceparent []byte
 	}{
 		{name: "passthrough", path: "/pass/x"},
 		{name: "full chain", path: "/chain/x", authz: []byte("Bearer " + tok)},
 		{name: "not found", path: "/nothing"},
 		{name: "access log on", gw: logged, path: "/pass/x"},
+		{name: "access log with query", gw: withQuery, path: "/pass/x?token=abc&page=2"},
+		{name: "tracing on, not sampled", gw: unsampled, path: "/chain/x", authz: []byte("Bearer " + tok2)},
+		{name: "tracing on, unsampled parent", gw: unsampled, path: "/chain/x", authz: []byte("Bearer " + tok2), traceparent: []byte("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00")},
+		{name: "tracing off, client traceparent", path: "/chain/x", authz: []byte("Bearer " + tok), traceparent: []byte("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -37,10 +50,17 @@ func TestHandleZeroAlloc(t *testing.T) {
 			}
 			var ctx fasthttp.RequestCtx
 			ctx.Init(&fasthttp.Request{}, benchAddr, nil)
-			for i := 0; i < 10; i++ {
-				serveOnce(gw, &ctx, tt.path, tt.authz)
+			serve := func() {
+				if tt.traceparent == nil {
+					serveOnce(gw, &ctx, tt.path, tt.authz)
+					return
+				}
+				serveOnceHeader(gw, &ctx, tt.path, tt.authz, hdrTraceparent, tt.traceparent)
 			}
-			if n := testing.AllocsPerRun(200, func() { serveOnce(gw, &ctx, tt.path, tt.authz) }); n != 0 {
+			for i := 0; i < 10; i++ {
+				serve()
+			}
+			if n := testing.AllocsPerRun(200, serve); n != 0 {
 				t.Fatalf("%v allocs per request", n)
 			}
 		})

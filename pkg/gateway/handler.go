@@ -378,7 +378,7 @@ func (e *accessEntry) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 		path = rt.path
 	}
 	enc.AddByteString("path", path)
-	enc.AddByteString("host", h.Host())
+	enc.AddByteString("host", rt.host)
 	enc.AddString("protocol", rt.protocol)
 	enc.AddString("route", e.st.Route)
 	enc.AddInt("status", e.status)

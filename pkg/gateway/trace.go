@@ -18,9 +18,11 @@ import (
 	"go.opentelemetry.io/otel/trace"
 )
 
+// The trace headers in fasthttp's canonical form, so that setting them
+// skips normalisation.
 var (
-	hdrTraceparent = []byte("traceparent")
-	hdrTracestate  = []byte("tracestate")
+	hdrTraceparent = []byte("Traceparent")
+	hdrTracestate  = []byte("Tracestate")
 )
 
 // Values of the access log's protocol field.
@@ -81,6 +83,10 @@ type reqTrace struct {
 	protocol string
 	bytesIn  int64
 
+	// host is the client's Host header, kept before the upstream exchange
+	// points the request at the target.
+	host []byte
+
 	// Scratch: a traceparent, the hex trace id, the path with its query.
 	tp   [tracing.TraceparentLen]byte
 	hex  [32]byte
@@ -103,8 +109,8 @@ func (rt *reqTrace) release() {
 		rt.span.SetStatus(codes.Error, "request aborted")
 		rt.span.End()
 	}
-	path := rt.path[:0]
-	*rt = reqTrace{path: path}
+	path, host := rt.path[:0], rt.host[:0]
+	*rt = reqTrace{path: path, host: host}
 	tracePool.Put(rt)
 }
 
@@ -113,6 +119,7 @@ func (rt *reqTrace) release() {
 // the traceparent the upstream receives.
 func (rt *reqTrace) begin(ctx *fasthttp.RequestCtx, tr *tracing.Tracer, start time.Time) {
 	h := &ctx.Request.Header
+	rt.host = append(rt.host[:0], h.Host()...)
 	parent, ok := tracing.ParseTraceparent(h.PeekBytes(hdrTraceparent))
 	if tr == nil {
 		rt.sc, rt.has = parent, ok
@@ -127,12 +134,12 @@ func (rt *reqTrace) begin(ctx *fasthttp.RequestCtx, tr *tracing.Tracer, start ti
 	default:
 		rt.sc = tracing.SpanContext{TraceID: tracing.NewTraceID(), SpanID: tracing.NewSpanID()}
 	}
-	if !ok {
+	if !ok && len(h.PeekBytes(hdrTracestate)) > 0 {
 		// A tracestate belongs to the traceparent it came with.
 		h.DelBytes(hdrTracestate)
 	}
 	rt.has = true
-	h.SetBytesKV(hdrTraceparent, tracing.AppendTraceparent(rt.tp[:0], rt.sc))
+	h.SetCanonical(hdrTraceparent, tracing.AppendTraceparent(rt.tp[:0], rt.sc))
 }
 
 func (rt *reqTrace) startSpan(ctx *fasthttp.RequestCtx, tr *tracing.Tracer, parent tracing.SpanContext, remote bool, start time.Time) {
@@ -169,7 +176,7 @@ func (rt *reqTrace) AttemptStart(req *fasthttp.Request, a proxy.Attempt) {
 			attribute.Int(attrAttempt, a.N),
 		))
 	sc := tracing.Of(rt.attempt.SpanContext())
-	req.Header.SetBytesKV(hdrTraceparent, tracing.AppendTraceparent(rt.tp[:0], sc))
+	req.Header.SetCanonical(hdrTraceparent, tracing.AppendTraceparent(rt.tp[:0], sc))
 }
 
 // AttemptEnd implements proxy.AttemptObserver.
