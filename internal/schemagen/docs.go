@@ -285,7 +285,7 @@ var docs = map[string]fieldDoc{
 	"tracing.otlp_endpoint": {
 		Desc:     "The OTLP collector. `http://` or `https://` is OTLP/HTTP with protobuf (the path defaults to `/v1/traces`); `grpc://` (plain) or `grpcs://` (TLS) is OTLP/gRPC. `user:password@` in the URL is sent as Basic authentication; logs show the URL redacted.",
 		Required: true, Default: "none (required)",
-		Example:  "http://otel-collector:4318", Pattern: `^([Hh][Tt][Tt][Pp][Ss]?|[Gg][Rr][Pp][Cc][Ss]?)://[^\s?#]+$`,
+		Example: "http://otel-collector:4318", Pattern: `^([Hh][Tt][Tt][Pp][Ss]?|[Gg][Rr][Pp][Cc][Ss]?)://[^\s?#]+$`,
 	},
 	"tracing.sample_ratio": {
 		Desc:    "Share of new traces recorded, from 0 to 1. Parent-based: a request whose `traceparent` is sampled is always recorded, one whose `traceparent` is not sampled never is; the ratio applies to requests without a valid `traceparent`.",
