@@ -65,6 +65,10 @@ type Receiver struct {
 	// tracing.otlp_endpoint.
 	URL string
 
+	// discard: answer without decoding (benchmarks: the receiver's work
+	// is not the exporter's).
+	discard bool
+
 	mu       sync.Mutex
 	spans    []Span
 	requests int
@@ -76,11 +80,23 @@ type Receiver struct {
 // ends.
 func Start(tb testing.TB) *Receiver {
 	tb.Helper()
+	return start(tb, false)
+}
+
+// StartDiscarding starts a receiver that reads each export request and
+// answers it without decoding or keeping anything, for benchmarks.
+func StartDiscarding(tb testing.TB) *Receiver {
+	tb.Helper()
+	return start(tb, true)
+}
+
+func start(tb testing.TB, discard bool) *Receiver {
+	tb.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)
 	}
-	r := &Receiver{URL: "http://" + ln.Addr().String(), changed: make(chan struct{})}
+	r := &Receiver{URL: "http://" + ln.Addr().String(), changed: make(chan struct{}), discard: discard}
 	srv := &http.Server{Handler: r, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	tb.Cleanup(func() { _ = srv.Close() })
@@ -105,6 +121,11 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 			return
 		}
 		body = zr
+	}
+	if r.discard {
+		_, _ = io.Copy(io.Discard, body)
+		w.Header().Set("Content-Type", "application/x-protobuf")
+		return
 	}
 	data, err := io.ReadAll(body)
 	if err != nil {
