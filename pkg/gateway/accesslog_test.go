@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"path/filepath"
 	"regexp"
@@ -59,7 +60,7 @@ func logGateway(t *testing.T, up *traceUpstream, logSection, tracingSection stri
 	}
 	t.Cleanup(func() {
 		if tr := gw.cur.Load().tracer; tr != nil {
-			_ = tr.Shutdown(t.Context())
+			_ = tr.Shutdown(context.Background())
 		}
 	})
 	return gw, buf
