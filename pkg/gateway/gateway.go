@@ -179,9 +179,11 @@ func (g *Gateway) newTracer(c *config.Tracing) (*tracing.Tracer, error) {
 
 // tracingError logs what the OpenTelemetry SDK reports, chiefly failed
 // exports (the collector is down: spans are dropped, requests are not
-// affected).
+// affected). The exporter dials host:port without the URL's credentials,
+// which travel in a header, so its errors hold none.
 func (g *Gateway) tracingError(err error) {
-	g.logger.Named("tracing").Warn("tracing: "+config.RedactURL(err.Error()), zap.String("otlp_endpoint", g.tracingEndpoint()))
+	g.logger.Named("tracing").Warn("tracing: the OpenTelemetry SDK reported an error; spans may be lost",
+		zap.String("otlp_endpoint", g.tracingEndpoint()), zap.Error(err))
 }
 
 func (g *Gateway) tracingEndpoint() string {

@@ -74,11 +74,13 @@ func (g *Gateway) Handle(ctx *fasthttp.RequestCtx) {
 	ws := proxy.IsWebSocketUpgrade(&ctx.Request.Header)
 	handshake := ws && proxy.IsWebSocketHandshake(&ctx.Request.Header)
 	rt.protocol = protocolOf(&ctx.Request.Header, false)
-	rt.begin(ctx, gen.tracer, start)
 	st.ClientIP = proxy.PrepareRequest(&ctx.Request, ctx.RemoteIP(), ctx.IsTLS(), gen.trusted, gen.identity, st.ClientIP)
 	if gen.dropUnderscore {
 		proxy.DropUnderscoreHeaders(&ctx.Request)
 	}
+	// After header hygiene: a traceparent the client named in Connection
+	// is gone, and the one set for the upstream cannot be removed.
+	rt.begin(ctx, gen.tracer, start)
 	if gen.forwardCert != nil {
 		setClientCert(ctx, gen.forwardCert)
 	}

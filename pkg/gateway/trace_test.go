@@ -456,3 +456,17 @@ func TestTracingReload(t *testing.T) {
 		t.Fatalf("an unchanged tracing section was rebuilt: %+v, %v", res, err)
 	}
 }
+
+// A client cannot strip the gateway's traceparent by naming it in
+// Connection: hop-by-hop removal runs before the trace context is set.
+func TestTracingConnectionHeaderCannotDropTraceparent(t *testing.T) {
+	rcv := otlptest.Start(t)
+	up := newTraceUpstream(t)
+	gw, _ := traceGateway(t, up, tracingSection(rcv, "0"))
+	serveTraced(gw, "/items/a", "Connection", "traceparent, tracestate", "traceparent", clientSampled, "tracestate", clientTracestate)
+	got := up.last(t)
+	sc := parseTP(t, got.traceparent)
+	if hexOf(sc.TraceID[:]) == clientTraceID || got.tracestate != "" {
+		t.Errorf("upstream got %+v: the hop-by-hop trace headers should be gone and a new trace started", got)
+	}
+}
