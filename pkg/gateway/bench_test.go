@@ -254,6 +254,7 @@ func BenchmarkTraceOverhead(b *testing.B) {
 			ctx.Init(&fasthttp.Request{}, benchAddr, nil)
 			ctx.Request.SetRequestURI("/chain/x")
 			ctx.Request.Header.SetHost("gw.example")
+			r := &route{name: "chain", pattern: "/chain/*"}
 			var st reqctx.State
 			st.Route, st.Upstream = "chain", "up"
 			st.Path = append(st.Path, "/chain/x"...)
@@ -267,7 +268,7 @@ func BenchmarkTraceOverhead(b *testing.B) {
 				rt := acquireTrace()
 				rt.protocol = protoHTTP11
 				rt.begin(&ctx, tr, time.Now())
-				rt.setRoute(st.Route)
+				rt.setRoute(r)
 				rt.AttemptStart(&ctx.Request, a)
 				rt.AttemptEnd(&ctx.Response, nil)
 				rt.end(&ctx, &st, 200)

@@ -47,6 +47,17 @@ type route struct {
 	wsOpened  *vm.Counter
 	// signature summarises the route's settings for reload diffs.
 	signature string
+	// pattern is the path the route matches, for the http.route span
+	// attribute: the exact path, or the prefix followed by "*".
+	pattern string
+}
+
+// routePattern renders a route's path match for the http.route attribute.
+func routePattern(m config.Match) string {
+	if m.Path != "" {
+		return m.Path
+	}
+	return m.PathPrefix + "*"
 }
 
 // UnmatchedRoute is the route label of requests no route matched.
@@ -183,6 +194,7 @@ func build(cfg *config.Config, d *deps) (*generation, error) {
 			preserveHost: rc.PreserveHost,
 			timeout:      rc.Timeout.D(),
 			metrics:      metrics.ForRoute(rc.Name),
+			pattern:      routePattern(rc.Match),
 		}
 		if rc.Upstream == config.BuiltinAuth {
 			r.builtin = d.auth

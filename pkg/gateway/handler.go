@@ -109,7 +109,7 @@ func (g *Gateway) Handle(ctx *fasthttp.RequestCtx) {
 	if r != nil {
 		st.Route = r.name
 		st.Upstream = r.upstreamName
-		rt.setRoute(r.name)
+		rt.setRoute(r)
 		if ws && !r.websocket {
 			// Other Upgrade values (h2c) were dropped as hop-by-hop and the
 			// request goes on as HTTP/1.1; a WebSocket client would only

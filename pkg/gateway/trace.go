@@ -42,6 +42,7 @@ const (
 	attrServerAddr = "server.address"
 	attrProtoVer   = "network.protocol.version"
 	attrErrorType  = "error.type"
+	attrHTTPRoute  = "http.route"
 	attrRoute      = "gatewayd.route"
 	attrUpstream   = "gatewayd.upstream"
 	attrPlugin     = "gatewayd.plugin"
@@ -154,9 +155,10 @@ func (rt *reqTrace) startSpan(ctx *fasthttp.RequestCtx, tr *tracing.Tracer, pare
 }
 
 // setRoute names the server span after the matched route.
-func (rt *reqTrace) setRoute(name string) {
+func (rt *reqTrace) setRoute(r *route) {
 	if rt.span != nil {
-		rt.span.SetName(name)
+		rt.span.SetName(r.name)
+		rt.span.SetAttributes(attribute.String(attrHTTPRoute, r.pattern))
 	}
 }
 

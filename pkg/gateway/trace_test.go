@@ -217,7 +217,7 @@ func TestTracingSampledParent(t *testing.T) {
 	wantAttrs(t, server, map[string]string{
 		"http.request.method": "GET", "gatewayd.route": "items", "http.response.status_code": "200",
 		"gatewayd.upstream": "up", "client.address": "127.0.0.1", "url.path": "/items/a",
-		"network.protocol.version": "1.1",
+		"network.protocol.version": "1.1", "http.route": "/items/*",
 	})
 	if _, ok := server.Attrs["gatewayd.plugin"]; ok {
 		t.Errorf("gatewayd.plugin set on a request no plugin answered: %v", server)
