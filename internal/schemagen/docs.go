@@ -117,6 +117,11 @@ var docs = map[string]fieldDoc{
 		Desc:    "Process log and access log (JSON lines on stderr).",
 		Example: map[string]any{"level": "info", "format": "json", "access_log": true},
 	},
+	"gateway.tracing": {
+		Desc:    "OpenTelemetry tracing: a server span per request and a client span per upstream attempt, exported with OTLP. Absent, no span is recorded, and the client's `traceparent`/`tracestate` still reach the upstream unchanged. Applied on reload. See [observability.md](observability.md#tracing).",
+		Default: "off",
+		Example: map[string]any{"otlp_endpoint": "http://127.0.0.1:4318", "sample_ratio": 0.1},
+	},
 	"gateway.redis": {
 		Desc:    "The shared store for rate-limit buckets, revocations and (with `auth:`) users and sessions. Without it an in-process store is used: one instance only. A change needs a restart.",
 		Example: map[string]any{"addrs": []any{"127.0.0.1:6379"}},
@@ -271,8 +276,33 @@ var docs = map[string]fieldDoc{
 		Example: "console", Enum: []string{"json", "console"},
 	},
 	"log.access_log": {
-		Desc:    "One `access` line per request (request_id, method, path, route, status, duration, upstream, user_id, client_ip). Applied on reload.",
+		Desc:    "One `access` line per request: request_id, method, path, host, protocol, route, status, duration, bytes_in, bytes_out, upstream, upstream_addr, upstream_status, upstream_duration, trace_id, user_id, client_ip, user_agent (see [observability.md](observability.md#access-log)). Applied on reload.",
 		Example: false,
+	},
+
+	"log.access_log_query": {
+		Desc:    "Log the query string with the path (`path` becomes `/p?a=b`). Off by default: query strings often carry secrets (API keys, tokens). Applied on reload.",
+		Example: true,
+	},
+
+	// tracing:
+	"tracing.otlp_endpoint": {
+		Desc:     "The OTLP collector. `http://` or `https://` is OTLP/HTTP with protobuf (the path defaults to `/v1/traces`); `grpc://` (plain) or `grpcs://` (TLS) is OTLP/gRPC. `user:password@` in the URL is sent as Basic authentication; logs show the URL redacted.",
+		Required: true, Default: "none (required)",
+		Example: "http://otel-collector:4318", Pattern: `^([Hh][Tt][Tt][Pp][Ss]?|[Gg][Rr][Pp][Cc][Ss]?)://[^\s?#]+$`,
+	},
+	"tracing.sample_ratio": {
+		Desc:    "Share of new traces recorded, from 0 to 1. Parent-based: a request whose `traceparent` is sampled is always recorded, one whose `traceparent` is not sampled never is; the ratio applies to requests without a valid `traceparent`.",
+		Example: 0.1, Min: ptr(0), Max: ptr(1),
+	},
+	"tracing.service_name": {
+		Desc:    "The `service.name` resource attribute of the spans.",
+		Example: "edge-gateway",
+	},
+	"tracing.headers": {
+		Desc:    "Headers sent with every export request, such as a collector's API key (put it in the environment: `${OTLP_API_KEY}`).",
+		Default: "none",
+		Example: map[string]any{"x-api-key": "${OTLP_API_KEY}"},
 	},
 
 	// redis:

@@ -122,7 +122,7 @@ under each path that merges it.
 func (m *model) reference() string {
 	var b strings.Builder
 	b.WriteString(referenceIntro)
-	order := []string{"gateway", "admin", "server", "tls", "tlsCertificate", "log", "redis", "upstream", "upstreamTarget", "retryBudget", "healthCheck", "upstreamTLS", "auth", "lockout", "namedPlugin", "route", "match", "rewrite", "routing", "pluginEntry"}
+	order := []string{"gateway", "admin", "server", "tls", "tlsCertificate", "log", "tracing", "redis", "upstream", "upstreamTarget", "retryBudget", "healthCheck", "upstreamTLS", "auth", "lockout", "namedPlugin", "route", "match", "rewrite", "routing", "pluginEntry"}
 	var toc []string
 	for _, def := range order {
 		title := m.title(def)

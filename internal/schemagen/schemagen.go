@@ -219,6 +219,9 @@ func newModel() (*model, error) {
 		intro: "One certificate and its key."})
 	add(&section{def: "log", title: "log", typ: reflect.TypeFor[config.Log](), defaults: reflect.ValueOf(cfg.Log), nullable: true,
 		intro: "Logs are JSON lines (or console text) on stderr. Tokens and passwords are never logged."})
+	add(&section{def: "tracing", title: "tracing", typ: reflect.TypeFor[config.Tracing](),
+		defaults: reflect.ValueOf(config.Tracing{SampleRatio: config.DefaultSampleRatio, ServiceName: config.DefaultServiceName}), nullable: true,
+		intro: "OpenTelemetry tracing (see [observability.md](observability.md#tracing)). Absent: off, at no cost, and the client's trace context still reaches the upstream. The whole section applies on reload: requests already in flight finish on the old settings, whose queued spans are then exported."})
 	add(&section{def: "redis", title: "redis", typ: reflect.TypeFor[config.Redis](), defaults: reflect.ValueOf(rd), nullable: true,
 		intro: "Absent (or empty): an in-process store, for one instance only. Present: every instance that names the same Redis shares rate-limit buckets and revocations; with `auth:`, users and sessions live there too. The gateway connects at startup and fails to start when Redis is unreachable."})
 	add(&section{def: "redisSentinel", title: "redis.sentinel", typ: reflect.TypeFor[config.RedisSentinel](), nullable: true,
@@ -608,7 +611,7 @@ func (m *model) setDefault(f *field, sf reflect.StructField, v reflect.Value) {
 		f.def = !v.IsNil() && v.Elem().Bool()
 	case t.Kind() >= reflect.Int && t.Kind() <= reflect.Int64:
 		f.def = v.Int()
-	case t.Kind() == reflect.Float64:
+	case t.Kind() == reflect.Float32 || t.Kind() == reflect.Float64:
 		f.def = v.Float()
 	case t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.String && !v.IsNil():
 		f.def = v.Interface()

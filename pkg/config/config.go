@@ -16,13 +16,15 @@ type Config struct {
 	TLS *TLS `yaml:"tls"`
 	// RedirectHTTP is an optional plain-HTTP listener that answers every
 	// request with a 308 to the same URL on https (needs TLS).
-	RedirectHTTP string               `yaml:"redirect_http"`
-	Admin        Admin                `yaml:"admin"`
-	Server       Server               `yaml:"server"`
-	Log          Log                  `yaml:"log"`
-	Redis        *Redis               `yaml:"redis"`
-	Upstreams    map[string]*Upstream `yaml:"upstreams"`
-	Auth         *Auth                `yaml:"auth"`
+	RedirectHTTP string `yaml:"redirect_http"`
+	Admin        Admin  `yaml:"admin"`
+	Server       Server `yaml:"server"`
+	Log          Log    `yaml:"log"`
+	// Tracing, when present, exports OpenTelemetry spans (absent: off).
+	Tracing   *Tracing             `yaml:"tracing"`
+	Redis     *Redis               `yaml:"redis"`
+	Upstreams map[string]*Upstream `yaml:"upstreams"`
+	Auth      *Auth                `yaml:"auth"`
 	// Plugins holds named, reusable plugin settings. Each value is a mapping
 	// with a "type" key; the plugin factory decodes the rest.
 	Plugins map[string]*yaml.Node `yaml:"plugins"`
@@ -106,7 +108,29 @@ type Log struct {
 	Level     string `yaml:"level"`
 	Format    string `yaml:"format"`
 	AccessLog *bool  `yaml:"access_log"`
-	Meta      Meta   `yaml:"-"`
+	// AccessLogQuery adds the query string to the access log's path; off by
+	// default, as query strings may carry secrets.
+	AccessLogQuery bool `yaml:"access_log_query"`
+	Meta           Meta `yaml:"-"`
+}
+
+// Tracing configures OpenTelemetry tracing: spans are exported with OTLP to
+// OTLPEndpoint, and a ratio of the traces that do not come with a sampled
+// parent are recorded.
+type Tracing struct {
+	// OTLPEndpoint is the collector: http:// or https:// for OTLP/HTTP
+	// (the path defaults to /v1/traces), grpc:// (plain) or grpcs:// (TLS)
+	// for OTLP/gRPC.
+	OTLPEndpoint string `yaml:"otlp_endpoint"`
+	// SampleRatio is the share of new traces recorded, 0 to 1 (default 1).
+	// A request whose traceparent says sampled is always recorded; one
+	// whose traceparent says not sampled never is.
+	SampleRatio float64 `yaml:"sample_ratio"`
+	// ServiceName is the service.name resource attribute (default gatewayd).
+	ServiceName string `yaml:"service_name"`
+	// Headers are sent with every export request (e.g. an API key).
+	Headers map[string]string `yaml:"headers"`
+	Meta    Meta              `yaml:"-"`
 }
 
 // Upstream is a named pool of targets.

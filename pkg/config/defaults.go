@@ -28,6 +28,8 @@ const (
 	// DefaultRetryBudgetMinPerSecond is the default retry_budget.min_per_second.
 	DefaultRetryBudgetMinPerSecond = 10
 	DefaultWebSocketIdleTimeout    = 5 * time.Minute
+	DefaultServiceName             = "gatewayd"
+	DefaultSampleRatio             = 1.0
 )
 
 func setDur(d *Duration, v time.Duration) {
@@ -74,6 +76,12 @@ func (c *Config) applyDefaults() {
 	if c.Log.AccessLog == nil {
 		t := true
 		c.Log.AccessLog = &t
+	}
+	if t := c.Tracing; t != nil {
+		setStr(&t.ServiceName, DefaultServiceName)
+		if !t.Meta.Has("sample_ratio") {
+			t.SampleRatio = DefaultSampleRatio
+		}
 	}
 	for _, r := range c.Routes {
 		if r != nil && r.WebSocket {

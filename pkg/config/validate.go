@@ -64,6 +64,9 @@ func (c *Config) validate() error {
 	}
 	v.server(&c.Server)
 	v.log(&c.Log)
+	if c.Tracing != nil {
+		v.tracing(c.Tracing)
+	}
 	if c.Redis != nil {
 		v.redis(c.Redis)
 	}
@@ -149,6 +152,58 @@ func (v *validator) log(l *Log) {
 }
 
 func (v *validator) redis(r *Redis) { r.validate(v) }
+
+// headerTokenRe matches an HTTP header name (RFC 9110 token).
+var headerTokenRe = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+
+func (v *validator) tracing(t *Tracing) {
+	m := t.Meta
+	if t.OTLPEndpoint == "" {
+		v.at(m.Pos("otlp_endpoint"), "tracing.otlp_endpoint", "required: the OTLP collector, e.g. http://127.0.0.1:4318 (OTLP/HTTP) or grpc://127.0.0.1:4317 (OTLP/gRPC)")
+	} else if msg := checkOTLPEndpoint(t.OTLPEndpoint); msg != "" {
+		v.at(m.Pos("otlp_endpoint"), "tracing.otlp_endpoint", "%s", msg)
+	}
+	if t.SampleRatio < 0 || t.SampleRatio > 1 || t.SampleRatio != t.SampleRatio {
+		v.at(m.Pos("sample_ratio"), "tracing.sample_ratio", "must be between 0 and 1, got %v", t.SampleRatio)
+	}
+	if t.ServiceName == "" {
+		v.at(m.Pos("service_name"), "tracing.service_name", "must not be empty")
+	}
+	hn := m.Pos("headers")
+	for _, name := range sortedKeys(t.Headers) {
+		n := hn
+		if k := mappingValue(hn, name); k != nil {
+			n = k
+		}
+		if !headerTokenRe.MatchString(name) {
+			v.at(n, "tracing.headers."+name, "invalid header name %q", name)
+		}
+		if strings.ContainsAny(t.Headers[name], "\r\n\x00") {
+			v.at(n, "tracing.headers."+name, "the value must not contain CR, LF or NUL")
+		}
+	}
+}
+
+// checkOTLPEndpoint returns what is wrong with an OTLP collector URL, or "".
+func checkOTLPEndpoint(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return fmt.Sprintf("expected a URL such as http://127.0.0.1:4318 or grpc://127.0.0.1:4317, got %q", RedactURL(raw))
+	}
+	switch strings.ToLower(u.Scheme) {
+	case "http", "https":
+	case "grpc", "grpcs":
+		if u.Path != "" && u.Path != "/" {
+			return fmt.Sprintf("an OTLP/gRPC endpoint has no path, got %q", RedactURL(raw))
+		}
+	default:
+		return fmt.Sprintf("expected an http://, https:// (OTLP/HTTP), grpc:// or grpcs:// (OTLP/gRPC) URL, got %q", RedactURL(raw))
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Sprintf("the URL must not have a query or fragment, got %q", RedactURL(raw))
+	}
+	return ""
+}
 
 func (v *validator) upstream(c *Config, name string, u *Upstream) {
 	path := "upstreams." + name

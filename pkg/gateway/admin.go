@@ -75,7 +75,8 @@ func (g *Gateway) handleAdmin(ctx *fasthttp.RequestCtx) {
 		writeJSON(ctx, fasthttp.StatusOK, map[string]any{"status": "reloaded", "summary": res.String(),
 			"unchanged": res.Unchanged, "routes_added": nonNil(res.Added), "routes_removed": nonNil(res.Removed),
 			"routes_changed": nonNil(res.Changed), "plugins_changed": nonNil(res.Plugins), "upstreams_changed": nonNil(res.Upstreams),
-			"restart_needed": nonNil(res.Restart), "warnings": nonNil(res.Warnings)})
+			"tracing_changed": res.Tracing,
+			"restart_needed":  nonNil(res.Restart), "warnings": nonNil(res.Warnings)})
 	default:
 		apierror.Write(ctx, fasthttp.StatusNotFound, apierror.CodeNotFound, "unknown admin endpoint")
 	}
@@ -142,6 +143,11 @@ func (g *Gateway) handleParseError(ctx *fasthttp.RequestCtx, err error) {
 	st := reqctx.Acquire(ctx)
 	st.RequestID = appendUUID(st.RequestID[:0])
 	st.Route = UnmatchedRoute
+	gen := g.cur.Load()
+	rt := acquireTrace()
+	defer rt.release()
+	rt.protocol = protocolOf(&ctx.Request.Header, false)
+	rt.begin(ctx, gen.tracer, time.Now())
 	var small *fasthttp.ErrSmallBuffer
 	switch {
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
@@ -155,11 +161,11 @@ func (g *Gateway) handleParseError(ctx *fasthttp.RequestCtx, err error) {
 	}
 	ctx.SetConnectionClose()
 	status := ctx.Response.StatusCode()
-	unmatched := g.cur.Load().unmatched
-	unmatched.Observe(metrics.MethodIndex(ctx.Method()), status, 0)
-	observeResponseSize(ctx, unmatched)
+	gen.unmatched.Observe(metrics.MethodIndex(ctx.Method()), status, 0)
+	observeResponseSize(ctx, gen.unmatched)
+	rt.end(ctx, st, status)
 	if g.accessLog.Load() {
-		g.logAccess(ctx, st, status, 0)
+		g.logAccess(ctx, st, rt, gen.accessQuery, status, 0)
 	}
 }
 

@@ -18,6 +18,13 @@ func TestHandleZeroAlloc(t *testing.T) {
 	gw, tok := benchGateway(t)
 	logged, _ := benchGateway(t)
 	withAccessLog(logged)
+	// Tracing on, nothing sampled: requests that are not sampled (with or
+	// without a traceparent) allocate nothing either.
+	unsampled, tok2 := benchGatewayTracing(t, "0")
+	withAccessLog(unsampled)
+	withQuery, _ := benchGateway(t)
+	withAccessLog(withQuery)
+	withQuery.cur.Load().accessQuery = true
 	tests := []struct {
 		gw    *Gateway
 		name  string
@@ -25,6 +32,8 @@ func TestHandleZeroAlloc(t *testing.T) {
 		authz []byte
 		// hdrName and hdrValue are one more request header.
 		hdrName, hdrValue []byte
+		// traceparent is sent with the request when set.
+		traceparent []byte
 	}{
 		{name: "passthrough", path: "/pass/x"},
 		{name: "full chain", path: "/chain/x", authz: []byte("Bearer " + tok)},
@@ -33,6 +42,10 @@ func TestHandleZeroAlloc(t *testing.T) {
 		{name: "parameters and rewrite", path: "/items/42/parts/7?q=1"},
 		{name: "header condition and rewrite", path: "/items/42/parts/7", hdrName: []byte("X-Canary"), hdrValue: []byte("1")},
 		{name: "parameter route 404", path: "/items/42/parts/7/x"},
+		{name: "access log with query", gw: withQuery, path: "/pass/x?token=abc&page=2"},
+		{name: "tracing on, not sampled", gw: unsampled, path: "/chain/x", authz: []byte("Bearer " + tok2)},
+		{name: "tracing on, unsampled parent", gw: unsampled, path: "/chain/x", authz: []byte("Bearer " + tok2), traceparent: []byte("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00")},
+		{name: "tracing off, client traceparent", path: "/chain/x", authz: []byte("Bearer " + tok), traceparent: []byte("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -42,10 +55,17 @@ func TestHandleZeroAlloc(t *testing.T) {
 			}
 			var ctx fasthttp.RequestCtx
 			ctx.Init(&fasthttp.Request{}, benchAddr, nil)
-			for i := 0; i < 10; i++ {
-				serveOnceHeader(gw, &ctx, tt.path, tt.authz, tt.hdrName, tt.hdrValue)
+			serve := func() {
+				if tt.traceparent == nil {
+					serveOnceHeader(gw, &ctx, tt.path, tt.authz, tt.hdrName, tt.hdrValue)
+					return
+				}
+				serveOnceHeader(gw, &ctx, tt.path, tt.authz, hdrTraceparent, tt.traceparent)
 			}
-			if n := testing.AllocsPerRun(200, func() { serveOnceHeader(gw, &ctx, tt.path, tt.authz, tt.hdrName, tt.hdrValue) }); n != 0 {
+			for i := 0; i < 10; i++ {
+				serve()
+			}
+			if n := testing.AllocsPerRun(200, serve); n != 0 {
 				t.Fatalf("%v allocs per request", n)
 			}
 		})

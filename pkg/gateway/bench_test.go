@@ -1,16 +1,23 @@
 package gateway
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net"
+	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/gatewayd/gatewayd/internal/otlptest"
 	"github.com/gatewayd/gatewayd/pkg/auth"
 	"github.com/gatewayd/gatewayd/pkg/config"
 	"github.com/gatewayd/gatewayd/pkg/plugins/builtin"
+	"github.com/gatewayd/gatewayd/pkg/proxy"
+	"github.com/gatewayd/gatewayd/pkg/reqctx"
 	"github.com/gatewayd/gatewayd/pkg/store/memory"
+	"github.com/gatewayd/gatewayd/pkg/tracing"
 	"github.com/valyala/fasthttp"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -20,6 +27,7 @@ const benchSecret = "TK6bo-R8bGtW0a06HnW4MRSDswKvciCoO207yp8YcgyP_MmM"
 
 const benchConfig = `
 log: { access_log: false }
+%s
 upstreams:
   up: { targets: ["http://%s"] }
 plugins:
@@ -51,6 +59,22 @@ routes:
 // loopback upstream, and a signed access token.
 func benchGateway(tb testing.TB) (*Gateway, string) {
 	tb.Helper()
+	return benchGatewayWith(tb, "")
+}
+
+// benchGatewayTracing is benchGateway with tracing on at ratio, exporting
+// to a loopback OTLP receiver.
+func benchGatewayTracing(tb testing.TB, ratio string) (*Gateway, string) {
+	tb.Helper()
+	rcv := otlptest.StartDiscarding(tb)
+	gw, tok := benchGatewayWith(tb, "tracing: { otlp_endpoint: \""+rcv.URL+"\", sample_ratio: "+ratio+" }")
+	tb.Cleanup(func() { _ = gw.cur.Load().tracer.Shutdown(context.Background()) })
+	return gw, tok
+}
+
+// benchGatewayWith is benchGateway with extra top-level configuration.
+func benchGatewayWith(tb testing.TB, extra string) (*Gateway, string) {
+	tb.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)
@@ -58,7 +82,7 @@ func benchGateway(tb testing.TB) (*Gateway, string) {
 	up := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) { ctx.SetBodyString("hello") }}
 	go func() { _ = up.Serve(ln) }()
 	tb.Cleanup(func() { _ = up.Shutdown() })
-	cfg, err := config.Parse("bench.yaml", []byte(fmt.Sprintf(benchConfig, ln.Addr(), benchSecret)))
+	cfg, err := config.Parse("bench.yaml", []byte(fmt.Sprintf(benchConfig, extra, ln.Addr(), benchSecret)))
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -155,8 +179,125 @@ func BenchmarkHandleChainMemoryAccessLog(b *testing.B) {
 	}
 }
 
+// BenchmarkHandleChainTracing is the full chain with tracing off, and on
+// at ratio 0.1 and 1 (spans exported to a loopback OTLP/HTTP receiver), for
+// requests without a traceparent.
+func BenchmarkHandleChainTracing(b *testing.B) {
+	tests := []struct {
+		name  string
+		ratio string
+	}{
+		{name: "off"},
+		{name: "ratio=0", ratio: "0"},
+		{name: "ratio=0.1", ratio: "0.1"},
+		{name: "ratio=1", ratio: "1"},
+	}
+	for _, tt := range tests {
+		b.Run(tt.name, func(b *testing.B) {
+			var (
+				gw  *Gateway
+				tok string
+			)
+			if tt.ratio == "" {
+				gw, tok = benchGateway(b)
+			} else {
+				gw, tok = benchGatewayTracing(b, tt.ratio)
+			}
+			authz := []byte("Bearer " + tok)
+			var ctx fasthttp.RequestCtx
+			ctx.Init(&fasthttp.Request{}, benchAddr, nil)
+			if s := serveOnce(gw, &ctx, "/chain/x", authz); s != 200 {
+				b.Fatalf("status %d: %s", s, ctx.Response.Body())
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			cpu := processCPU()
+			for i := 0; i < b.N; i++ {
+				serveOnce(gw, &ctx, "/chain/x", authz)
+			}
+			reportCPU(b, cpu)
+		})
+	}
+}
+
 func withAccessLog(gw *Gateway) {
 	enc := zap.NewProductionEncoderConfig()
 	gw.access = zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(enc), zapcore.AddSync(io.Discard), zap.InfoLevel))
 	gw.accessLog.Store(true)
+}
+
+// BenchmarkTraceOverhead is the tracing work of one proxied request alone
+// (trace context, server span, one attempt span, access log trace id),
+// without the network exchange that dominates BenchmarkHandleChainTracing:
+// tracing off, and on at ratios 0, 0.1 and 1, for requests without a
+// traceparent.
+func BenchmarkTraceOverhead(b *testing.B) {
+	tests := []struct {
+		name  string
+		ratio string
+	}{
+		{name: "off"},
+		{name: "ratio=0", ratio: "0"},
+		{name: "ratio=0.1", ratio: "0.1"},
+		{name: "ratio=1", ratio: "1"},
+	}
+	for _, tt := range tests {
+		b.Run(tt.name, func(b *testing.B) {
+			var tr *tracing.Tracer
+			if tt.ratio != "" {
+				rcv := otlptest.StartDiscarding(b)
+				cfg := &config.Tracing{OTLPEndpoint: rcv.URL, ServiceName: "bench"}
+				cfg.SampleRatio, _ = strconv.ParseFloat(tt.ratio, 64)
+				var err error
+				if tr, err = tracing.New(cfg, tracing.Options{}); err != nil {
+					b.Fatal(err)
+				}
+				b.Cleanup(func() { _ = tr.Shutdown(context.Background()) })
+			}
+			var ctx fasthttp.RequestCtx
+			ctx.Init(&fasthttp.Request{}, benchAddr, nil)
+			ctx.Request.SetRequestURI("/chain/x")
+			ctx.Request.Header.SetHost("gw.example")
+			r := &route{name: "chain", pattern: "/chain/*"}
+			var st reqctx.State
+			st.Route, st.Upstream = "chain", "up"
+			st.Path = append(st.Path, "/chain/x"...)
+			st.ClientIP = append(st.ClientIP, "127.0.0.1"...)
+			a := proxy.Attempt{Upstream: "up", Target: "http://127.0.0.1:9002", Addr: "127.0.0.1:9002", Client: proxy.ClientHTTP}
+			ctx.Response.SetStatusCode(200)
+			b.ReportAllocs()
+			b.ResetTimer()
+			cpu := processCPU()
+			for i := 0; i < b.N; i++ {
+				rt := acquireTrace()
+				rt.protocol = protoHTTP11
+				rt.begin(&ctx, tr, time.Now())
+				rt.setRoute(r)
+				rt.AttemptStart(&ctx.Request, a)
+				rt.AttemptEnd(&ctx.Response, nil)
+				rt.end(&ctx, &st, 200)
+				_ = rt.traceID()
+				rt.release()
+				ctx.Request.Header.Del("traceparent")
+			}
+			reportCPU(b, cpu)
+		})
+	}
+}
+
+// processCPU returns the CPU time the process used so far (user and
+// system, every goroutine: the span exporter's included).
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// reportCPU reports the process CPU time per operation since start: on a
+// loaded host it varies far less than ns/op, which counts the time other
+// processes hold the CPU.
+func reportCPU(b *testing.B, start time.Duration) {
+	b.ReportMetric(float64(processCPU()-start)/float64(b.N), "cpu-ns/op")
 }

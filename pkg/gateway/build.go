@@ -17,6 +17,7 @@ import (
 	"github.com/gatewayd/gatewayd/pkg/plugins"
 	"github.com/gatewayd/gatewayd/pkg/proxy"
 	"github.com/gatewayd/gatewayd/pkg/router"
+	"github.com/gatewayd/gatewayd/pkg/tracing"
 	"github.com/valyala/fasthttp"
 	"gopkg.in/yaml.v3"
 )
@@ -49,6 +50,17 @@ type route struct {
 	wsOpened  *vm.Counter
 	// signature summarises the route's settings for reload diffs.
 	signature string
+	// pattern is the path the route matches, for the http.route span
+	// attribute: the exact path, or the prefix followed by "*".
+	pattern string
+}
+
+// routePattern renders a route's path match for the http.route attribute.
+func routePattern(m config.Match) string {
+	if m.Path != "" {
+		return m.Path
+	}
+	return m.PathPrefix + "*"
 }
 
 // UnmatchedRoute is the route label of requests no route matched.
@@ -84,6 +96,12 @@ type generation struct {
 	upstreams map[string]*proxy.Upstream
 
 	unmatched *metrics.Route
+	// tracer records the spans of sampled requests; nil with tracing off.
+	// Consecutive generations with the same tracing: settings share it;
+	// it is shut down with the last of them (see Gateway.retire).
+	tracer *tracing.Tracer
+	// accessQuery is log.access_log_query.
+	accessQuery bool
 
 	inflight  atomic.Int64
 	retired   atomic.Bool
@@ -102,7 +120,7 @@ type deps struct {
 // build compiles cfg into a generation. On error everything acquired so far
 // is released and every error found is returned (as *config.Error values).
 func build(cfg *config.Config, d *deps) (*generation, error) {
-	g := &generation{cfg: cfg, idle: make(chan struct{}), unmatched: metrics.ForRoute(UnmatchedRoute)}
+	g := &generation{cfg: cfg, idle: make(chan struct{}), unmatched: metrics.ForRoute(UnmatchedRoute), accessQuery: cfg.Log.AccessLogQuery}
 	// Warnings go to this generation (and to the caller's d.env.Warn, which
 	// sees them even when the build fails); the deps are copied so that
 	// builds never share a collector.
@@ -183,6 +201,7 @@ func build(cfg *config.Config, d *deps) (*generation, error) {
 			preserveHost: rc.PreserveHost,
 			timeout:      rc.Timeout.D(),
 			metrics:      metrics.ForRoute(rc.Name),
+			pattern:      routePattern(rc.Match),
 		}
 		if rc.Upstream == config.BuiltinAuth {
 			r.builtin = d.auth

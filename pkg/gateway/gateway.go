@@ -26,7 +26,9 @@ import (
 	"github.com/gatewayd/gatewayd/pkg/proxy"
 	"github.com/gatewayd/gatewayd/pkg/reqctx"
 	"github.com/gatewayd/gatewayd/pkg/store"
+	"github.com/gatewayd/gatewayd/pkg/tracing"
 	"github.com/valyala/fasthttp"
+	"go.opentelemetry.io/otel"
 	"go.uber.org/zap"
 )
 
@@ -124,6 +126,11 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 	if err != nil {
 		return nil, err
 	}
+	otel.SetErrorHandler(otel.ErrorHandlerFunc(g.tracingError))
+	if gen.tracer, err = g.newTracer(cfg.Tracing); err != nil {
+		gen.close()
+		return nil, err
+	}
 	g.cur.Store(gen)
 	g.trackGeneration(gen)
 	g.accessLog.Store(*cfg.Log.AccessLog)
@@ -158,6 +165,46 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 	metrics.ConnectionsRejected(rejectMaxConnections)
 	metrics.ConnectionsRejected(rejectPerIP)
 	return g, nil
+}
+
+// newTracer builds the tracer of a tracing: section (nil: tracing off).
+func (g *Gateway) newTracer(c *config.Tracing) (*tracing.Tracer, error) {
+	if c == nil {
+		return nil, nil
+	}
+	tr, err := tracing.New(c, tracing.Options{Version: g.opts.Version})
+	if err != nil {
+		return nil, err
+	}
+	g.logger.Info("tracing on", zap.String("otlp_endpoint", tr.Endpoint()),
+		zap.Float64("sample_ratio", c.SampleRatio), zap.String("service_name", c.ServiceName))
+	return tr, nil
+}
+
+// tracingError logs what the OpenTelemetry SDK reports, chiefly failed
+// exports (the collector is down: spans are dropped, requests are not
+// affected). The exporter dials host:port without the URL's credentials,
+// which travel in a header, so its errors hold none.
+func (g *Gateway) tracingError(err error) {
+	g.logger.Named("tracing").Warn("tracing: the OpenTelemetry SDK reported an error; spans may be lost",
+		zap.String("otlp_endpoint", g.tracingEndpoint()), zap.Error(err))
+}
+
+func (g *Gateway) tracingEndpoint() string {
+	if gen := g.cur.Load(); gen != nil && gen.tracer != nil {
+		return gen.tracer.Endpoint()
+	}
+	return ""
+}
+
+// shutdownTracer exports the spans tr still holds and stops its exporter.
+func (g *Gateway) shutdownTracer(ctx context.Context, tr *tracing.Tracer) {
+	if tr == nil {
+		return
+	}
+	if err := tr.Shutdown(ctx); err != nil {
+		g.logger.Warn("tracing: flushing spans at shutdown", zap.String("otlp_endpoint", tr.Endpoint()), zap.Error(err))
+	}
 }
 
 // Config returns the live configuration.
@@ -316,6 +363,15 @@ func (g *Gateway) Shutdown(delay, timeout time.Duration) error {
 	g.retiring.Wait()
 	if gen := g.cur.Load(); gen != nil {
 		gen.close()
+		// The queued spans get what is left of the timeout, and at least
+		// a few seconds.
+		fd := deadline
+		if least := time.Now().Add(3 * time.Second); least.After(fd) {
+			fd = least
+		}
+		fctx, fcancel := context.WithDeadline(context.Background(), fd)
+		g.shutdownTracer(fctx, gen.tracer)
+		fcancel()
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("shutdown: in-flight requests still running after the shutdown timeout: %w", err)
@@ -334,8 +390,10 @@ type ReloadResult struct {
 	// the content of their TLS files changed (a change of weights, balance
 	// or retry settings alone keeps the connections and health state).
 	Upstreams []string
-	Restart   []string // fields that need a restart to take effect
-	Warnings  []string // configuration warnings of the new configuration
+	// Tracing says the tracing: section changed (and took effect).
+	Tracing  bool
+	Restart  []string // fields that need a restart to take effect
+	Warnings []string // configuration warnings of the new configuration
 }
 
 // String renders the summary for logs and the admin endpoint.
@@ -354,6 +412,9 @@ func (r ReloadResult) String() string {
 	add("routes changed:", r.Changed)
 	add("plugins changed:", r.Plugins)
 	add("upstreams changed:", r.Upstreams)
+	if r.Tracing {
+		parts = append(parts, "tracing changed")
+	}
 	if len(parts) == 0 {
 		parts = append(parts, "no route changes")
 	}
@@ -405,6 +466,20 @@ func (g *Gateway) Reload() (ReloadResult, error) {
 	if err != nil {
 		return g.reloadFailed(err)
 	}
+	// Tracing settings apply on reload: unchanged, the tracer (and its
+	// queue of spans) carries over; changed, a new one takes the new
+	// requests and the old one is flushed once its last request ended.
+	gen.tracer = old.tracer
+	if !sameYAML(cfg.Tracing, old.cfg.Tracing) {
+		if gen.tracer, err = g.newTracer(cfg.Tracing); err != nil {
+			gen.close()
+			return g.reloadFailed(err)
+		}
+		if cfg.Tracing == nil {
+			g.logger.Info("tracing off")
+		}
+		res.Tracing = true
+	}
 	for _, w := range gen.warnings {
 		res.Warnings = append(res.Warnings, w.String())
 	}
@@ -424,7 +499,11 @@ func (g *Gateway) Reload() (ReloadResult, error) {
 		metrics.SetTLSCertificates(gen.tls.certs.infos)
 	}
 	g.accessLog.Store(*cfg.Log.AccessLog)
-	g.retire(old)
+	var oldTracer *tracing.Tracer
+	if old.tracer != gen.tracer {
+		oldTracer = old.tracer
+	}
+	g.retire(old, oldTracer)
 	metrics.ConfigReloads("success").Inc()
 	metrics.SetLastReloadSuccess(time.Now())
 	return res, nil
@@ -438,8 +517,9 @@ func (g *Gateway) reloadFailed(err error) (ReloadResult, error) {
 }
 
 // retire waits, in the background, for the old generation's last request
-// and then closes it.
-func (g *Gateway) retire(old *generation) {
+// and then closes it, and flushes and stops tracer (nil: none) if set, the
+// old generation's tracer that the new one does not share.
+func (g *Gateway) retire(old *generation, tracer *tracing.Tracer) {
 	old.retired.Store(true)
 	if old.inflight.Load() == 0 {
 		old.signalIdle()
@@ -450,6 +530,9 @@ func (g *Gateway) retire(old *generation) {
 		<-old.idle
 		old.close()
 		g.closed(old)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		g.shutdownTracer(ctx, tracer)
+		cancel()
 	}()
 }
 
@@ -588,12 +671,17 @@ func (g *Gateway) handleExpect(ctx *fasthttp.RequestCtx) int {
 	st := reqctx.Acquire(ctx)
 	st.RequestID = appendUUID(st.RequestID[:0])
 	st.Route = UnmatchedRoute
+	gen := g.cur.Load()
+	rt := acquireTrace()
+	defer rt.release()
+	rt.protocol = protocolOf(&ctx.Request.Header, false)
+	rt.begin(ctx, gen.tracer, time.Now())
 	writeBodyTooLarge(ctx)
-	unmatched := g.cur.Load().unmatched
-	unmatched.Observe(metrics.MethodIndex(ctx.Method()), fasthttp.StatusRequestEntityTooLarge, 0)
-	observeResponseSize(ctx, unmatched)
+	gen.unmatched.Observe(metrics.MethodIndex(ctx.Method()), fasthttp.StatusRequestEntityTooLarge, 0)
+	observeResponseSize(ctx, gen.unmatched)
+	rt.end(ctx, st, fasthttp.StatusRequestEntityTooLarge)
 	if g.accessLog.Load() {
-		g.logAccess(ctx, st, fasthttp.StatusRequestEntityTooLarge, 0)
+		g.logAccess(ctx, st, rt, gen.accessQuery, fasthttp.StatusRequestEntityTooLarge, 0)
 	}
 	return fasthttp.StatusRequestEntityTooLarge
 }

@@ -64,7 +64,8 @@ func (g *Gateway) Handle(ctx *fasthttp.RequestCtx) {
 	start := time.Now()
 	metrics.InflightAdd(1)
 	gen := g.acquire()
-	defer g.finish(ctx, gen)
+	rt := acquireTrace()
+	defer g.finish(ctx, gen, rt)
 	st := reqctx.Acquire(ctx)
 	st.RequestID = requestid.Assign(st.RequestID, ctx.Request.Header.PeekBytes(hdrRequestID))
 	// Checked before header hygiene, which drops Connection, Upgrade and
@@ -72,10 +73,14 @@ func (g *Gateway) Handle(ctx *fasthttp.RequestCtx) {
 	smuggled := ctx.Request.Header.ConnectionClose() && ambiguousFraming(ctx.Request.Header.RawHeaders())
 	ws := proxy.IsWebSocketUpgrade(&ctx.Request.Header)
 	handshake := ws && proxy.IsWebSocketHandshake(&ctx.Request.Header)
+	rt.protocol = protocolOf(&ctx.Request.Header, false)
 	st.ClientIP = proxy.PrepareRequest(&ctx.Request, ctx.RemoteIP(), ctx.IsTLS(), gen.trusted, gen.identity, st.ClientIP)
 	if gen.dropUnderscore {
 		proxy.DropUnderscoreHeaders(&ctx.Request)
 	}
+	// After header hygiene: a traceparent the client named in Connection
+	// is gone, and the one set for the upstream cannot be removed.
+	rt.begin(ctx, gen.tracer, start)
 	if gen.forwardCert != nil {
 		setClientCert(ctx, gen.forwardCert)
 	}
@@ -104,6 +109,7 @@ func (g *Gateway) Handle(ctx *fasthttp.RequestCtx) {
 	if r != nil {
 		st.Route = r.name
 		st.Upstream = r.upstreamName
+		rt.setRoute(r)
 		if ws && !r.websocket {
 			// Other Upgrade values (h2c) were dropped as hop-by-hop and the
 			// request goes on as HTTP/1.1; a WebSocket client would only
@@ -116,16 +122,24 @@ func (g *Gateway) Handle(ctx *fasthttp.RequestCtx) {
 			verdict, ran := r.chain.Handle(ctx)
 			if verdict == plugins.Next {
 				if ws {
-					tunnel = g.upgrade(ctx, r, st)
+					rt.protocol = protoWebSocket
+					tunnel = g.upgrade(ctx, r, st, rt)
 				} else {
-					g.forward(ctx, r, st, body)
+					g.forward(ctx, r, st, body, rt)
 				}
+			} else {
+				rt.endedBy = r.chain.Kinds()[ran-1]
 			}
 			r.chain.OnResponse(ctx, ran)
 			if tunnel != nil {
 				tunnel.head = ctx.Response.Header.AppendBytes(nil)
 			}
 		}
+	}
+	if body != nil {
+		rt.bytesIn = body.n
+	} else {
+		rt.bytesIn = int64(len(ctx.Request.Body()))
 	}
 	if body != nil {
 		// The request must not refer to the pooled buffers any longer.
@@ -150,8 +164,9 @@ func (g *Gateway) Handle(ctx *fasthttp.RequestCtx) {
 		gen.unmatched.Observe(metrics.MethodIndex(ctx.Method()), status, d)
 		observeResponseSize(ctx, gen.unmatched)
 	}
+	rt.end(ctx, st, status)
 	if g.accessLog.Load() {
-		g.logAccess(ctx, st, status, d)
+		g.logAccess(ctx, st, rt, gen.accessQuery, status, d)
 	}
 }
 
@@ -159,22 +174,23 @@ func (g *Gateway) Handle(ctx *fasthttp.RequestCtx) {
 // plugin or in the gateway into a 500 JSON answer and an error log line, so
 // one bad request cannot take the process down (fasthttp does not recover
 // handler panics).
-func (g *Gateway) finish(ctx *fasthttp.RequestCtx, gen *generation) {
+func (g *Gateway) finish(ctx *fasthttp.RequestCtx, gen *generation, rt *reqTrace) {
 	if p := recover(); p != nil {
-		g.recovered(ctx, p)
+		g.recovered(ctx, p, rt)
 	}
+	rt.release()
 	gen.done()
 	metrics.InflightAdd(-1)
 }
 
-func (g *Gateway) recovered(ctx *fasthttp.RequestCtx, p any) {
+func (g *Gateway) recovered(ctx *fasthttp.RequestCtx, p any, rt *reqTrace) {
 	var id []byte
 	route := ""
 	if st := reqctx.Get(ctx); st != nil {
 		id, route = st.RequestID, st.Route
 	}
 	g.logger.Error("panic while serving a request; answered 500", zap.Any("panic", p),
-		zap.ByteString("request_id", id), zap.String("route", route), zap.Stack("stack"))
+		zap.ByteString("request_id", id), zap.ByteString("trace_id", rt.traceID()), zap.String("route", route), zap.Stack("stack"))
 	ctx.Response.Reset()
 	apierror.Write(ctx, fasthttp.StatusInternalServerError, apierror.CodeInternal, "internal error")
 	ctx.SetConnectionClose()
@@ -241,7 +257,7 @@ func (g *Gateway) route(ctx *fasthttp.RequestCtx, gen *generation, st *reqctx.St
 // builtin:auth, and when the exchange fails because the client's side of a
 // streamed body did (too large, too slow, cut short), the client is
 // answered for that, not with an upstream error.
-func (g *Gateway) forward(ctx *fasthttp.RequestCtx, r *route, st *reqctx.State, body *clientBody) {
+func (g *Gateway) forward(ctx *fasthttp.RequestCtx, r *route, st *reqctx.State, body *clientBody, rt *reqTrace) {
 	setUpstreamPath(ctx, r, st)
 	if r.builtin != nil {
 		if ctx.Request.IsBodyStream() && body != nil && !body.bufferForAuth(ctx) {
@@ -254,8 +270,9 @@ func (g *Gateway) forward(ctx *fasthttp.RequestCtx, r *route, st *reqctx.State, 
 	// client's Host travels in X-Forwarded-Host.
 	ctx.Request.UseHostHeader = r.preserveHost
 	t0 := time.Now()
-	err := r.upstream.Do(&ctx.Request, &ctx.Response, r.timeout)
-	r.upDuration.UpdateDuration(t0)
+	err := r.upstream.DoObserved(&ctx.Request, &ctx.Response, r.timeout, rt)
+	rt.upstreamDur = time.Since(t0)
+	r.upDuration.Update(rt.upstreamDur.Seconds())
 	if err != nil && body != nil && body.err != nil {
 		// The upstream exchange was aborted mid-body; the upstream saw the
 		// connection close before the body ended.
@@ -264,7 +281,7 @@ func (g *Gateway) forward(ctx *fasthttp.RequestCtx, r *route, st *reqctx.State, 
 		return
 	}
 	if err != nil {
-		g.upstreamFailed(ctx, r, st, err)
+		g.upstreamFailed(ctx, r, st, rt, err)
 		return
 	}
 	proxy.CleanResponse(&ctx.Response)
@@ -293,13 +310,14 @@ func setUpstreamPath(ctx *fasthttp.RequestCtx, r *route, st *reqctx.State) {
 }
 
 // upstreamFailed answers an upstream failure with the gateway's JSON error.
-func (g *Gateway) upstreamFailed(ctx *fasthttp.RequestCtx, r *route, st *reqctx.State, err error) {
+func (g *Gateway) upstreamFailed(ctx *fasthttp.RequestCtx, r *route, st *reqctx.State, rt *reqTrace, err error) {
 	status, code := proxy.Classify(err)
 	ctx.Response.Reset()
 	apierror.Write(ctx, status, code, upstreamMessage(status))
 	if g.logger.Core().Enabled(zap.DebugLevel) || !errors.Is(err, proxy.ErrTimeout) {
 		g.upstreamErrors.Warn("upstream request failed", zap.String("route", r.name),
-			zap.String("upstream", r.upstreamName), zap.ByteString("request_id", st.RequestID), zap.Error(err))
+			zap.String("upstream", r.upstreamName), zap.ByteString("request_id", st.RequestID),
+			zap.ByteString("trace_id", rt.traceID()), zap.Error(err))
 	}
 }
 
@@ -325,13 +343,13 @@ func stripPrefix(p, prefix []byte) []byte {
 	return rest
 }
 
-func (g *Gateway) logAccess(ctx *fasthttp.RequestCtx, st *reqctx.State, status int, d time.Duration) {
+func (g *Gateway) logAccess(ctx *fasthttp.RequestCtx, st *reqctx.State, rt *reqTrace, query bool, status int, d time.Duration) {
 	ce := g.access.Check(zap.InfoLevel, "access")
 	if ce == nil {
 		return
 	}
 	l := accessPool.Get().(*accessLine)
-	l.entry = accessEntry{ctx: ctx, st: st, status: status, d: d}
+	l.entry = accessEntry{ctx: ctx, st: st, rt: rt, query: query, status: status, d: d}
 	l.fields[0] = zap.Inline(&l.entry)
 	// A pooled one-element slice: zap's variadic Write would otherwise
 	// allocate the field slice on every request.
@@ -346,6 +364,8 @@ func (g *Gateway) logAccess(ctx *fasthttp.RequestCtx, st *reqctx.State, status i
 type accessEntry struct {
 	ctx    *fasthttp.RequestCtx
 	st     *reqctx.State
+	rt     *reqTrace
+	query  bool
 	status int
 	d      time.Duration
 }
@@ -357,16 +377,47 @@ type accessLine struct {
 
 var accessPool = sync.Pool{New: func() any { return new(accessLine) }}
 
-// MarshalLogObject implements zapcore.ObjectMarshaler.
+// MarshalLogObject implements zapcore.ObjectMarshaler. The fields are
+// documented in docs/observability.md.
 func (e *accessEntry) MarshalLogObject(enc zapcore.ObjectEncoder) error {
+	rt := e.rt
+	h := &e.ctx.Request.Header
 	enc.AddByteString("request_id", e.st.RequestID)
 	enc.AddByteString("method", e.ctx.Method())
-	enc.AddByteString("path", e.st.Path)
+	path := e.st.Path
+	if q := e.ctx.URI().QueryString(); e.query && len(q) > 0 {
+		rt.path = append(append(append(rt.path[:0], path...), '?'), q...)
+		path = rt.path
+	}
+	enc.AddByteString("path", path)
+	enc.AddByteString("host", rt.host)
+	enc.AddString("protocol", rt.protocol)
 	enc.AddString("route", e.st.Route)
 	enc.AddInt("status", e.status)
 	enc.AddDuration("duration", e.d)
+	enc.AddInt64("bytes_in", rt.bytesIn)
+	enc.AddInt64("bytes_out", responseBytes(&e.ctx.Response))
 	enc.AddString("upstream", e.st.Upstream)
+	enc.AddString("upstream_addr", rt.upstreamAddr)
+	enc.AddInt("upstream_status", rt.upstreamStatus)
+	enc.AddDuration("upstream_duration", rt.upstreamDur)
+	enc.AddByteString("trace_id", rt.traceID())
 	enc.AddByteString("user_id", e.st.Identity.Subject)
 	enc.AddByteString("client_ip", e.st.ClientIP)
+	enc.AddByteString("user_agent", h.UserAgent())
 	return nil
+}
+
+// responseBytes is the size of the response body: its length when it is in
+// memory, its Content-Length when it streams (from the upstream), and -1
+// for a stream without a length (chunked), whose size is known only once
+// it has been written.
+func responseBytes(resp *fasthttp.Response) int64 {
+	if resp.IsBodyStream() {
+		if n := resp.Header.ContentLength(); n >= 0 {
+			return int64(n)
+		}
+		return -1
+	}
+	return int64(len(resp.Body()))
 }

@@ -24,15 +24,16 @@ import (
 //
 // It returns the pending tunnel after a 101, whose header block Handle
 // copies once the plugins' response hooks have run.
-func (g *Gateway) upgrade(ctx *fasthttp.RequestCtx, r *route, st *reqctx.State) *tunnelInfo {
+func (g *Gateway) upgrade(ctx *fasthttp.RequestCtx, r *route, st *reqctx.State, rt *reqTrace) *tunnelInfo {
 	setUpstreamPath(ctx, r, st)
 	proxy.PrepareUpgrade(&ctx.Request)
 	ctx.Request.UseHostHeader = r.preserveHost
 	t0 := time.Now()
-	up, err := r.upstream.Upgrade(&ctx.Request, &ctx.Response, r.timeout)
-	r.upDuration.UpdateDuration(t0)
+	up, err := r.upstream.UpgradeObserved(&ctx.Request, &ctx.Response, r.timeout, rt)
+	rt.upstreamDur = time.Since(t0)
+	r.upDuration.Update(rt.upstreamDur.Seconds())
 	if err != nil {
-		g.upstreamFailed(ctx, r, st, err)
+		g.upstreamFailed(ctx, r, st, rt, err)
 		return nil
 	}
 	if up == nil {
@@ -46,6 +47,10 @@ func (g *Gateway) upgrade(ctx *fasthttp.RequestCtx, r *route, st *reqctx.State) 
 		requestID: string(st.RequestID),
 		userID:    string(st.Identity.Subject),
 		clientIP:  string(st.ClientIP),
+		host:      string(rt.host),
+		userAgent: string(ctx.Request.Header.UserAgent()),
+		traceID:   string(rt.traceID()),
+		target:    rt.upstreamAddr,
 		idle:      r.wsIdle,
 		open:      r.wsOpen,
 		opened:    r.wsOpened,
@@ -65,9 +70,12 @@ func (g *Gateway) upgrade(ctx *fasthttp.RequestCtx, r *route, st *reqctx.State) 
 type tunnelInfo struct {
 	route, upstream             string
 	requestID, userID, clientIP string
-	idle                        time.Duration
-	open                        *vm.Gauge
-	opened                      *vm.Counter
+	host, userAgent, traceID    string
+	// target is the upstream address the tunnel goes to.
+	target string
+	idle   time.Duration
+	open   *vm.Gauge
+	opened *vm.Counter
 	// head is the 101 response header block, as the client gets it.
 	head []byte
 }
@@ -242,6 +250,10 @@ func (g *Gateway) logTunnel(info *tunnelInfo, tn *proxy.Tunnel, start time.Time,
 		zap.String("upstream", info.upstream),
 		zap.String("user_id", info.userID),
 		zap.String("client_ip", info.clientIP),
+		zap.String("host", info.host),
+		zap.String("user_agent", info.userAgent),
+		zap.String("upstream_addr", info.target),
+		zap.String("trace_id", info.traceID),
 		zap.Duration("duration", time.Since(start)),
 		zap.Int64("bytes_in", in),
 		zap.Int64("bytes_out", out),

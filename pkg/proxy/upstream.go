@@ -298,6 +298,11 @@ func (u *targetSet) Close() error {
 // resp may come back with a body stream (see the package documentation); it
 // must be written or reset so the upstream connection is released.
 func (u *Upstream) Do(req *fasthttp.Request, resp *fasthttp.Response, timeout time.Duration) error {
+	return u.DoObserved(req, resp, timeout, nil)
+}
+
+// DoObserved is Do, telling obs (when not nil) about each attempt.
+func (u *Upstream) DoObserved(req *fasthttp.Request, resp *fasthttp.Response, timeout time.Duration, obs AttemptObserver) error {
 	if timeout <= 0 {
 		timeout = u.timeout
 	}
@@ -329,11 +334,17 @@ func (u *Upstream) Do(req *fasthttp.Request, resp *fasthttp.Response, timeout ti
 		if u.leastConn {
 			t.inflight.Add(1)
 		}
+		if obs != nil {
+			obs.AttemptStart(req, u.attempt(t, attempt, ""))
+		}
 		err := hostConns.exchange(u, t, req, resp, deadline)
 		if u.leastConn {
 			t.inflight.Add(-1)
 		}
 		u.metrics.ObserveAttempt(resp.StatusCode(), err != nil)
+		if obs != nil {
+			obs.AttemptEnd(resp, err)
+		}
 		if err == nil {
 			if !canRetry || !u.retriesStatus(resp.StatusCode()) || !u.mayRetry(attempt, deadline) {
 				return nil

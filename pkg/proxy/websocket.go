@@ -104,6 +104,11 @@ func (up *Upgraded) release() {
 // response. Errors are those of Do. With least_conn balancing, the tunnel
 // counts as a request in flight on its target until it is closed.
 func (u *Upstream) Upgrade(req *fasthttp.Request, resp *fasthttp.Response, timeout time.Duration) (*Upgraded, error) {
+	return u.UpgradeObserved(req, resp, timeout, nil)
+}
+
+// UpgradeObserved is Upgrade, telling obs (when not nil) about each attempt.
+func (u *Upstream) UpgradeObserved(req *fasthttp.Request, resp *fasthttp.Response, timeout time.Duration, obs AttemptObserver) (*Upgraded, error) {
 	if timeout <= 0 {
 		timeout = u.timeout
 	}
@@ -131,11 +136,17 @@ func (u *Upstream) Upgrade(req *fasthttp.Request, resp *fasthttp.Response, timeo
 		if u.leastConn {
 			t.inflight.Add(1)
 		}
+		if obs != nil {
+			obs.AttemptStart(req, u.attempt(t, attempt, ClientWebSocket))
+		}
 		up, err := u.handshake(t, req, resp, deadline)
 		if up == nil && u.leastConn {
 			t.inflight.Add(-1)
 		}
 		u.metrics.ObserveAttempt(resp.StatusCode(), err != nil)
+		if obs != nil {
+			obs.AttemptEnd(resp, err)
+		}
 		if err == nil {
 			return up, nil
 		}
