@@ -111,22 +111,27 @@ func (o GuardOptions) withDefaults() GuardOptions {
 //
 // Every error of the guard wraps ErrUnavailable. The hot-path calls (Take,
 // IsRevoked) do not allocate in steady state: admission and the breaker are
-// atomics, and the per-call state is pooled.
+// atomics, and the per-call state is pooled. A revocation check the inner
+// store can answer from memory (CachedRevocations) skips the guard: it does
+// no I/O, so there is nothing to bound.
 type Guarded struct {
-	inner Store
-	auth  AuthStore
-	g     guard
+	inner  Store
+	cached CachedRevocations // inner, when it keeps revocation answers
+	auth   AuthStore
+	g      guard
 }
 
 var (
-	_ Store     = (*Guarded)(nil)
-	_ AuthStore = guardedAuth{}
+	_ Store             = (*Guarded)(nil)
+	_ CachedRevocations = (*Guarded)(nil)
+	_ AuthStore         = guardedAuth{}
 )
 
 // NewGuarded returns inner behind a guard. auth, when not nil, is the auth
 // store on the same connection: Auth returns it behind the same guard.
 func NewGuarded(inner Store, auth AuthStore, opts GuardOptions) *Guarded {
 	s := &Guarded{inner: inner, auth: auth}
+	s.cached, _ = inner.(CachedRevocations)
 	s.g.init(opts.withDefaults())
 	metrics.SetStoreInflight(s.g.inflight.Load)
 	return s
@@ -168,8 +173,24 @@ func (s *Guarded) Take(ctx context.Context, key []byte, rate Rate, cost int64) (
 	return res, err
 }
 
-// IsRevoked implements Revocations.
+// CachedRevoked implements CachedRevocations: the inner store's answer
+// from memory, which involves no I/O and so neither a runner nor the
+// in-flight cap. While the breaker is not closed it answers nothing, so
+// that the calls of an outage fail (or probe) exactly as without the
+// cache.
+func (s *Guarded) CachedRevoked(jti, subject []byte, issuedAtMs int64, maxStale time.Duration) (revoked, ok bool) {
+	if s.cached == nil || s.g.state.Load() != metrics.BreakerClosed {
+		return false, false
+	}
+	return s.cached.CachedRevoked(jti, subject, issuedAtMs, maxStale)
+}
+
+// IsRevoked implements Revocations. An answer CachedRevoked has is
+// returned at once; anything else is a call under the guard.
 func (s *Guarded) IsRevoked(ctx context.Context, jti, subject []byte, issuedAtMs int64, maxStale time.Duration) (bool, error) {
+	if revoked, ok := s.CachedRevoked(jti, subject, issuedAtMs, maxStale); ok {
+		return revoked, nil
+	}
 	c, err := s.g.begin(ctx)
 	if err != nil {
 		return false, err
