@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -465,5 +466,42 @@ func TestGuardCachedRevoked(t *testing.T) {
 	}
 	if inner.calls.Load() != before+1 || g.BreakerState() != metrics.BreakerClosed {
 		t.Fatalf("half-open check: %d store calls, breaker %d; want the probe and closed", inner.calls.Load()-before, g.BreakerState())
+	}
+}
+
+// TestGuardRunnersShrinkUnderSteadyLoad: the runners a burst started go
+// away once steady traffic needs fewer, even while calls keep coming (each
+// call goes to the runner idle the shortest, so the others reach their
+// idle timeout).
+func TestGuardRunnersShrinkUnderSteadyLoad(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for the runners' idle timeout")
+	}
+	inner := newGateStore()
+	g := store.NewGuarded(inner, nil, store.GuardOptions{})
+	defer g.Close()
+	before := runtime.NumGoroutine()
+	const burst = 64
+	inner.hold()
+	var wg sync.WaitGroup
+	for range burst {
+		wg.Go(func() { _ = take(g, 10*time.Second) })
+	}
+	waitFor(t, func() bool { return g.InFlight() == burst }, "the burst in flight")
+	inner.release()
+	wg.Wait()
+	if n := runtime.NumGoroutine() - before; n < burst {
+		t.Fatalf("%d runners after a burst of %d calls", n, burst)
+	}
+	// One call every few milliseconds for longer than the idle timeout.
+	deadline := time.Now().Add(7 * time.Second)
+	for time.Now().Before(deadline) {
+		if err := take(g, time.Second); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine() - before; n > 4 {
+		t.Fatalf("%d runners left under one call at a time, want at most a few", n)
 	}
 }
