@@ -10,8 +10,10 @@
 // e.g. after a restart or SCRIPT FLUSH). Each bucket is one key,
 // "gatewayd:rl:{<bucket id>}", whose hash tag covers the whole id so the
 // script touches a single cluster slot. Revocations use the key layout
-// documented in package store; with client-side caching on, IsRevoked is
-// served from the rueidis cache and invalidated by the server.
+// documented in package store; with client-side caching on, IsRevoked reads
+// through the rueidis cache, invalidated by the server, and keeps the
+// answers by token id and subject so that CachedRevoked answers a repeated
+// check from memory without allocating (see answers).
 //
 // Failures to reach Redis (refused or dropped connections, timeouts, a
 // server that is loading or a cluster that is down) are returned wrapping
