@@ -344,7 +344,7 @@ var docs = map[string]fieldDoc{
 		Example: false,
 	},
 	"redis.cache_size": {
-		Desc:    "Cap on the client-side cache of each connection (at least 1KiB); `0` keeps the client library's default, 128MiB.",
+		Desc:    "Cap on the client-side cache of each connection (at least 1KiB), and on the revocation answers kept from it; `0` keeps the client library's default, 128MiB.",
 		Default: "0 (128MiB)",
 		Example: "16MiB",
 	},

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -42,18 +43,52 @@ type deadlineTable struct {
 }
 
 // deadlineSlot holds the current context of one timeout; timeout is 0 while
-// the slot is free and never changes once set.
+// the slot is free and never changes once set. Its contexts not yet past
+// their deadline wait in pending, ended by one timer per slot.
 type deadlineSlot struct {
 	timeout atomic.Int64
 	cur     atomic.Pointer[sharedDeadline]
+
+	mu      sync.Mutex
+	pending []*sharedDeadline
+	timer   *time.Timer // nil until the slot's first context
+	next    time.Time   // when timer fires, while pending is not empty
 }
 
 // sharedDeadline is a context handed to every call of one timeout until it
 // is too close to its deadline. It is never cancelled early: calls still
-// running keep their full deadline.
+// running keep their full deadline. It ends at its deadline, by its slot's
+// timer, with context.DeadlineExceeded; it holds no values. One costs two
+// allocations (itself and its channel) where context.WithDeadline and the
+// AfterFunc that would release it take about ten.
 type sharedDeadline struct {
-	ctx      context.Context
 	deadline time.Time
+	done     chan struct{}
+}
+
+var _ context.Context = (*sharedDeadline)(nil)
+
+// Deadline implements context.Context.
+func (c *sharedDeadline) Deadline() (time.Time, bool) { return c.deadline, true }
+
+// Done implements context.Context.
+func (c *sharedDeadline) Done() <-chan struct{} { return c.done }
+
+// Err implements context.Context.
+func (c *sharedDeadline) Err() error {
+	select {
+	case <-c.done:
+		return context.DeadlineExceeded
+	default:
+		return nil
+	}
+}
+
+// Value implements context.Context: a shared context holds no values.
+func (*sharedDeadline) Value(any) any { return nil }
+
+func (c *sharedDeadline) String() string {
+	return "store.CallContext.WithDeadline(" + c.deadline.String() + ")"
 }
 
 // keep is the cancel function of a shared context: the calls that share it
@@ -79,22 +114,59 @@ func (t *deadlineTable) contextSlack(timeout, slack time.Duration) (context.Cont
 	for {
 		cur := s.cur.Load()
 		if cur != nil && cur.deadline.Sub(now) >= least {
-			return cur.ctx, keep
+			return cur, keep
 		}
-		d := now.Add(timeout)
-		ctx, cancel := context.WithDeadline(context.Background(), d)
-		next := &sharedDeadline{ctx: ctx, deadline: d}
+		next := &sharedDeadline{deadline: now.Add(timeout), done: make(chan struct{})}
 		if !s.cur.CompareAndSwap(cur, next) {
 			// Another call replaced it first; this one was never handed out.
-			cancel()
 			now = time.Now()
 			continue
 		}
-		// The context ends itself at its deadline (DeadlineExceeded);
-		// cancel then only releases it. It is not called sooner: calls may
-		// still be using the context after the next one replaces it.
-		context.AfterFunc(ctx, cancel)
-		return ctx, keep
+		s.schedule(next)
+		return next, keep
+	}
+}
+
+// schedule makes the slot's timer end c at its deadline.
+func (s *deadlineSlot) schedule(c *sharedDeadline) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pending = append(s.pending, c)
+	switch {
+	case s.timer == nil:
+		s.timer = time.AfterFunc(time.Until(c.deadline), s.expire)
+	case len(s.pending) > 1 && !c.deadline.Before(s.next):
+		// The timer fires sooner, for an older context.
+		return
+	default:
+		s.timer.Reset(time.Until(c.deadline))
+	}
+	s.next = c.deadline
+}
+
+// expire is the slot's timer: it ends the contexts whose deadline has
+// passed and sets the timer for the earliest one left.
+func (s *deadlineSlot) expire() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := time.Now()
+	left := s.pending[:0]
+	var next time.Time
+	for _, c := range s.pending {
+		if !now.Before(c.deadline) {
+			close(c.done)
+			continue
+		}
+		left = append(left, c)
+		if next.IsZero() || c.deadline.Before(next) {
+			next = c.deadline
+		}
+	}
+	clear(s.pending[len(left):])
+	s.pending = left
+	if len(left) > 0 {
+		s.next = next
+		s.timer.Reset(next.Sub(now))
 	}
 }
 

@@ -111,22 +111,27 @@ func (o GuardOptions) withDefaults() GuardOptions {
 //
 // Every error of the guard wraps ErrUnavailable. The hot-path calls (Take,
 // IsRevoked) do not allocate in steady state: admission and the breaker are
-// atomics, and the per-call state is pooled.
+// atomics, and the per-call state is pooled. A revocation check the inner
+// store can answer from memory (CachedRevocations) skips the guard: it does
+// no I/O, so there is nothing to bound.
 type Guarded struct {
-	inner Store
-	auth  AuthStore
-	g     guard
+	inner  Store
+	cached CachedRevocations // inner, when it keeps revocation answers
+	auth   AuthStore
+	g      guard
 }
 
 var (
-	_ Store     = (*Guarded)(nil)
-	_ AuthStore = guardedAuth{}
+	_ Store             = (*Guarded)(nil)
+	_ CachedRevocations = (*Guarded)(nil)
+	_ AuthStore         = guardedAuth{}
 )
 
 // NewGuarded returns inner behind a guard. auth, when not nil, is the auth
 // store on the same connection: Auth returns it behind the same guard.
 func NewGuarded(inner Store, auth AuthStore, opts GuardOptions) *Guarded {
 	s := &Guarded{inner: inner, auth: auth}
+	s.cached, _ = inner.(CachedRevocations)
 	s.g.init(opts.withDefaults())
 	metrics.SetStoreInflight(s.g.inflight.Load)
 	return s
@@ -210,8 +215,24 @@ func (s *Guarded) Release(ctx context.Context, key []byte, req LeaseRequest) (in
 	return credited, err
 }
 
-// IsRevoked implements Revocations.
+// CachedRevoked implements CachedRevocations: the inner store's answer
+// from memory, which involves no I/O and so neither a runner nor the
+// in-flight cap. While the breaker is not closed it answers nothing, so
+// that the calls of an outage fail (or probe) exactly as without the
+// cache.
+func (s *Guarded) CachedRevoked(jti, subject []byte, issuedAtMs int64, maxStale time.Duration) (revoked, ok bool) {
+	if s.cached == nil || s.g.state.Load() != metrics.BreakerClosed {
+		return false, false
+	}
+	return s.cached.CachedRevoked(jti, subject, issuedAtMs, maxStale)
+}
+
+// IsRevoked implements Revocations. An answer CachedRevoked has is
+// returned at once; anything else is a call under the guard.
 func (s *Guarded) IsRevoked(ctx context.Context, jti, subject []byte, issuedAtMs int64, maxStale time.Duration) (bool, error) {
+	if revoked, ok := s.CachedRevoked(jti, subject, issuedAtMs, maxStale); ok {
+		return revoked, nil
+	}
 	c, err := s.g.begin(ctx)
 	if err != nil {
 		return false, err
@@ -478,9 +499,13 @@ type guard struct {
 	openUntil atomic.Int64
 	mu        sync.Mutex
 
-	work chan *call    // idle runners receive here; holds MaxInFlight
-	idle atomic.Int64  // runners waiting on work, not claimed by a caller
-	quit chan struct{} // closed by close
+	// idle holds the runners waiting for a call, the most recently idle
+	// last: a call goes to the runner that finished last, so that the
+	// runners a burst started and steady traffic does not need stay idle
+	// and exit after workerIdle.
+	idleMu sync.Mutex
+	idle   []*runner
+	quit   chan struct{} // closed by close
 
 	pingMu sync.Mutex
 	ping   *sharedPing
@@ -490,7 +515,6 @@ type guard struct {
 
 func (g *guard) init(opts GuardOptions) {
 	g.opts = opts
-	g.work = make(chan *call, opts.MaxInFlight)
 	g.quit = make(chan struct{})
 	g.opened = metrics.StoreBreakerOpened()
 	g.overloaded = metrics.StoreRejected(metrics.StoreRejectedOverload)
@@ -564,78 +588,89 @@ func (g *guard) end(c *call) {
 	recycle(c)
 }
 
-// dispatch hands c to an idle runner, claiming it, or starts a runner for
-// it when none is idle.
+// runner is one runner goroutine's mailbox: a caller that takes it off
+// the idle stack sends it exactly one call.
+type runner struct {
+	calls chan *call // buffered 1
+}
+
+// dispatch hands c to the most recently idle runner, claiming it, or
+// starts a runner for it when none is idle.
 //
-// Runners count themselves idle before they answer their call's caller,
-// so a caller that makes its next call at once finds the runner it just
-// used; and every claim is matched by one receive: idle runners equal the
-// idle counter plus the calls queued in work.
+// Runners put themselves on the idle stack before they answer their call's
+// caller, so a caller that makes its next call at once finds the runner it
+// just used; a claimed runner is off the stack and receives exactly one
+// call.
 func (g *guard) dispatch(c *call) {
-	for {
-		n := g.idle.Load()
-		if n == 0 {
-			go g.run(c)
-			return
-		}
-		if g.idle.CompareAndSwap(n, n-1) {
-			// Never blocks: work holds MaxInFlight, more than the admitted
-			// calls.
-			g.work <- c
-			return
-		}
+	g.idleMu.Lock()
+	n := len(g.idle)
+	if n == 0 {
+		g.idleMu.Unlock()
+		go g.run(&runner{calls: make(chan *call, 1)}, c)
+		return
 	}
+	r := g.idle[n-1]
+	g.idle[n-1] = nil
+	g.idle = g.idle[:n-1]
+	g.idleMu.Unlock()
+	r.calls <- c // never blocks: buffered, and r was claimed by this call only
 }
 
 // run is a runner goroutine: it runs c, then the calls handed to it, and
 // exits after workerIdle without work or when the guard closes.
-func (g *guard) run(c *call) {
+func (g *guard) run(r *runner, c *call) {
 	timer := time.NewTimer(workerIdle)
 	defer timer.Stop()
 	for {
-		g.exec(c)
+		g.exec(r, c)
 		timer.Reset(workerIdle)
 		select {
-		case c = <-g.work:
+		case c = <-r.calls:
 			continue
 		case <-timer.C:
 		case <-g.quit:
 		}
 		// Leave, unless a caller has just claimed this runner: its call
 		// is on its way.
-		if g.unidle() {
+		if g.leave(r) {
 			return
 		}
-		c = <-g.work
+		c = <-r.calls
 	}
 }
 
-// unidle takes one runner off the idle count, reporting false when there
-// is none left to take (every idle runner is claimed).
-func (g *guard) unidle() bool {
-	for {
-		n := g.idle.Load()
-		if n == 0 {
-			return false
-		}
-		if g.idle.CompareAndSwap(n, n-1) {
+// leave takes r off the idle stack, reporting false when it is no longer
+// there (a caller claimed it).
+func (g *guard) leave(r *runner) bool {
+	g.idleMu.Lock()
+	defer g.idleMu.Unlock()
+	for i, x := range g.idle {
+		if x == r {
+			// The runners idle longest are at the bottom, where one that
+			// times out usually is.
+			copy(g.idle[i:], g.idle[i+1:])
+			g.idle[len(g.idle)-1] = nil
+			g.idle = g.idle[:len(g.idle)-1]
 			return true
 		}
 	}
+	return false
 }
 
 // exec runs c within Hold and hands the result to its caller, or recycles
 // c when the caller has gone. The call counts as in flight until the store
 // answers it, whether or not its caller still waits. The runner counts
 // itself idle before the caller learns the answer.
-func (g *guard) exec(c *call) {
+func (g *guard) exec(r *runner, c *call) {
 	if c.state.Load() != callAbandoned {
 		ctx, cancel := holdContext(g.opts.Hold)
 		c.exec(ctx)
 		cancel()
 	}
 	g.inflight.Add(-1)
-	g.idle.Add(1)
+	g.idleMu.Lock()
+	g.idle = append(g.idle, r)
+	g.idleMu.Unlock()
 	if c.state.CompareAndSwap(callRunning, callDone) {
 		c.done <- struct{}{}
 		return

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -386,5 +387,121 @@ func TestGuardAuthStore(t *testing.T) {
 	}
 	if _, err := users.UserByEmail(ctx, "nobody@example.com"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("unknown user: %v, want ErrNotFound", err)
+	}
+}
+
+// answeringStore is a gateStore that also answers revocation checks from
+// memory (store.CachedRevocations), as store/redis does with client-side
+// caching: every check it is asked is "not revoked" from memory.
+type answeringStore struct {
+	*gateStore
+	asked atomic.Int64
+}
+
+func (s *answeringStore) CachedRevoked(jti, sub []byte, iat int64, maxStale time.Duration) (revoked, ok bool) {
+	s.asked.Add(1)
+	return false, true
+}
+
+// TestGuardCachedRevoked: an answer from the store's memory skips the
+// guard (no runner, no in-flight slot, no deadline) while the breaker is
+// closed; while it is open, or half-open, checks fail or probe exactly as
+// without the memory.
+func TestGuardCachedRevoked(t *testing.T) {
+	const cooldown = 300 * time.Millisecond
+	inner := &answeringStore{gateStore: newGateStore()}
+	g := store.NewGuarded(inner, nil, store.GuardOptions{MaxInFlight: 1, BreakerFailures: 2, BreakerCooldown: cooldown})
+	defer g.Close()
+
+	// Closed: answered from memory even with the cap taken by a held call
+	// and an expired context.
+	inner.hold()
+	held := make(chan error, 1)
+	go func() { held <- take(g, time.Second) }()
+	waitFor(t, func() bool { return g.InFlight() == 1 }, "the held call in flight")
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	before := inner.calls.Load()
+	if revoked, err := g.IsRevoked(ctx, []byte("j"), []byte("u"), 1, time.Second); err != nil || revoked {
+		t.Fatalf("IsRevoked from memory = %v, %v; want false, nil", revoked, err)
+	}
+	if revoked, ok := g.CachedRevoked([]byte("j"), []byte("u"), 1, time.Second); !ok || revoked {
+		t.Fatalf("CachedRevoked = %v, %v; want false, true", revoked, ok)
+	}
+	if inner.calls.Load() != before || inner.asked.Load() != 2 {
+		t.Fatalf("store calls %d, memory answers %d; want 0 and 2", inner.calls.Load()-before, inner.asked.Load())
+	}
+	inner.release()
+	if err := <-held; err != nil {
+		t.Fatal(err)
+	}
+
+	// Open: nothing from memory; checks fail fast like every call.
+	inner.fail.Store(true)
+	for range 3 {
+		_ = take(g, time.Second)
+		time.Sleep(store.BreakerQuiet / 2)
+	}
+	_ = take(g, time.Second)
+	if s := g.BreakerState(); s != metrics.BreakerOpen {
+		t.Fatalf("breaker %d, want open", s)
+	}
+	asked := inner.asked.Load()
+	if _, ok := g.CachedRevoked([]byte("j"), []byte("u"), 1, time.Second); ok {
+		t.Fatal("CachedRevoked answered while the breaker was open")
+	}
+	if _, err := g.IsRevoked(context.Background(), []byte("j"), []byte("u"), 1, time.Second); !errors.Is(err, store.ErrBreakerOpen) {
+		t.Fatalf("IsRevoked while open: %v, want ErrBreakerOpen", err)
+	}
+	if inner.asked.Load() != asked {
+		t.Fatal("the store's memory was asked while the breaker was open")
+	}
+
+	// Half-open: the check is the probe, a real call.
+	inner.fail.Store(false)
+	time.Sleep(cooldown)
+	before = inner.calls.Load()
+	if _, err := g.IsRevoked(context.Background(), []byte("j"), []byte("u"), 1, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if inner.calls.Load() != before+1 || g.BreakerState() != metrics.BreakerClosed {
+		t.Fatalf("half-open check: %d store calls, breaker %d; want the probe and closed", inner.calls.Load()-before, g.BreakerState())
+	}
+}
+
+// TestGuardRunnersShrinkUnderSteadyLoad: the runners a burst started go
+// away once steady traffic needs fewer, even while calls keep coming (each
+// call goes to the runner idle the shortest, so the others reach their
+// idle timeout).
+func TestGuardRunnersShrinkUnderSteadyLoad(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for the runners' idle timeout")
+	}
+	inner := newGateStore()
+	g := store.NewGuarded(inner, nil, store.GuardOptions{})
+	defer g.Close()
+	before := runtime.NumGoroutine()
+	const burst = 64
+	inner.hold()
+	var wg sync.WaitGroup
+	for range burst {
+		wg.Go(func() { _ = take(g, 10*time.Second) })
+	}
+	waitFor(t, func() bool { return g.InFlight() == burst }, "the burst in flight")
+	inner.release()
+	wg.Wait()
+	if n := runtime.NumGoroutine() - before; n < burst {
+		t.Fatalf("%d runners after a burst of %d calls", n, burst)
+	}
+	// One call every few milliseconds for longer than the idle timeout.
+	deadline := time.Now().Add(7 * time.Second)
+	for time.Now().Before(deadline) {
+		if err := take(g, time.Second); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine() - before; n > 4 {
+		t.Fatalf("%d runners left under one call at a time, want at most a few", n)
 	}
 }

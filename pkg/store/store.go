@@ -68,6 +68,16 @@ type Revocations interface {
 	IsRevoked(ctx context.Context, jti, subject []byte, issuedAtMs int64, maxStale time.Duration) (bool, error)
 }
 
+// CachedRevocations is implemented by stores that keep the revocation
+// answers of recent reads in process (store/redis with client-side
+// caching). CachedRevoked answers IsRevoked from that memory alone: no I/O,
+// no blocking, no allocation. ok is false when it holds no answer of at most
+// maxStale for a key it needs; the caller then calls IsRevoked. An answer
+// it gives is one IsRevoked could have given.
+type CachedRevocations interface {
+	CachedRevoked(jti, subject []byte, issuedAtMs int64, maxStale time.Duration) (revoked, ok bool)
+}
+
 // Store is the whole shared state of a gateway.
 type Store interface {
 	Limiter

@@ -7,8 +7,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatewayd/gatewayd/internal/redistest"
+	"github.com/gatewayd/gatewayd/pkg/config"
 	"github.com/gatewayd/gatewayd/pkg/plugins"
 	"github.com/gatewayd/gatewayd/pkg/reqctx"
+	"github.com/gatewayd/gatewayd/pkg/store/redis"
 	"github.com/valyala/fasthttp"
 )
 
@@ -71,5 +74,48 @@ func TestAuthChainDoesNotAllocate(t *testing.T) {
 	})
 	if allocs != 0 {
 		t.Errorf("the chain allocates %.1f times per request, want 0", allocs)
+	}
+}
+
+// TestHandleRedisCacheHitDoesNotAllocate: on Redis with client-side
+// caching, behind the guard the gateway uses, a check answered from memory
+// allocates nothing, revoked or not.
+func TestHandleRedisCacheHitDoesNotAllocate(t *testing.T) {
+	srv := redistest.Start(t)
+	cfg := &config.Redis{Addrs: []string{srv.Addr()}}
+	rs, err := redis.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := redis.Guard(rs, cfg)
+	t.Cleanup(func() { _ = g.Close() })
+	if err := g.Revoke(context.Background(), "revoked-jti", time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	p := mustBuild(t, "cache_ttl: 1m", &plugins.Env{Route: "bl-alloc-redis", Store: g})
+	for _, tt := range []struct {
+		jti  string
+		want plugins.Verdict
+	}{{"jti-1", plugins.Next}, {"revoked-jti", plugins.Done}} {
+		t.Run(tt.jti, func(t *testing.T) {
+			var ctx fasthttp.RequestCtx
+			st := reqctx.Acquire(&ctx)
+			st.Authenticated = true
+			st.Identity.Subject = []byte("ann")
+			st.Identity.JTI = []byte(tt.jti)
+			st.Identity.IssuedAtMs = time.Now().UnixMilli()
+			st.Token = append(st.Token, "header.payload.signature"...)
+			if got := p.Handle(&ctx); got != tt.want {
+				t.Fatalf("verdict %v, want %v", got, tt.want)
+			}
+			allocs := testing.AllocsPerRun(1000, func() {
+				if p.Handle(&ctx) != tt.want {
+					t.Fatal("verdict changed")
+				}
+			})
+			if allocs != 0 {
+				t.Errorf("Handle allocates %.1f times per request, want 0", allocs)
+			}
+		})
 	}
 }

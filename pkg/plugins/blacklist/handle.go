@@ -43,11 +43,18 @@ func (p *Plugin) Handle(ctx *fasthttp.RequestCtx) plugins.Verdict {
 }
 
 // check asks the store, with a deadline unless the store is in-process
-// (whose calls never block). The deadline comes from a context shared with
-// the calls of the same millisecond, at most 1 ms sooner than
-// store_timeout, so a call allocates none.
+// (whose calls never block). An answer the store holds in memory
+// (store.CachedRevocations: Redis with client-side caching) needs no
+// deadline. Otherwise the deadline comes from a context shared with the
+// calls of the same millisecond, at most 1 ms sooner than store_timeout,
+// so a call allocates none.
 func (p *Plugin) check(st *reqctx.State) (bool, error) {
 	id := &st.Identity
+	if p.cached != nil {
+		if revoked, ok := p.cached.CachedRevoked(id.JTI, id.Subject, id.IssuedAtMs, p.maxStale); ok {
+			return revoked, nil
+		}
+	}
 	if p.local {
 		return p.store.IsRevoked(context.Background(), id.JTI, id.Subject, id.IssuedAtMs, p.maxStale)
 	}

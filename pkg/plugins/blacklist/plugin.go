@@ -52,6 +52,7 @@ func (Factory) Kind() string { return Kind }
 // Plugin is a compiled blacklist plugin instance.
 type Plugin struct {
 	store    store.Store
+	cached   store.CachedRevocations // store, when it answers from memory
 	local    bool
 	allow    bool
 	maxStale time.Duration
@@ -88,9 +89,11 @@ func (Factory) Build(sec config.Section, env *plugins.Env) (plugins.Plugin, erro
 		return nil, errors.Join(errs...)
 	}
 	_, local := env.Store.(store.Local)
+	cached, _ := env.Store.(store.CachedRevocations)
 	m := metrics.ForRoute(env.Route)
 	return &Plugin{
 		store:       env.Store,
+		cached:      cached,
 		local:       local,
 		allow:       s.OnStoreError == Allow,
 		maxStale:    s.CacheTTL.D(),

@@ -12,9 +12,10 @@
 // script touches a single cluster slot. Leases (ratelimit sync: lease) run
 // lease.lua on the same key: a batch of tokens per call, recorded per
 // holder in the bucket's hash, which ratelimit.lua honours. Revocations use
-// the key layout
-// documented in package store; with client-side caching on, IsRevoked is
-// served from the rueidis cache and invalidated by the server.
+// the key layout documented in package store; with client-side caching on,
+// IsRevoked reads through the rueidis cache, invalidated by the server, and
+// keeps the answers by token id and subject so that CachedRevoked answers a
+// repeated check from memory without allocating (see answers).
 //
 // Failures to reach Redis (refused or dropped connections, timeouts, a
 // server that is loading or a cluster that is down) are returned wrapping
@@ -58,6 +59,9 @@ import (
 type Store struct {
 	client rueidis.Client
 	cache  bool
+	// answers holds the revocation answers of cached reads (nil without
+	// client-side caching), invalidated with the rueidis cache.
+	answers *answers
 }
 
 var _ store.Store = (*Store)(nil)
@@ -184,6 +188,15 @@ func New(cfg *config.Redis) (*Store, error) {
 			opt.Sentinel.TLSConfig = tc
 		}
 	}
+	var ans *answers
+	if cfg.CacheEnabled() {
+		// The revocation answers live as long as the rueidis cache entries
+		// they come from: the callback runs in each connection's reader,
+		// for every invalidation it reads, and with nil when the connection
+		// closes (its whole cache is dropped) or the server flushes.
+		ans = newAnswers(answersLimit(cfg))
+		opt.OnInvalidations = ans.invalidate
+	}
 	c, err := rueidis.NewClient(opt)
 	if err != nil {
 		return nil, fmt.Errorf("redis: connect %s: %w", describe(cfg), err)
@@ -192,7 +205,21 @@ func New(cfg *config.Redis) (*Store, error) {
 		c.Close()
 		return nil, fmt.Errorf("%w: %v", ErrNotCluster, config.RedactURLs(cfg.Addrs))
 	}
-	return &Store{client: c, cache: cfg.CacheEnabled()}, nil
+	return &Store{client: c, cache: cfg.CacheEnabled(), answers: ans}, nil
+}
+
+// defaultCacheSize is the client library's cap on each connection's
+// client-side cache, which cache_size: 0 keeps.
+const defaultCacheSize = rueidis.DefaultCacheBytes
+
+// answersLimit is the memory cap of the revocation answers: cache_size,
+// the cap of one connection's client-side cache, since every answer is a
+// copy of an entry of that cache.
+func answersLimit(cfg *config.Redis) int {
+	if cfg.CacheSize > 0 {
+		return int(cfg.CacheSize)
+	}
+	return defaultCacheSize
 }
 
 // describe names what New connects to, for errors, without any

@@ -106,8 +106,19 @@ func (s *Store) RevokeAll(ctx context.Context, subject string, at time.Time, ttl
 // (GET both; an empty jti or subject is skipped). With client-side caching
 // on and maxStale > 0 the answers come from the rueidis cache, kept at most
 // maxStale (and never past the key's own expiry) and invalidated by the
-// server as soon as a key changes.
+// server as soon as a key changes; the answers read so are kept by token id
+// and subject too, and a repeated check is answered by CachedRevoked
+// without a call to rueidis.
 func (s *Store) IsRevoked(ctx context.Context, jti, subject []byte, issuedAtMs int64, maxStale time.Duration) (bool, error) {
+	if len(jti) == 0 && len(subject) == 0 {
+		return false, nil
+	}
+	cached := s.answers != nil && maxStale > 0
+	if cached {
+		if revoked, ok := s.CachedRevoked(jti, subject, issuedAtMs, maxStale); ok {
+			return revoked, nil
+		}
+	}
 	var keys [2]string
 	n := 0
 	jtiKey, subjectKey := revocationKeys(jti, subject)
@@ -119,11 +130,14 @@ func (s *Store) IsRevoked(ctx context.Context, jti, subject []byte, issuedAtMs i
 		keys[n] = subjectKey
 		n++
 	}
-	if n == 0 {
-		return false, nil
-	}
 	var res []rueidis.RedisResult
-	if s.cache && maxStale > 0 {
+	var start time.Time
+	var jtiEpoch, subjectEpoch uint64
+	if cached {
+		// Before the read: an invalidation from here on keeps its answer
+		// out of s.answers.
+		start = time.Now()
+		jtiEpoch, subjectEpoch = s.answers.epochs(jti, subject)
 		// rueidis reads the commands during the call and copies those it
 		// sends, so the array goes back to the pool when it returns.
 		multi := cachedGets.Get().(*[2]rueidis.CacheableTTL)
@@ -144,12 +158,20 @@ func (s *Store) IsRevoked(ctx context.Context, jti, subject []byte, issuedAtMs i
 	}
 	// A key that proves the token revoked wins over an error on the other.
 	i := 0
+	revoked := false
 	var failed error
 	if len(jti) > 0 {
 		switch err := res[0].Error(); {
 		case err == nil:
-			return true, nil
-		case !rueidis.IsRedisNil(err):
+			revoked = true
+			if cached {
+				s.answers.store(true, jti, jtiEpoch, answerOf(res[0], start, maxStale, true, 0))
+			}
+		case rueidis.IsRedisNil(err):
+			if cached {
+				s.answers.store(true, jti, jtiEpoch, answerOf(res[0], start, maxStale, false, 0))
+			}
+		default:
 			failed = err
 		}
 		i++
@@ -159,17 +181,70 @@ func (s *Store) IsRevoked(ctx context.Context, jti, subject []byte, issuedAtMs i
 		case err == nil:
 			mark, err := res[i].AsInt64()
 			if err != nil {
+				if revoked {
+					return true, nil
+				}
 				return false, fmt.Errorf("redis: revocation check: mark of subject %q: %w", subject, err)
 			}
-			if issuedAtMs <= mark {
-				return true, nil
+			if cached {
+				s.answers.store(false, subject, subjectEpoch, answerOf(res[i], start, maxStale, true, mark))
 			}
-		case !rueidis.IsRedisNil(err) && failed == nil:
-			failed = err
+			if issuedAtMs <= mark {
+				revoked = true
+			}
+		case rueidis.IsRedisNil(err):
+			if cached {
+				s.answers.store(false, subject, subjectEpoch, answerOf(res[i], start, maxStale, false, 0))
+			}
+		default:
+			if failed == nil {
+				failed = err
+			}
 		}
+	}
+	if revoked {
+		return true, nil
 	}
 	if failed != nil {
 		return false, wrapErr("revocation check", failed)
 	}
 	return false, nil
+}
+
+// answerOf is the answer a cached read returned: served until maxStale
+// after start, or until the expiry rueidis holds for the entry if sooner.
+func answerOf(r rueidis.RedisResult, start time.Time, maxStale time.Duration, present bool, mark int64) answer {
+	until := start.Add(maxStale).UnixNano()
+	if pxat := r.CachePXAT(); pxat > 0 {
+		until = min(until, pxat*int64(time.Millisecond))
+	}
+	return answer{read: start.UnixNano(), until: until, present: present, mark: mark}
+}
+
+// CachedRevoked answers IsRevoked from the answers earlier cached reads
+// returned, if they are at most maxStale old, without I/O, without calling
+// rueidis and without allocating. ok is false when it holds no such answer
+// for a key it needs (or client-side caching is off, or maxStale is 0):
+// the caller then calls IsRevoked.
+func (s *Store) CachedRevoked(jti, subject []byte, issuedAtMs int64, maxStale time.Duration) (revoked, ok bool) {
+	if s.answers == nil || maxStale <= 0 {
+		return false, false
+	}
+	now := time.Now().UnixNano()
+	jtiOK, subjectOK := len(jti) == 0, len(subject) == 0
+	if !jtiOK {
+		a, ok := s.answers.lookup(true, jti, now, maxStale)
+		if ok && a.present {
+			return true, true
+		}
+		jtiOK = ok
+	}
+	if !subjectOK {
+		a, ok := s.answers.lookup(false, subject, now, maxStale)
+		if ok && a.present && issuedAtMs <= a.mark {
+			return true, true
+		}
+		subjectOK = ok
+	}
+	return false, jtiOK && subjectOK
 }
