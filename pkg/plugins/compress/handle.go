@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"sync"
 
+	"github.com/gatewayd/gatewayd/internal/headerlist"
 	"github.com/gatewayd/gatewayd/pkg/plugins"
 	gz "github.com/klauspost/compress/gzip"
 	brrr "github.com/molecule-man/go-brrr"
@@ -21,9 +22,6 @@ var (
 	valueBr        = []byte("br")
 	valueGzip      = []byte("gzip")
 	weakPrefix     = []byte("W/")
-
-	tokNoTransform = []byte("no-transform")
-	tokAcceptEnc   = []byte("accept-encoding")
 )
 
 func canonical(name string) []byte { return fasthttp.AppendNormalizedHeaderKey(nil, name) }
@@ -43,12 +41,12 @@ func (p *Plugin) OnResponse(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	if len(h.ContentEncoding()) > 0 || h.PeekBytes(hContentRange) != nil || !p.compressible(h.ContentType()) ||
-		hasToken(h, fasthttp.HeaderCacheControl, tokNoTransform) {
+		headerlist.Has(h.PeekAll(fasthttp.HeaderCacheControl), "no-transform") {
 		return
 	}
 	// The representation depends on Accept-Encoding for every response of
 	// this type, whether or not this one ends up compressed.
-	if !hasToken(h, fasthttp.HeaderVary, tokAcceptEnc) && !hasToken(h, fasthttp.HeaderVary, star) {
+	if vary := h.PeekAll(fasthttp.HeaderVary); !headerlist.Has(vary, "accept-encoding") && !headerlist.Has(vary, "*") {
 		h.AddBytesKV(hVary, valueAcceptEnc)
 	}
 	if ctx.IsHead() || resp.IsBodyStream() {
@@ -108,7 +106,7 @@ func (p *Plugin) compressible(ct []byte) bool {
 	if i := bytes.IndexByte(ct, ';'); i >= 0 {
 		ct = ct[:i]
 	}
-	ct = trimOWS(ct)
+	ct = headerlist.TrimOWS(ct)
 	if len(ct) == 0 {
 		return false
 	}
@@ -153,17 +151,17 @@ func (p *Plugin) choose(ae []byte) coding {
 		if i := bytes.IndexByte(elem, ';'); i >= 0 {
 			name, params = elem[:i], elem[i+1:]
 		}
-		name = trimOWS(name)
+		name = headerlist.TrimOWS(name)
 		if len(name) == 0 {
 			continue
 		}
 		q := qvalue(params)
 		switch {
-		case equalFoldString(name, "br"):
+		case headerlist.EqualLower(name, "br"):
 			qBr = max(qBr, q)
-		case equalFoldString(name, "gzip"), equalFoldString(name, "x-gzip"):
+		case headerlist.EqualLower(name, "gzip"), headerlist.EqualLower(name, "x-gzip"):
 			qGzip = max(qGzip, q)
-		case equalFoldString(name, "identity"):
+		case headerlist.EqualLower(name, "identity"):
 			qIdentity = max(qIdentity, q)
 		case len(name) == 1 && name[0] == '*':
 			qStar = max(qStar, q)
@@ -205,7 +203,7 @@ func qvalue(params []byte) int {
 		} else {
 			p, params = params, nil
 		}
-		p = trimOWS(p)
+		p = headerlist.TrimOWS(p)
 		if len(p) < 2 || (p[0] != 'q' && p[0] != 'Q') || p[1] != '=' {
 			continue
 		}
@@ -239,58 +237,6 @@ func parseQ(v []byte) int {
 		return 0
 	}
 	return n
-}
-
-var star = []byte("*")
-
-// hasToken reports whether a comma-separated header (every line of it)
-// lists tok, compared case-insensitively. Directive arguments (a=b) are
-// compared by their name.
-func hasToken(h *fasthttp.ResponseHeader, name string, tok []byte) bool {
-	for _, v := range h.PeekAll(name) {
-		for len(v) > 0 {
-			var t []byte
-			if i := bytes.IndexByte(v, ','); i >= 0 {
-				t, v = v[:i], v[i+1:]
-			} else {
-				t, v = v, nil
-			}
-			if i := bytes.IndexByte(t, '='); i >= 0 {
-				t = t[:i]
-			}
-			if bytes.EqualFold(trimOWS(t), tok) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-func trimOWS(b []byte) []byte {
-	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
-		b = b[1:]
-	}
-	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
-		b = b[:len(b)-1]
-	}
-	return b
-}
-
-// equalFoldString compares b with the lower-case ASCII s, ignoring case.
-func equalFoldString(b []byte, s string) bool {
-	if len(b) != len(s) {
-		return false
-	}
-	for i := range b {
-		c := b[i]
-		if c >= 'A' && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if c != s[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // buffer is a pooled output buffer the compressors write to.

@@ -1,8 +1,7 @@
 package cors
 
 import (
-	"bytes"
-
+	"github.com/gatewayd/gatewayd/internal/headerlist"
 	"github.com/gatewayd/gatewayd/pkg/apierror"
 	"github.com/gatewayd/gatewayd/pkg/plugins"
 	"github.com/valyala/fasthttp"
@@ -109,13 +108,13 @@ func (p *Plugin) originAllowed(o []byte) bool {
 		return true
 	}
 	for _, s := range p.origins {
-		if foldEqual(o, s) {
+		if headerlist.EqualLower(o, s) {
 			return true
 		}
 	}
 	for _, w := range p.wildcards {
 		n := len(o) - len(w.suffix)
-		if n > len(w.prefix) && foldEqual(o[:len(w.prefix)], w.prefix) && foldEqual(o[n:], w.suffix) &&
+		if n > len(w.prefix) && headerlist.EqualLower(o[:len(w.prefix)], w.prefix) && headerlist.EqualLower(o[n:], w.suffix) &&
 			hostPrefix(o[len(w.prefix):n]) {
 			return true
 		}
@@ -155,18 +154,13 @@ func (p *Plugin) headersAllowed(list []byte) bool {
 	}
 	for len(list) > 0 {
 		var name []byte
-		if i := bytes.IndexByte(list, ','); i >= 0 {
-			name, list = list[:i], list[i+1:]
-		} else {
-			name, list = list, nil
-		}
-		name = trim(name)
+		name, list = headerlist.Next(list)
 		if len(name) == 0 {
 			continue
 		}
 		ok := false
 		for _, s := range p.headers {
-			if foldEqual(name, s) {
+			if headerlist.EqualLower(name, s) {
 				ok = true
 				break
 			}
@@ -181,46 +175,6 @@ func (p *Plugin) headersAllowed(list []byte) bool {
 // varies reports whether the response already varies on Origin (or on
 // everything).
 func varies(h *fasthttp.ResponseHeader) bool {
-	for _, v := range h.PeekAll(fasthttp.HeaderVary) {
-		for len(v) > 0 {
-			var tok []byte
-			if i := bytes.IndexByte(v, ','); i >= 0 {
-				tok, v = v[:i], v[i+1:]
-			} else {
-				tok, v = v, nil
-			}
-			tok = trim(tok)
-			if foldEqual(tok, "origin") || string(tok) == "*" {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-func trim(b []byte) []byte {
-	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
-		b = b[1:]
-	}
-	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
-		b = b[:len(b)-1]
-	}
-	return b
-}
-
-// foldEqual compares b to the lower-case ASCII s, ignoring b's case.
-func foldEqual(b []byte, s string) bool {
-	if len(b) != len(s) {
-		return false
-	}
-	for i := range b {
-		c := b[i]
-		if c >= 'A' && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if c != s[i] {
-			return false
-		}
-	}
-	return true
+	v := h.PeekAll(fasthttp.HeaderVary)
+	return headerlist.Has(v, "origin") || headerlist.Has(v, "*")
 }
