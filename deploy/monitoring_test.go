@@ -541,8 +541,7 @@ func (sc scrape) hasValue(name, label, value string) bool {
 var notExportedHere = map[string]struct {
 	labels []string
 	why    string
-}{
-}
+}{}
 
 // targetLabels are added by Prometheus at scrape time.
 var targetLabels = map[string]bool{"job": true, "instance": true}
