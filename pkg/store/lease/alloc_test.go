@@ -14,7 +14,7 @@ import (
 
 // TestHitZeroAllocs checks the hit path: a take served from the local
 // lease allocates nothing. The lease is large and the sizing window long,
-// so no renewal (which does allocate, off the request path) runs during the
+// so no renewal (which allocates once, off the request path) runs during the
 // measurement.
 func TestHitZeroAllocs(t *testing.T) {
 	srv := redistest.Start(t)

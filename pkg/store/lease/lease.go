@@ -16,6 +16,16 @@
 // and what the bucket refills in one Window (so a slow limit, such as 5 a
 // minute, is leased one token at a time and stays exact).
 //
+// Allocations: a take from a local lease allocates nothing. A renewal ahead
+// of need allocates once, in the store: the array the Redis client reads
+// the lease script's reply into (its key and arguments go out from a
+// pooled buffer, its deadline is the shared one of store.CallContext, and
+// its flight is reused when no request waited for it). Renewals come about
+// once per half batch per key, so in steady state that is well under one
+// allocation per request. A new key allocates its entry and two copies of
+// the key; a request that has to wait for a renewal allocates the flight's
+// channel.
+//
 // The store never lets the bucket plus the tokens leased out exceed the
 // burst, so leasing never admits more than exact would: in any window of
 // length W, at most burst + limit × W / period. What it may admit less is
