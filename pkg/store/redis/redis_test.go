@@ -428,3 +428,36 @@ func TestTakeClockSteppedBack(t *testing.T) {
 		t.Fatalf("Take = %+v, %v, want allowed, 2 left, full in 2–3s", res, err)
 	}
 }
+
+// TestLeaseUnbackedCarry: a holder that carries tokens its record does not
+// back (its last renewal or give-back timed out on its side but ran on the
+// server) still gets the tokens its request needs from a bucket that has
+// them, instead of a refusal with a negative retry-after.
+func TestLeaseUnbackedCarry(t *testing.T) {
+	srv := redistest.Start(t)
+	s := connect(t, srv.Addr(), false)
+	r := store.Rate{Limit: 1000, Period: time.Second, Burst: 1000}
+	ctx := context.Background()
+	g, err := s.Lease(ctx, []byte("k"), store.LeaseRequest{
+		Rate: r, Holder: "h", Seq: 7, NewSeq: 8, Carry: 5, Want: 0, Use: 1, TTL: 2 * time.Second,
+	})
+	if err != nil || !g.OK || g.Granted != 1 || g.Kept != 0 || g.Recorded != 0 || g.RetryAfter != 0 {
+		t.Fatalf("Lease = %+v, %v; want OK, 1 granted and used, nothing kept", g, err)
+	}
+	// With a bucket too low for the request: refused, with a positive wait.
+	for {
+		res, err := s.Take(ctx, []byte("k"), r, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !res.Allowed {
+			break
+		}
+	}
+	g, err = s.Lease(ctx, []byte("k"), store.LeaseRequest{
+		Rate: r, Holder: "h", Seq: 8, NewSeq: 9, Carry: 200, Want: 0, Use: 200, TTL: 2 * time.Second,
+	})
+	if err != nil || g.OK || g.RetryAfter <= 0 {
+		t.Fatalf("Lease = %+v, %v; want refused with a positive retry-after", g, err)
+	}
+}
