@@ -16,6 +16,16 @@
 // and what the bucket refills in one Window (so a slow limit, such as 5 a
 // minute, is leased one token at a time and stays exact).
 //
+// Allocations: a take from a local lease allocates nothing. A renewal ahead
+// of need allocates once, in the store: the array the Redis client reads
+// the lease script's reply into (its key and arguments go out from a
+// pooled buffer, its deadline is the shared one of store.CallContext, and
+// its flight is reused when no request waited for it). Renewals come about
+// once per half batch per key, so in steady state that is well under one
+// allocation per request. A new key allocates its entry and two copies of
+// the key; a request that has to wait for a renewal allocates the flight's
+// channel.
+//
 // The store never lets the bucket plus the tokens leased out exceed the
 // burst, so leasing never admits more than exact would: in any window of
 // length W, at most burst + limit × W / period. What it may admit less is
@@ -132,6 +142,7 @@ type shard struct {
 // shard's mutex.
 type entry struct {
 	key        string
+	keyb       []byte // key, for the store calls of renewals and give-backs
 	prev, next *entry
 	rate       store.Rate
 
@@ -154,6 +165,7 @@ type entry struct {
 	lastUsed      int64
 	renewing      bool    // a renewal ahead of need is queued
 	flight        *flight // the store call in flight, if any
+	spare         *flight // a landed flight no waiter saw, for the next call
 	gone          bool    // removed from the table
 	pendingTokens int64
 	pendingSeq    uint64 // a give-back that failed, retried until expires
@@ -243,8 +255,12 @@ func (l *Limiter) Take(ctx context.Context, key []byte, rate store.Rate, cost in
 // flight is the one store call in flight for an entry: a renewal ahead
 // of need or a request's. Requests that find the local tokens gone while
 // it runs wait for it instead of calling the store too.
+//
+// A flight's done channel is made by the first request that waits for it;
+// a flight that lands with none is reused for the entry's next call, so a
+// renewal ahead of need that nobody waited for allocates nothing here.
 type flight struct {
-	done chan struct{}
+	done chan struct{} // nil until a request waits
 	// Set before done is closed: the rejection or error the call ended
 	// with, which waiters share when the tokens are still missing.
 	res store.Result
@@ -269,6 +285,9 @@ func (l *Limiter) takeBlocking(ctx context.Context, sh *shard, e *entry, key []b
 		f := e.flight
 		if f == nil {
 			break
+		}
+		if f.done == nil {
+			f.done = make(chan struct{})
 		}
 		sh.mu.Unlock()
 		select {
@@ -296,8 +315,7 @@ func (l *Limiter) takeBlocking(ctx context.Context, sh *shard, e *entry, key []b
 	}
 	carry = min(carry, e.rate.Burst)
 	e.tokens = 0
-	f := &flight{done: make(chan struct{})}
-	e.flight = f
+	f := e.newFlight(false)
 	now := time.Now().UnixNano()
 	req := store.LeaseRequest{
 		Rate: e.rate, Holder: l.holder, Seq: e.seq, NewSeq: l.seq.Add(1),
@@ -331,10 +349,29 @@ func (l *Limiter) takeBlocking(ctx context.Context, sh *shard, e *entry, key []b
 	return f.res, nil
 }
 
-// land ends e's call in flight f: waiters go on. The shard is locked.
+// newFlight starts e's call in flight, reusing the spare flight if there
+// is one. The shard is locked.
+func (e *entry) newFlight(ahead bool) *flight {
+	f := e.spare
+	if f == nil {
+		f = new(flight)
+	}
+	e.spare = nil
+	*f = flight{ahead: ahead}
+	e.flight = f
+	return f
+}
+
+// land ends e's call in flight f: waiters go on. A flight no request
+// waited for is not referenced anywhere else and becomes e's spare. The
+// shard is locked.
 func (l *Limiter) land(e *entry, f *flight) {
 	e.flight = nil
-	close(f.done)
+	if f.done != nil {
+		close(f.done)
+	} else {
+		e.spare = f
+	}
 	if e.gone {
 		l.releaseGone(e)
 	}
@@ -416,15 +453,16 @@ func (l *Limiter) renewAhead(e *entry) {
 		sh.mu.Unlock()
 		return
 	}
-	f := &flight{done: make(chan struct{}), ahead: true}
-	e.flight = f
+	f := e.newFlight(true)
 	req := store.LeaseRequest{
 		Rate: e.rate, Holder: l.holder, Seq: e.seq, NewSeq: l.seq.Add(1),
 		Carry: carry, Want: max(b-carry, 0), TTL: 2 * l.opts.TTL,
 	}
 	sh.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), l.opts.Timeout)
-	g, err := l.st.Lease(ctx, []byte(e.key), req)
+	// A shared deadline (store.CallContext): no context and timer per
+	// renewal.
+	ctx, cancel := store.CallContext(l.opts.Timeout)
+	g, err := l.st.Lease(ctx, e.keyb, req)
 	cancel()
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
@@ -453,7 +491,7 @@ func (l *Limiter) releaseGone(e *entry) {
 	if tokens == 0 && !e.recorded && e.pendingSeq == 0 {
 		return
 	}
-	seq, rate, key := e.seq, e.rate, e.key
+	seq, rate, key := e.seq, e.rate, e.keyb
 	e.tokens, e.pendingTokens, e.pendingSeq, e.recorded = 0, 0, 0, false
 	l.bg.Add(1)
 	go func() {
@@ -462,10 +500,11 @@ func (l *Limiter) releaseGone(e *entry) {
 	}()
 }
 
-// giveBack releases tokens of lease seq, once, within Timeout.
-func (l *Limiter) giveBack(key string, rate store.Rate, seq uint64, tokens int64) bool {
-	ctx, cancel := context.WithTimeout(context.Background(), l.opts.Timeout)
-	n, err := l.st.Release(ctx, []byte(key), store.LeaseRequest{
+// giveBack releases tokens of lease seq, once, within Timeout. key is
+// only read.
+func (l *Limiter) giveBack(key []byte, rate store.Rate, seq uint64, tokens int64) bool {
+	ctx, cancel := store.CallContext(l.opts.Timeout)
+	n, err := l.st.Release(ctx, key, store.LeaseRequest{
 		Rate: rate, Holder: l.holder, Seq: seq, Carry: tokens, TTL: 2 * l.opts.TTL,
 	})
 	cancel()
@@ -494,7 +533,7 @@ func (sh *shard) insert(l *Limiter, key string) *entry {
 			l.releaseGone(old)
 		}
 	}
-	e := &entry{key: key}
+	e := &entry{key: key, keyb: []byte(key)}
 	sh.m[key] = e
 	e.next = sh.head
 	if sh.head != nil {
@@ -603,7 +642,7 @@ func (l *Limiter) sweep(now int64, final bool) {
 				// The store is slow or down: the rest is left to expire.
 				break
 			}
-			ok := l.giveBack(j.e.key, j.rate, j.seq, j.tokens)
+			ok := l.giveBack(j.e.keyb, j.rate, j.seq, j.tokens)
 			sh.mu.Lock()
 			if ok && j.e.pendingSeq == j.seq {
 				j.e.pendingTokens, j.e.pendingSeq = 0, 0

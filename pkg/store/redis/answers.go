@@ -27,8 +27,15 @@ import (
 //     (each shard counts its invalidations; a read stores its answer only if
 //     the count did not move while it ran).
 //
+// An answer past maxStale is not served, but an absent key's entry stays
+// (up to retrackAfter after the key was last read through the cache): it
+// shows that the server still tracks the key for this process, since every
+// change of the key since would have deleted it. Such a key is read again
+// with a plain GET (see IsRevoked), which costs a few allocations where a
+// read through the client-side cache costs about 25.
+//
 // Memory is bounded by limit bytes (keys plus a fixed overhead per entry);
-// expired entries are swept as a shard grows.
+// entries neither servable nor re-readable are swept as a shard grows.
 type answers struct {
 	seed   maphash.Seed
 	limit  int // bytes per shard
@@ -38,14 +45,16 @@ type answers struct {
 const answerShards = 32
 
 // answerOverhead approximates the bytes an entry costs beyond its id: the
-// map slot, the string header and the answer.
-const answerOverhead = 64
+// map slot, the string header and the answer it points to.
+const answerOverhead = 96
 
 type answerShard struct {
 	mu    sync.RWMutex
 	epoch atomic.Uint64 // invalidations seen; bumped before the delete
-	jtis  map[string]answer
-	subs  map[string]answer
+	// Values are pointers so that a re-read updates its entry in place,
+	// without allocating the map key again.
+	jtis  map[string]*answer
+	subs  map[string]*answer
 	bytes int
 	swept int // entries after the last sweep
 	_     [64]byte
@@ -55,16 +64,49 @@ type answerShard struct {
 type answer struct {
 	read    int64 // unix ns when the read began
 	until   int64 // unix ns past which the answer is never served
+	tracked int64 // unix ns when the last read through the cache began
 	present bool  // the key existed
 	mark    int64 // a revoke-all mark's value
+}
+
+// retrackAfter bounds how long an absent key is re-read with plain GETs
+// after its last read through the client-side cache; the next re-read goes
+// through the cache again, which re-registers the key's tracking with the
+// server. While the connection lives the server keeps tracking the key
+// until it changes (and then invalidates it), so this only bounds how long
+// an invalidation lost some unforeseen way could leave answers refreshed
+// every cache_ttl rather than at once.
+const retrackAfter = time.Minute
+
+// tracked reports whether id (a token id when jti, else a subject) has an
+// entry of an absent key read through the cache less than retrackAfter
+// before now, and returns when that read began. Called after epochs, so
+// that an invalidation between the two stops the answer being stored.
+func (a *answers) tracked(jti bool, id []byte, now int64) (int64, bool) {
+	sh := a.shard(id)
+	sh.mu.RLock()
+	m := sh.subs
+	if jti {
+		m = sh.jtis
+	}
+	p := m[string(id)]
+	var v answer
+	if p != nil {
+		v = *p
+	}
+	sh.mu.RUnlock()
+	if p == nil || v.present || now-v.tracked >= int64(retrackAfter) {
+		return 0, false
+	}
+	return v.tracked, true
 }
 
 // newAnswers returns a cache of at most limit bytes in all.
 func newAnswers(limit int) *answers {
 	a := &answers{seed: maphash.MakeSeed(), limit: max(limit/answerShards, 1<<10)}
 	for i := range a.shards {
-		a.shards[i].jtis = make(map[string]answer)
-		a.shards[i].subs = make(map[string]answer)
+		a.shards[i].jtis = make(map[string]*answer)
+		a.shards[i].subs = make(map[string]*answer)
 	}
 	return a
 }
@@ -86,9 +128,13 @@ func (a *answers) lookup(jti bool, id []byte, now int64, maxStale time.Duration)
 	if jti {
 		m = sh.jtis
 	}
-	v, ok := m[string(id)]
+	p := m[string(id)]
+	var v answer
+	if p != nil {
+		v = *p
+	}
 	sh.mu.RUnlock()
-	if !ok || now >= v.until || now-v.read > int64(maxStale) {
+	if p == nil || now >= v.until || now-v.read > int64(maxStale) {
 		return answer{}, false
 	}
 	return v, true
@@ -119,27 +165,32 @@ func (a *answers) store(jti bool, id []byte, epoch uint64, v answer) {
 	if jti {
 		m = sh.jtis
 	}
-	if _, ok := m[string(id)]; !ok {
-		sh.bytes += len(id) + answerOverhead
+	if p := m[string(id)]; p != nil {
+		*p = v
+		return
 	}
-	m[string(id)] = v
+	sh.bytes += len(id) + answerOverhead
+	p := new(answer)
+	*p = v
+	m[string(id)] = p
 	if n := len(sh.jtis) + len(sh.subs); sh.bytes > a.limit || n > 2*sh.swept+64 {
 		sh.sweep(v.read, a.limit)
 	}
 }
 
-// sweep deletes the expired entries, then arbitrary ones while the shard
-// is over limit bytes. Called with mu held.
+// sweep deletes the entries that can be neither served nor re-read with a
+// plain GET, then arbitrary ones while the shard is over limit bytes.
+// Called with mu held.
 func (sh *answerShard) sweep(now int64, limit int) {
-	for _, m := range [2]map[string]answer{sh.jtis, sh.subs} {
+	for _, m := range [2]map[string]*answer{sh.jtis, sh.subs} {
 		for k, v := range m {
-			if now >= v.until {
+			if now >= v.until && (v.present || now-v.tracked >= int64(retrackAfter)) {
 				delete(m, k)
 				sh.bytes -= len(k) + answerOverhead
 			}
 		}
 	}
-	for _, m := range [2]map[string]answer{sh.jtis, sh.subs} {
+	for _, m := range [2]map[string]*answer{sh.jtis, sh.subs} {
 		for k := range m {
 			if sh.bytes <= limit {
 				break

@@ -81,3 +81,39 @@ func TestRevocationCacheHitDoesNotAllocate(t *testing.T) {
 		t.Errorf("%d GETs reached the server for cached checks, want 0", after-gets)
 	}
 }
+
+// TestRereadAllocations: a revocation check past maxStale whose keys the
+// server still tracks (absent at their last read) is a plain re-read:
+// about 3 allocations, all in rueidis' DoMulti (the result slice it hands
+// back and the holder of its pool; its queue entry), against about 25 for
+// a read through the client-side cache.
+func TestRereadAllocations(t *testing.T) {
+	srv := redistest.Start(t)
+	s := connect(t, srv.Addr(), true)
+	const users = 100
+	jtis, subs := make([][]byte, users), make([][]byte, users)
+	ctx := context.Background()
+	for i := range users {
+		jtis[i] = []byte("0b7e2d3c-9f4a-4c1e-8d2b-" + strconv.Itoa(100000000000+i))
+		subs[i] = []byte("user-" + strconv.Itoa(i))
+		if _, err := s.IsRevoked(ctx, jtis[i], subs[i], 1, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	multis := info(t, srv, "commandstats", "cmdstat_multi")
+	i := 0
+	// A maxStale of 1ns: every check is a re-read.
+	allocs := testing.AllocsPerRun(1000, func() {
+		i++
+		if revoked, err := s.IsRevoked(ctx, jtis[i%users], subs[i%users], 1, time.Nanosecond); err != nil || revoked {
+			t.Fatalf("IsRevoked = %v, %v", revoked, err)
+		}
+	})
+	if m := info(t, srv, "commandstats", "cmdstat_multi"); m != multis {
+		t.Fatalf("%d reads through the cache during the re-reads, want 0", m-multis)
+	}
+	if allocs > 3 {
+		t.Errorf("a plain re-read allocates %.0f times, want at most 3", allocs)
+	}
+	t.Logf("%.0f allocations per re-read", allocs)
+}

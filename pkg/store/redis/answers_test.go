@@ -206,3 +206,58 @@ func TestGuardedCachedRevoked(t *testing.T) {
 		t.Fatalf("guarded IsRevoked from memory = %v, %v; want false, nil", got, err)
 	}
 }
+
+// TestRereadTrackedKeys: past maxStale, keys that were absent are read
+// again with plain GETs (no MULTI/PTTL through the client-side cache), the
+// server still invalidates them, and a present key is read through the
+// cache again.
+func TestRereadTrackedKeys(t *testing.T) {
+	srv := redistest.Start(t)
+	a := connect(t, srv.Addr(), true)
+	b := connect(t, srv.Addr(), true)
+	ctx := context.Background()
+	const maxStale = 100 * time.Millisecond
+	check := func(want bool) {
+		t.Helper()
+		if got, err := a.IsRevoked(ctx, []byte("j"), []byte("u"), 1, maxStale); err != nil || got != want {
+			t.Fatalf("IsRevoked = %v, %v; want %v", got, err, want)
+		}
+	}
+	check(false)
+	multis, gets := info(t, srv, "commandstats", "cmdstat_multi"), info(t, srv, "commandstats", "cmdstat_get")
+	time.Sleep(maxStale + 20*time.Millisecond)
+	if _, ok := cachedRevoked(a, "j", "u", 1, maxStale); ok {
+		t.Fatal("answered from memory past maxStale")
+	}
+	check(false)
+	if m, g := info(t, srv, "commandstats", "cmdstat_multi"), info(t, srv, "commandstats", "cmdstat_get"); m != multis || g != gets+2 {
+		t.Fatalf("re-read: %d MULTI, %d GET; want 0 and 2 (plain GETs)", m-multis, g-gets)
+	}
+	if got, ok := cachedRevoked(a, "j", "u", 1, maxStale); !ok || got {
+		t.Fatalf("after the re-read: %v, %v; want answered, not revoked", got, ok)
+	}
+
+	// The server still tracks the keys for a: another client's revocation
+	// is invalidated at once, not at maxStale.
+	if err := b.Revoke(ctx, "j", time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(maxStale / 2)
+	for {
+		if got, ok := cachedRevoked(a, "j", "u", 1, maxStale); !ok || got {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the revocation was not invalidated after a plain re-read")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	multis = info(t, srv, "commandstats", "cmdstat_multi")
+	check(true)
+	time.Sleep(maxStale + 20*time.Millisecond)
+	check(true)
+	// Each read through the cache is one MULTI per key.
+	if m := info(t, srv, "commandstats", "cmdstat_multi"); m != multis+4 {
+		t.Fatalf("%d MULTI, want 4: two reads of two keys through the cache (a present key is not read plainly)", m-multis)
+	}
+}

@@ -4,7 +4,6 @@ import (
 	"context"
 	_ "embed"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
@@ -22,8 +21,10 @@ var leaseScript = rueidis.NewLuaScript(leaseLua)
 var _ store.Leaser = (*Store)(nil)
 
 // Lease implements store.Leaser: one script run renews the holder's lease
-// on the bucket at key. Leases are not on the per-request path, so the
-// arguments are formatted per call.
+// on the bucket at key. The key and arguments go out from a pooled buffer
+// (scriptCall); the script's 7-value array reply is the one allocation a
+// renewal costs here (rueidis reads an array reply into a new
+// []RedisMessage).
 func (s *Store) Lease(ctx context.Context, key []byte, req store.LeaseRequest) (store.LeaseGrant, error) {
 	if req.NewSeq == 0 || req.Want < 0 || req.Use < 0 || req.Want > req.Rate.Burst || req.Use > req.Rate.Burst {
 		return store.LeaseGrant{}, ErrInvalidRate
@@ -62,13 +63,20 @@ func (s *Store) lease(ctx context.Context, key []byte, req store.LeaseRequest, n
 		req.Seq >= 1<<53 || newSeq >= 1<<53 || req.Carry > req.Rate.Burst {
 		return n, ErrInvalidRate
 	}
-	vals, err := leaseScript.Exec(ctx, s.client, []string{RateKey(key)}, []string{
-		strconv.FormatInt(capU, 10), strconv.FormatInt(unit, 10), strconv.FormatInt(rate, 10),
-		"i:" + req.Holder,
-		strconv.FormatUint(req.Seq, 10), strconv.FormatUint(newSeq, 10),
-		strconv.FormatInt(req.Carry, 10), strconv.FormatInt(req.Want, 10), strconv.FormatInt(req.Use, 10),
-		strconv.FormatInt(ttl, 10),
-	}).ToArray()
+	c := newScriptCall(key)
+	c.int(capU)
+	c.int(unit)
+	c.int(rate)
+	c.str("i:", req.Holder)
+	c.uint(req.Seq)
+	c.uint(newSeq)
+	c.int(req.Carry)
+	c.int(req.Want)
+	c.int(req.Use)
+	c.int(ttl)
+	keys, args := c.build()
+	vals, err := leaseScript.Exec(ctx, s.client, keys, args).ToArray()
+	c.done(err)
 	if err != nil {
 		return n, wrapErr("ratelimit lease", err)
 	}

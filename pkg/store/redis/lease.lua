@@ -148,7 +148,10 @@ if seq == 0 then
   end
 else
   local need = math.max(use - have, 0)
-  n = math.min(want, fdiv(level, unit))
+  -- At least what the request lacks: the holder asks for no more than its
+  -- batch less its carry (want), but a carry the record does not back (a
+  -- renewal or give-back it never heard back from) leaves need above want.
+  n = math.min(math.max(want, need), fdiv(level, unit))
   if n < need then
     ok, n = 0, 0
     retry = cdiv(need * unit - level, rate) + lag

@@ -48,13 +48,29 @@ func units(r store.Rate, cost int64) (capU, costU, unit, rate int64, ok bool) {
 // Take refills the bucket at key and takes cost tokens if it holds them, in
 // one script run on the server's clock. Durations are exact to the
 // microsecond and rounded up.
+//
+// In steady state a Take allocates nothing of its own: the key goes out
+// from a pooled buffer (scriptCall), the arguments from scriptArgs, and the
+// script answers with one integer, the bucket's level (see decodeTake),
+// which rueidis reads without allocating (an array reply would cost one
+// allocation per call).
 func (s *Store) Take(ctx context.Context, key []byte, r store.Rate, cost int64) (store.Result, error) {
 	capU, costU, unit, rate, ok := units(r, cost)
 	if !ok {
 		return store.Result{}, ErrInvalidRate
 	}
-	vals, err := rateScript.Exec(ctx, s.client,
-		[]string{RateKey(key)}, scriptArgs(capU, costU, unit, rate)).ToArray()
+	c := newScriptCall(key)
+	keys, _ := c.build()
+	msg, err := rateScript.Exec(ctx, s.client, keys, scriptArgs(capU, costU, unit, rate)).ToMessage()
+	c.done(err)
+	if err != nil {
+		return store.Result{}, wrapErr("ratelimit", err)
+	}
+	if msg.IsInt64() {
+		v, _ := msg.AsInt64()
+		return decodeTake(v, capU, costU, unit, rate), nil
+	}
+	vals, err := msg.ToArray()
 	if err != nil {
 		return store.Result{}, wrapErr("ratelimit", err)
 	}
@@ -74,6 +90,40 @@ func (s *Store) Take(ctx context.Context, key []byte, r store.Rate, cost int64) 
 		Reset:      time.Duration(n[2]) * time.Microsecond,
 		RetryAfter: time.Duration(n[3]) * time.Microsecond,
 	}, nil
+}
+
+// decodeTake is the Result of the rate script's integer reply v: the
+// bucket's level in units after the take, level when the take was
+// allowed, −level−1 when it was refused. The level is between 0 and capU
+// (at most MaxUnits = 2^52), so both forms are integers Lua's doubles hold
+// exactly, for every rate units accepts. The script computes the rest from
+// the level exactly as decodeTake does; it answers with the 4-value array
+// instead only when the server clock stepped back since the bucket's last
+// update, which adds the step to both durations.
+func decodeTake(v, capU, costU, unit, rate int64) store.Result {
+	allowed := v >= 0
+	level := v
+	if !allowed {
+		level = -v - 1
+	}
+	res := store.Result{
+		Allowed:   allowed,
+		Remaining: level / unit,
+		Reset:     time.Duration(ceilDiv(capU-level, rate)) * time.Microsecond,
+	}
+	if !allowed {
+		res.RetryAfter = time.Duration(ceilDiv(costU-level, rate)) * time.Microsecond
+	}
+	return res
+}
+
+// ceilDiv is ⌈a / b⌉ for a ≥ 0, b > 0, for any b (no a + b overflow).
+func ceilDiv(a, b int64) int64 {
+	q := a / b
+	if q*b < a {
+		q++
+	}
+	return q
 }
 
 // argsCacheSize is the number of argument lists scriptArgs keeps, a power

@@ -11,8 +11,12 @@
 -- Every value is an integer below 2^53, so Lua's doubles hold it exactly;
 -- divisions are corrected to exact floor/ceil. Time comes from the server.
 --
--- Returns {allowed (1|0), whole tokens remaining, µs until full,
---          µs until cost units are available (0 when allowed)}.
+-- Returns the level in units left after the take: level when allowed,
+-- -level-1 when not (0 <= level <= capacity <= 2^52, so either is exact in
+-- a double); the caller derives the rest from it as below. When the server
+-- clock stepped back (times are counted from a later ts), it returns
+-- {allowed (1|0), whole tokens remaining, µs until full, µs until cost
+-- units are available (0 when allowed)} instead.
 
 local cap = tonumber(ARGV[1])
 local cost = tonumber(ARGV[2])
@@ -87,5 +91,11 @@ if allowed == 1 then
   redis.call('PEXPIRE', KEYS[1], string.format('%.0f', math.max(cdiv(math.max(reset, live), 1000), 1)))
 else
   retry = cdiv(cost - level, rate) + lag
+end
+if lag == 0 then
+  if allowed == 1 then
+    return level
+  end
+  return -level - 1
 end
 return {allowed, fdiv(level, unit), reset, retry}

@@ -9,7 +9,10 @@
 // EVALSHA; rueidis resends it with EVAL when the server answers NOSCRIPT,
 // e.g. after a restart or SCRIPT FLUSH). Each bucket is one key,
 // "gatewayd:rl:{<bucket id>}", whose hash tag covers the whole id so the
-// script touches a single cluster slot. Leases (ratelimit sync: lease) run
+// script touches a single cluster slot. The script answers with one
+// integer, the bucket's level, from which Take derives its Result (see
+// decodeTake), and its key goes out from a pooled buffer: a Take allocates
+// nothing. Leases (ratelimit sync: lease) run
 // lease.lua on the same key: a batch of tokens per call, recorded per
 // holder in the bucket's hash, which ratelimit.lua honours. Revocations use
 // the key layout documented in package store; with client-side caching on,

@@ -387,3 +387,77 @@ func measureInvalidation(t *testing.T, label, prefix string, b *redis.Store, che
 	t.Logf("%s over %d revocations: min %v, median %v, max %v",
 		label, len(delays), delays[0], delays[len(delays)/2], delays[len(delays)-1])
 }
+
+// TestTakeClockSteppedBack: when the server clock is behind the bucket's
+// last update, the script answers with its 4-value array, whose durations
+// count from that later time; Take reads both reply shapes.
+func TestTakeClockSteppedBack(t *testing.T) {
+	srv := redistest.Start(t)
+	s := connect(t, srv.Addr(), false)
+	ctx := context.Background()
+	id := []byte("clock|user:1")
+	key := redis.RateKey(id)
+	r := store.Rate{Limit: 1, Period: time.Second, Burst: 5}
+	// 3 tokens, as of 10 s in the server's future.
+	future := time.Now().Add(10 * time.Second).UnixMicro()
+	if _, err := srv.Do("HSET", key, "l", "3000000", "t", strconv.FormatInt(future, 10)); err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.Take(ctx, id, r, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 2 tokens left, full 3 s after the future update.
+	if !res.Allowed || res.Remaining != 2 || res.Reset < 12*time.Second || res.Reset > 13*time.Second {
+		t.Fatalf("Take = %+v, want allowed, 2 left, full in 12–13s", res)
+	}
+	res, err = s.Take(ctx, id, r, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Allowed || res.Remaining != 2 || res.RetryAfter < 10*time.Second || res.RetryAfter > 11*time.Second {
+		t.Fatalf("Take of 3 = %+v, want refused, 2 left, retry in 10–11s", res)
+	}
+	// Once the bucket's time has passed, the integer reply again.
+	if _, err := srv.Do("HSET", key, "t", strconv.FormatInt(time.Now().Add(-time.Second).UnixMicro(), 10)); err != nil {
+		t.Fatal(err)
+	}
+	res, err = s.Take(ctx, id, r, 1)
+	// 2 tokens refilled by 1 over the second since, less the one taken.
+	if err != nil || !res.Allowed || res.Remaining != 2 || res.Reset <= 2*time.Second || res.Reset > 3*time.Second {
+		t.Fatalf("Take = %+v, %v, want allowed, 2 left, full in 2–3s", res, err)
+	}
+}
+
+// TestLeaseUnbackedCarry: a holder that carries tokens its record does not
+// back (its last renewal or give-back timed out on its side but ran on the
+// server) still gets the tokens its request needs from a bucket that has
+// them, instead of a refusal with a negative retry-after.
+func TestLeaseUnbackedCarry(t *testing.T) {
+	srv := redistest.Start(t)
+	s := connect(t, srv.Addr(), false)
+	r := store.Rate{Limit: 1000, Period: time.Second, Burst: 1000}
+	ctx := context.Background()
+	g, err := s.Lease(ctx, []byte("k"), store.LeaseRequest{
+		Rate: r, Holder: "h", Seq: 7, NewSeq: 8, Carry: 5, Want: 0, Use: 1, TTL: 2 * time.Second,
+	})
+	if err != nil || !g.OK || g.Granted != 1 || g.Kept != 0 || g.Recorded != 0 || g.RetryAfter != 0 {
+		t.Fatalf("Lease = %+v, %v; want OK, 1 granted and used, nothing kept", g, err)
+	}
+	// With a bucket too low for the request: refused, with a positive wait.
+	for {
+		res, err := s.Take(ctx, []byte("k"), r, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !res.Allowed {
+			break
+		}
+	}
+	g, err = s.Lease(ctx, []byte("k"), store.LeaseRequest{
+		Rate: r, Holder: "h", Seq: 8, NewSeq: 9, Carry: 200, Want: 0, Use: 200, TTL: 2 * time.Second,
+	})
+	if err != nil || g.OK || g.RetryAfter <= 0 {
+		t.Fatalf("Lease = %+v, %v; want refused with a positive retry-after", g, err)
+	}
+}

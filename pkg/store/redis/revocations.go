@@ -35,6 +35,64 @@ func RevokeAllKey(subject string) string { return RevokeAllKeyPrefix + subject +
 // cachedGets pools the command arrays of IsRevoked's cached reads.
 var cachedGets = sync.Pool{New: func() any { return new([2]rueidis.CacheableTTL) }}
 
+// plainGet holds the commands of a plain (uncached) revocation read and the
+// keys they name, built into one buffer handed to rueidis as strings over
+// it (rueidis.BinaryString). DoMulti queues the command array itself and,
+// on a deadline, returns before the commands are written: so a plainGet
+// goes back to the pool only when every command was answered (see
+// scriptCall), and is otherwise left to the garbage collector.
+type plainGet struct {
+	buf  []byte
+	cmds [2]rueidis.Completed
+}
+
+var plainGets = sync.Pool{New: func() any { return &plainGet{buf: make([]byte, 0, 128)} }}
+
+// keys builds RevokedKey(jti) and RevokeAllKey(subject) into g's buffer
+// and returns those of non-empty ids, jti's first.
+func (g *plainGet) keys(jti, subject []byte) [2]string {
+	g.buf = g.buf[:0]
+	if len(jti) > 0 {
+		g.buf = append(g.buf, RevokedKeyPrefix...)
+		g.buf = append(g.buf, jti...)
+		g.buf = append(g.buf, '}')
+	}
+	split := len(g.buf)
+	if len(subject) > 0 {
+		g.buf = append(g.buf, RevokeAllKeyPrefix...)
+		g.buf = append(g.buf, subject...)
+		g.buf = append(g.buf, '}')
+	}
+	var keys [2]string
+	n := 0
+	if split > 0 {
+		keys[n] = rueidis.BinaryString(g.buf[:split])
+		n++
+	}
+	if len(g.buf) > split {
+		keys[n] = rueidis.BinaryString(g.buf[split:])
+	}
+	return keys
+}
+
+// done ends the read whose results are res: g goes back to the pool if
+// the server answered every command (a value, nil or an error reply).
+func (g *plainGet) done(res []rueidis.RedisResult) {
+	for i := range res {
+		if err := res[i].Error(); err != nil && !rueidis.IsRedisNil(err) {
+			if _, reply := rueidis.IsRedisErr(err); !reply {
+				return
+			}
+		}
+	}
+	// rueidis recycles the commands it has answered: drop them.
+	g.cmds = [2]rueidis.Completed{}
+	if cap(g.buf) > 4096 {
+		g.buf = make([]byte, 0, 128)
+	}
+	plainGets.Put(g)
+}
+
 // revocationKeys returns RevokedKey(jti) and RevokeAllKey(subject), or ""
 // for an empty id, in one allocation: both are parts of one string, which
 // is never modified.
@@ -109,6 +167,13 @@ func (s *Store) RevokeAll(ctx context.Context, subject string, at time.Time, ttl
 // server as soon as a key changes; the answers read so are kept by token id
 // and subject too, and a repeated check is answered by CachedRevoked
 // without a call to rueidis.
+//
+// When every key the check needs was absent at its last read and the
+// server still tracks it (answers.tracked), the keys are read again with
+// plain GETs rather than through the rueidis cache: the values are as
+// fresh, the server goes on invalidating the keys, and it costs a few
+// allocations instead of about 25 (the cache's entries and flights, the
+// MULTI/PTTL/GET/EXEC replies).
 func (s *Store) IsRevoked(ctx context.Context, jti, subject []byte, issuedAtMs int64, maxStale time.Duration) (bool, error) {
 	if len(jti) == 0 && len(subject) == 0 {
 		return false, nil
@@ -119,25 +184,55 @@ func (s *Store) IsRevoked(ctx context.Context, jti, subject []byte, issuedAtMs i
 			return revoked, nil
 		}
 	}
-	var keys [2]string
 	n := 0
-	jtiKey, subjectKey := revocationKeys(jti, subject)
 	if len(jti) > 0 {
-		keys[n] = jtiKey
 		n++
 	}
 	if len(subject) > 0 {
-		keys[n] = subjectKey
 		n++
 	}
 	var res []rueidis.RedisResult
 	var start time.Time
 	var jtiEpoch, subjectEpoch uint64
+	var jtiTracked, subjectTracked int64
+	plain := !cached
 	if cached {
 		// Before the read: an invalidation from here on keeps its answer
 		// out of s.answers.
 		start = time.Now()
 		jtiEpoch, subjectEpoch = s.answers.epochs(jti, subject)
+		now := start.UnixNano()
+		jtiTracked, subjectTracked = now, now
+		jtiOK, subjectOK := len(jti) == 0, len(subject) == 0
+		if !jtiOK {
+			jtiTracked, jtiOK = s.answers.tracked(true, jti, now)
+		}
+		if !subjectOK {
+			subjectTracked, subjectOK = s.answers.tracked(false, subject, now)
+		}
+		plain = jtiOK && subjectOK
+		if !plain {
+			jtiTracked, subjectTracked = now, now
+		}
+	}
+	if plain {
+		g := plainGets.Get().(*plainGet)
+		keys := g.keys(jti, subject)
+		for i := range n {
+			g.cmds[i] = s.client.B().Get().Key(keys[i]).Build()
+		}
+		res = s.client.DoMulti(ctx, g.cmds[:n]...)
+		g.done(res)
+	} else {
+		// The keys are fresh strings: the rueidis cache keeps them.
+		var keys [2]string
+		jtiKey, subjectKey := revocationKeys(jti, subject)
+		if len(jti) > 0 {
+			keys[0] = jtiKey
+		}
+		if len(subject) > 0 {
+			keys[n-1] = subjectKey
+		}
 		// rueidis reads the commands during the call and copies those it
 		// sends, so the array goes back to the pool when it returns.
 		multi := cachedGets.Get().(*[2]rueidis.CacheableTTL)
@@ -147,15 +242,12 @@ func (s *Store) IsRevoked(ctx context.Context, jti, subject []byte, issuedAtMs i
 		res = s.client.DoMultiCache(ctx, multi[:n]...)
 		*multi = [2]rueidis.CacheableTTL{}
 		cachedGets.Put(multi)
-	} else {
-		// Not pooled: DoMulti queues this slice itself, and on a deadline it
-		// returns before the slice is written.
-		multi := make(rueidis.Commands, n)
-		for i := range n {
-			multi[i] = s.client.B().Get().Key(keys[i]).Build()
-		}
-		res = s.client.DoMulti(ctx, multi...)
 	}
+	// Answers are kept from reads through the cache, and from plain
+	// re-reads of tracked keys that are still absent (a plain read does not
+	// learn a present key's expiry: such a key is read through the cache
+	// once its invalidation has removed the entry).
+	keep := func(present bool) bool { return cached && (!plain || !present) }
 	// A key that proves the token revoked wins over an error on the other.
 	i := 0
 	revoked := false
@@ -164,12 +256,12 @@ func (s *Store) IsRevoked(ctx context.Context, jti, subject []byte, issuedAtMs i
 		switch err := res[0].Error(); {
 		case err == nil:
 			revoked = true
-			if cached {
-				s.answers.store(true, jti, jtiEpoch, answerOf(res[0], start, maxStale, true, 0))
+			if keep(true) {
+				s.answers.store(true, jti, jtiEpoch, answerOf(res[0], start, jtiTracked, maxStale, true, 0))
 			}
 		case rueidis.IsRedisNil(err):
-			if cached {
-				s.answers.store(true, jti, jtiEpoch, answerOf(res[0], start, maxStale, false, 0))
+			if keep(false) {
+				s.answers.store(true, jti, jtiEpoch, answerOf(res[0], start, jtiTracked, maxStale, false, 0))
 			}
 		default:
 			failed = err
@@ -186,15 +278,15 @@ func (s *Store) IsRevoked(ctx context.Context, jti, subject []byte, issuedAtMs i
 				}
 				return false, fmt.Errorf("redis: revocation check: mark of subject %q: %w", subject, err)
 			}
-			if cached {
-				s.answers.store(false, subject, subjectEpoch, answerOf(res[i], start, maxStale, true, mark))
+			if keep(true) {
+				s.answers.store(false, subject, subjectEpoch, answerOf(res[i], start, subjectTracked, maxStale, true, mark))
 			}
 			if issuedAtMs <= mark {
 				revoked = true
 			}
 		case rueidis.IsRedisNil(err):
-			if cached {
-				s.answers.store(false, subject, subjectEpoch, answerOf(res[i], start, maxStale, false, 0))
+			if keep(false) {
+				s.answers.store(false, subject, subjectEpoch, answerOf(res[i], start, subjectTracked, maxStale, false, 0))
 			}
 		default:
 			if failed == nil {
@@ -211,14 +303,15 @@ func (s *Store) IsRevoked(ctx context.Context, jti, subject []byte, issuedAtMs i
 	return false, nil
 }
 
-// answerOf is the answer a cached read returned: served until maxStale
-// after start, or until the expiry rueidis holds for the entry if sooner.
-func answerOf(r rueidis.RedisResult, start time.Time, maxStale time.Duration, present bool, mark int64) answer {
+// answerOf is the answer a read returned: served until maxStale after
+// start, or until the expiry rueidis holds for the entry if sooner; tracked
+// is when the key was last read through the cache.
+func answerOf(r rueidis.RedisResult, start time.Time, tracked int64, maxStale time.Duration, present bool, mark int64) answer {
 	until := start.Add(maxStale).UnixNano()
 	if pxat := r.CachePXAT(); pxat > 0 {
 		until = min(until, pxat*int64(time.Millisecond))
 	}
-	return answer{read: start.UnixNano(), until: until, present: present, mark: mark}
+	return answer{read: start.UnixNano(), until: until, tracked: tracked, present: present, mark: mark}
 }
 
 // CachedRevoked answers IsRevoked from the answers earlier cached reads
