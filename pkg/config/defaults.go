@@ -32,6 +32,17 @@ const (
 	DefaultSampleRatio             = 1.0
 )
 
+// Bounds of the runtime: section.
+const (
+	// MinGCPercent and MaxGCPercent bound runtime.gc_percent; below 10
+	// the collector would run almost without pause.
+	MinGCPercent = 10
+	MaxGCPercent = 1000
+	// MinMemoryLimit is the smallest runtime.memory_limit: less than the
+	// gateway's own footprint would only make the collector run flat out.
+	MinMemoryLimit = 16 << 20
+)
+
 func setDur(d *Duration, v time.Duration) {
 	if *d == 0 {
 		*d = Duration(v)
