@@ -119,7 +119,7 @@ var docs = map[string]fieldDoc{
 	},
 	"gateway.runtime": {
 		Desc:    "The Go runtime's garbage collector: `gc_percent` (GOGC) and a soft `memory_limit` (GOMEMLIMIT). Applied on reload.",
-		Default: "the environment's GOGC and GOMEMLIMIT, or the runtime's defaults",
+		Default: "the environment's GOGC (else 50) and GOMEMLIMIT (else none)",
 		Example: map[string]any{"gc_percent": 50},
 	},
 	"gateway.tracing": {
@@ -273,8 +273,8 @@ var docs = map[string]fieldDoc{
 
 	// runtime:
 	"runtime.gc_percent": {
-		Desc:    "How far the heap may grow over the live data before the next garbage collection, in percent (the `GOGC` environment variable, which it overrides; unset, `GOGC` or 100 applies). Lower holds less memory at the cost of more CPU spent collecting. Applies on reload; removing it returns to the process's starting value.",
-		Default: "unset (`GOGC`, or 100)",
+		Desc:    "How far the heap may grow over the live data before the next garbage collection, in percent (the `GOGC` environment variable, which it overrides; unset, `GOGC` applies, else 50, half the Go runtime's default: the request path does not allocate, so collections stay rare). Lower holds less memory at the cost of more CPU spent collecting. Applies on reload.",
+		Default: "unset (`GOGC`, or 50)",
 		Example: 50, Min: ptr(10), Max: ptr(1000),
 	},
 	"runtime.memory_limit": {

@@ -75,8 +75,8 @@ type Admin struct {
 }
 
 // Runtime tunes the Go runtime's garbage collector. Both settings apply at
-// start and on reload; unset (0), the runtime keeps what the GOGC and
-// GOMEMLIMIT environment variables say, or its defaults.
+// start and on reload; unset (0), what the GOGC and GOMEMLIMIT environment
+// variables say applies, else DefaultGCPercent and no memory limit.
 type Runtime struct {
 	// GCPercent is the heap growth, in percent of the live heap, that
 	// starts the next collection (GOGC): lower holds less memory at more

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"os"
 	"runtime/debug"
 	"sync"
 
@@ -8,8 +9,8 @@ import (
 )
 
 // startRuntime holds the garbage collector's settings the process started
-// with (GOGC, GOMEMLIMIT or the runtime's defaults): what a reload that
-// removes a runtime: setting returns to.
+// with (GOGC, else config.DefaultGCPercent; GOMEMLIMIT, else none): what
+// applies while the runtime: section leaves them unset.
 var startRuntime struct {
 	once      sync.Once
 	gcPercent int
@@ -22,6 +23,9 @@ func applyRuntime(r config.Runtime) {
 	startRuntime.once.Do(func() {
 		startRuntime.gcPercent = debug.SetGCPercent(-1)
 		debug.SetGCPercent(startRuntime.gcPercent)
+		if _, ok := os.LookupEnv("GOGC"); !ok {
+			startRuntime.gcPercent = config.DefaultGCPercent
+		}
 		startRuntime.limit = debug.SetMemoryLimit(-1) // a negative limit reads it
 	})
 	gc, limit := startRuntime.gcPercent, startRuntime.limit

@@ -28,13 +28,18 @@ routes:
 // runtime at start, change on reload, and a reload without them returns to
 // the settings the process started with.
 func TestRuntimeSettingsApplyAndReload(t *testing.T) {
-	startGC := debug.SetGCPercent(-1)
-	debug.SetGCPercent(startGC)
+	processGC := debug.SetGCPercent(-1)
+	debug.SetGCPercent(processGC)
 	startLimit := debug.SetMemoryLimit(-1)
 	t.Cleanup(func() {
-		debug.SetGCPercent(startGC)
+		debug.SetGCPercent(processGC)
 		debug.SetMemoryLimit(startLimit)
 	})
+	// Unset, GOGC applies, else the gateway's default.
+	startGC := config.DefaultGCPercent
+	if _, ok := os.LookupEnv("GOGC"); ok {
+		startGC = processGC
+	}
 	current := func() (int, int64) {
 		gc := debug.SetGCPercent(-1)
 		debug.SetGCPercent(gc)
