@@ -20,6 +20,8 @@ type Config struct {
 	Admin        Admin  `yaml:"admin"`
 	Server       Server `yaml:"server"`
 	Log          Log    `yaml:"log"`
+	// Runtime tunes the Go runtime's garbage collector.
+	Runtime Runtime `yaml:"runtime"`
 	// Tracing, when present, exports OpenTelemetry spans (absent: off).
 	Tracing   *Tracing             `yaml:"tracing"`
 	Redis     *Redis               `yaml:"redis"`
@@ -70,6 +72,21 @@ type Admin struct {
 	// turns it on or off.
 	Pprof bool `yaml:"pprof"`
 	Meta  Meta `yaml:"-"`
+}
+
+// Runtime tunes the Go runtime's garbage collector. Both settings apply at
+// start and on reload; unset (0), what the GOGC and GOMEMLIMIT environment
+// variables say applies, else DefaultGCPercent and no memory limit.
+type Runtime struct {
+	// GCPercent is the heap growth, in percent of the live heap, that
+	// starts the next collection (GOGC): lower holds less memory at more
+	// CPU spent collecting.
+	GCPercent int `yaml:"gc_percent"`
+	// MemoryLimit is a soft limit on the memory the Go runtime holds
+	// (GOMEMLIMIT): the collector runs more often as the process nears
+	// it, in addition to gc_percent, never stopping the process.
+	MemoryLimit Size `yaml:"memory_limit"`
+	Meta        Meta `yaml:"-"`
 }
 
 // Server holds the client-facing listener's limits and timeouts.

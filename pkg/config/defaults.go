@@ -32,6 +32,23 @@ const (
 	DefaultSampleRatio             = 1.0
 )
 
+// Bounds of the runtime: section.
+const (
+	// MinGCPercent and MaxGCPercent bound runtime.gc_percent; below 10
+	// the collector would run almost without pause.
+	MinGCPercent = 10
+	MaxGCPercent = 1000
+	// DefaultGCPercent is the collector's GOGC when neither
+	// runtime.gc_percent nor the GOGC environment variable sets it. The
+	// request path does not allocate, so collections are rare and cheap,
+	// and half the runtime's default headroom holds about 6 MiB less at
+	// 256 connections on Redis (bench/README.md, "RSS at 256 connections").
+	DefaultGCPercent = 50
+	// MinMemoryLimit is the smallest runtime.memory_limit: less than the
+	// gateway's own footprint would only make the collector run flat out.
+	MinMemoryLimit = 16 << 20
+)
+
 func setDur(d *Duration, v time.Duration) {
 	if *d == 0 {
 		*d = Duration(v)

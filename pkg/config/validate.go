@@ -64,6 +64,7 @@ func (c *Config) validate() error {
 	}
 	v.server(&c.Server)
 	v.log(&c.Log)
+	v.runtime(&c.Runtime)
 	if c.Tracing != nil {
 		v.tracing(c.Tracing)
 	}
@@ -135,6 +136,15 @@ func (v *validator) server(s *Server) {
 			}
 			v.at(n, IndexPath("server.trusted_proxies", i), "expected an IP address or CIDR such as 10.0.0.0/8, got %q", p)
 		}
+	}
+}
+
+func (v *validator) runtime(r *Runtime) {
+	if r.GCPercent != 0 && (r.GCPercent < MinGCPercent || r.GCPercent > MaxGCPercent) {
+		v.at(r.Meta.Pos("gc_percent"), "runtime.gc_percent", "must be between %d and %d, got %d", MinGCPercent, MaxGCPercent, r.GCPercent)
+	}
+	if r.MemoryLimit != 0 && r.MemoryLimit < MinMemoryLimit {
+		v.at(r.Meta.Pos("memory_limit"), "runtime.memory_limit", "must be at least %s, got %s", FormatSize(MinMemoryLimit), FormatSize(int64(r.MemoryLimit)))
 	}
 }
 

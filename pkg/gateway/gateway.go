@@ -134,6 +134,7 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 	g.cur.Store(gen)
 	g.trackGeneration(gen)
 	g.accessLog.Store(*cfg.Log.AccessLog)
+	applyRuntime(cfg.Runtime)
 	for _, w := range gen.warnings {
 		g.logger.Warn("configuration warning: " + w.String())
 	}
@@ -499,6 +500,7 @@ func (g *Gateway) Reload() (ReloadResult, error) {
 		metrics.SetTLSCertificates(gen.tls.certs.infos)
 	}
 	g.accessLog.Store(*cfg.Log.AccessLog)
+	applyRuntime(cfg.Runtime)
 	var oldTracer *tracing.Tracer
 	if old.tracer != gen.tracer {
 		oldTracer = old.tracer
