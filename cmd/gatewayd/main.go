@@ -13,7 +13,6 @@ import (
 	"syscall"
 
 	"github.com/gatewayd/gatewayd/configs"
-	"github.com/gatewayd/gatewayd/internal/codepages"
 	"github.com/gatewayd/gatewayd/internal/sdnotify"
 	"github.com/gatewayd/gatewayd/pkg/config"
 	"github.com/gatewayd/gatewayd/pkg/gateway"
@@ -135,11 +134,6 @@ func serve(cfg *config.Config) error {
 		fields = append(fields, zap.String("redirect_http", ls.Redirect.Addr().String()))
 	}
 	logger.Info("gatewayd started", fields...)
-	// Startup is over: its code (package initialisers, configuration
-	// decoding, plugin factories) need not stay resident.
-	if _, err := codepages.Release(); err != nil {
-		logger.Debug("code pages not released", zap.Error(err))
-	}
 
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
