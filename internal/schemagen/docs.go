@@ -361,8 +361,8 @@ var docs = map[string]fieldDoc{
 		Example: false,
 	},
 	"redis.cache_size": {
-		Desc:    "Cap on the client-side cache of each connection (at least 1KiB), and on the revocation answers kept from it; `0` keeps the client library's default, 128MiB.",
-		Default: "0 (128MiB)",
+		Desc:    "Cap on the client-side cache of each connection (at least 1KiB), and on the revocation answers kept from it; `0` caps each connection's cache at 256KiB (the answers, not the client library's entries, serve repeated checks) and the answers at 128MiB.",
+		Default: "0 (256KiB; answers 128MiB)",
 		Example: "16MiB",
 	},
 	"redis.tls": {

@@ -57,9 +57,10 @@ type Redis struct {
 	// ClientSideCache serves revocation checks from the RESP3 client-side
 	// cache, invalidated by the server (default true).
 	ClientSideCache *bool `yaml:"client_side_cache"`
-	// CacheSize caps the client-side cache of each connection (0: the
-	// client library's default, 128MiB); entries live at most the
-	// blacklist's cache_ttl, so the cache rarely grows near it.
+	// CacheSize caps the client-side cache of each connection and the
+	// revocation answers kept from it (0: 256KiB per connection, whose
+	// entries the answers make redundant once read, and 128MiB for the
+	// answers); entries live at most the blacklist's cache_ttl.
 	CacheSize Size `yaml:"cache_size"`
 	// TLS, when present, encrypts every connection (data nodes and
 	// sentinels).

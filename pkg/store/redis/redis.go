@@ -104,7 +104,7 @@ func Options(cfg *config.Redis) rueidis.ClientOption {
 		ClientName:          cfg.ClientName,
 		SelectDB:            cfg.DB,
 		DisableCache:        !cfg.CacheEnabled(),
-		CacheSizeEachConn:   int(cfg.CacheSize),
+		CacheSizeEachConn:   cacheSize(cfg),
 		ReadBufferEachConn:  int(cfg.ReadBufferSize),
 		WriteBufferEachConn: int(cfg.WriteBufferSize),
 		MaxFlushDelay:       cfg.MaxFlushDelay.D(),
@@ -211,18 +211,38 @@ func New(cfg *config.Redis) (*Store, error) {
 	return &Store{client: c, cache: cfg.CacheEnabled(), answers: ans}, nil
 }
 
-// defaultCacheSize is the client library's cap on each connection's
-// client-side cache, which cache_size: 0 keeps.
-const defaultCacheSize = rueidis.DefaultCacheBytes
+// defaultCacheSize caps each connection's client-side cache when
+// cache_size is 0. The revocation answers, not the client library's cache,
+// answer repeated checks: a rueidis entry lives at most the caller's
+// maxStale, as long as the answer copied from it, and a check past that
+// goes to Redis whether or not the entry is still there (a plain GET of a
+// tracked absent key, or a read through the cache of one whose entry has
+// expired). So the cache only needs to hold the reads in flight; entries it
+// evicts stay tracked by the server, whose invalidations reach the answers
+// all the same (OnInvalidations sees every invalidation the connection
+// reads). Its entries cost about 1KiB each in memory; the library's own
+// default, 128MiB, let 1000 users' revocation keys hold 2–3MB twice over.
+const defaultCacheSize = 256 << 10
 
-// answersLimit is the memory cap of the revocation answers: cache_size,
-// the cap of one connection's client-side cache, since every answer is a
-// copy of an entry of that cache.
-func answersLimit(cfg *config.Redis) int {
+// defaultAnswersLimit caps the revocation answers when cache_size is 0:
+// the client library's default cap of one connection's cache.
+const defaultAnswersLimit = rueidis.DefaultCacheBytes
+
+// cacheSize is the cap of each connection's client-side cache.
+func cacheSize(cfg *config.Redis) int {
 	if cfg.CacheSize > 0 {
 		return int(cfg.CacheSize)
 	}
 	return defaultCacheSize
+}
+
+// answersLimit is the memory cap of the revocation answers: cache_size
+// when set, else the client library's default cap.
+func answersLimit(cfg *config.Redis) int {
+	if cfg.CacheSize > 0 {
+		return int(cfg.CacheSize)
+	}
+	return defaultAnswersLimit
 }
 
 // describe names what New connects to, for errors, without any
