@@ -81,7 +81,8 @@ type Redis struct {
 	// client_side_cache: false.
 	ConnectionsPerNode int `yaml:"connections_per_node"`
 	// ReadBufferSize and WriteBufferSize size each connection's buffers
-	// (0: the client library's default, 512KiB each).
+	// (0: 64KiB each, rather than the client library's 512KiB; larger
+	// commands and replies still go through, in several reads or writes).
 	ReadBufferSize  Size `yaml:"read_buffer_size"`
 	WriteBufferSize Size `yaml:"write_buffer_size"`
 	// MaxFlushDelay lets the writer wait up to this long to batch more

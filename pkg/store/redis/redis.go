@@ -105,8 +105,8 @@ func Options(cfg *config.Redis) rueidis.ClientOption {
 		SelectDB:            cfg.DB,
 		DisableCache:        !cfg.CacheEnabled(),
 		CacheSizeEachConn:   cacheSize(cfg),
-		ReadBufferEachConn:  int(cfg.ReadBufferSize),
-		WriteBufferEachConn: int(cfg.WriteBufferSize),
+		ReadBufferEachConn:  bufferSize(cfg.ReadBufferSize),
+		WriteBufferEachConn: bufferSize(cfg.WriteBufferSize),
 		MaxFlushDelay:       cfg.MaxFlushDelay.D(),
 		Dialer:              dialer,
 		// How long the liveness PING of a connection may go unanswered
@@ -338,4 +338,19 @@ func isUnavailableReply(msg string) bool {
 		}
 	}
 	return false
+}
+
+// defaultBufferSize sizes each connection's read and write buffers when
+// read_buffer_size or write_buffer_size is 0: a pipelined batch of a few
+// hundred commands or replies (the guard's in-flight cap) of the gateway's
+// size fits, where the client library's default, 512KiB each, was mostly
+// unused memory per connection. Larger commands and replies go through
+// whole, in several reads or writes.
+const defaultBufferSize = 64 << 10
+
+func bufferSize(n config.Size) int {
+	if n > 0 {
+		return int(n)
+	}
+	return defaultBufferSize
 }
