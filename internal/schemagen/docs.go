@@ -361,8 +361,8 @@ var docs = map[string]fieldDoc{
 		Example: false,
 	},
 	"redis.cache_size": {
-		Desc:    "Cap on the client-side cache of each connection (at least 1KiB), and on the revocation answers kept from it; `0` keeps the client library's default, 128MiB.",
-		Default: "0 (128MiB)",
+		Desc:    "Cap on the client-side cache of each connection (at least 1KiB), and on the revocation answers kept from it; `0` caps each connection's cache at 256KiB (the answers, not the client library's entries, serve repeated checks) and the answers at 128MiB.",
+		Default: "0 (256KiB; answers 128MiB)",
 		Example: "16MiB",
 	},
 	"redis.tls": {
@@ -384,14 +384,14 @@ var docs = map[string]fieldDoc{
 		Example: 4, Min: ptr(0), Max: ptr(256),
 	},
 	"redis.read_buffer_size": {
-		Desc:    "Read buffer of each connection (at least 1KiB); `0` keeps the client library's default, 512KiB.",
-		Default: "0 (512KiB)",
-		Example: "64KiB",
+		Desc:    "Read buffer of each connection (at least 1KiB); `0`: 64KiB, which holds a pipelined batch of hundreds of commands. Larger commands and replies go through whole, in several reads or writes.",
+		Default: "0 (64KiB)",
+		Example: "512KiB",
 	},
 	"redis.write_buffer_size": {
-		Desc:    "Write buffer of each connection (at least 1KiB); `0` keeps the client library's default, 512KiB.",
-		Default: "0 (512KiB)",
-		Example: "64KiB",
+		Desc:    "Write buffer of each connection (at least 1KiB); `0`: 64KiB, which holds a pipelined batch of hundreds of commands. Larger commands and replies go through whole, in several reads or writes.",
+		Default: "0 (64KiB)",
+		Example: "512KiB",
 	},
 	"redis.max_flush_delay": {
 		Desc:    "How long the writer may wait to batch more commands into one write: less CPU on the gateway and on Redis, a little more latency.",

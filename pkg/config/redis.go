@@ -57,9 +57,10 @@ type Redis struct {
 	// ClientSideCache serves revocation checks from the RESP3 client-side
 	// cache, invalidated by the server (default true).
 	ClientSideCache *bool `yaml:"client_side_cache"`
-	// CacheSize caps the client-side cache of each connection (0: the
-	// client library's default, 128MiB); entries live at most the
-	// blacklist's cache_ttl, so the cache rarely grows near it.
+	// CacheSize caps the client-side cache of each connection and the
+	// revocation answers kept from it (0: 256KiB per connection, whose
+	// entries the answers make redundant once read, and 128MiB for the
+	// answers); entries live at most the blacklist's cache_ttl.
 	CacheSize Size `yaml:"cache_size"`
 	// TLS, when present, encrypts every connection (data nodes and
 	// sentinels).
@@ -80,7 +81,8 @@ type Redis struct {
 	// client_side_cache: false.
 	ConnectionsPerNode int `yaml:"connections_per_node"`
 	// ReadBufferSize and WriteBufferSize size each connection's buffers
-	// (0: the client library's default, 512KiB each).
+	// (0: 64KiB each, rather than the client library's 512KiB; larger
+	// commands and replies still go through, in several reads or writes).
 	ReadBufferSize  Size `yaml:"read_buffer_size"`
 	WriteBufferSize Size `yaml:"write_buffer_size"`
 	// MaxFlushDelay lets the writer wait up to this long to batch more

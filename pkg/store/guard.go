@@ -27,6 +27,12 @@ const (
 	// DefaultHold bounds how long a call may keep running inside the
 	// store after its caller has given up on it.
 	DefaultHold = 4 * time.Second
+	// DefaultMaxRunners caps the goroutines that run store calls. Calls
+	// beyond it wait in the guard's queue, within their callers'
+	// deadlines, for a runner to finish: a closed loop at 256 connections
+	// keeps 64 runners busy instead of one goroutine stack per call in
+	// flight.
+	DefaultMaxRunners = 64
 )
 
 // BreakerQuiet is how long a run of failures must last, with no call
@@ -73,6 +79,11 @@ type GuardOptions struct {
 	// declare a silent connection dead, so that the store fails such calls
 	// itself.
 	Hold time.Duration
+	// MaxRunners caps the goroutines running store calls (at most
+	// MaxInFlight). A call that finds every runner busy waits in a queue
+	// for the next one to finish; its caller still returns at its
+	// deadline, and the call still counts as in flight.
+	MaxRunners int
 }
 
 func (o GuardOptions) withDefaults() GuardOptions {
@@ -88,6 +99,10 @@ func (o GuardOptions) withDefaults() GuardOptions {
 	if o.Hold <= 0 {
 		o.Hold = DefaultHold
 	}
+	if o.MaxRunners <= 0 {
+		o.MaxRunners = DefaultMaxRunners
+	}
+	o.MaxRunners = min(o.MaxRunners, o.MaxInFlight)
 	return o
 }
 
@@ -503,9 +518,18 @@ type guard struct {
 	// last: a call goes to the runner that finished last, so that the
 	// runners a burst started and steady traffic does not need stay idle
 	// and exit after workerIdle.
-	idleMu sync.Mutex
-	idle   []*runner
-	quit   chan struct{} // closed by close
+	//
+	// runners counts the runner goroutines, at most opts.MaxRunners; when
+	// they are all busy, calls wait in queue (room for MaxInFlight, so
+	// that an admitted call never blocks there). A runner takes a queued
+	// call before it counts itself idle, under idleMu, and a call is
+	// queued under idleMu only when no runner is idle: a queued call never
+	// waits while a runner idles.
+	idleMu  sync.Mutex
+	idle    []*runner
+	runners int
+	queue   chan *call
+	quit    chan struct{} // closed by close
 
 	pingMu sync.Mutex
 	ping   *sharedPing
@@ -516,6 +540,7 @@ type guard struct {
 func (g *guard) init(opts GuardOptions) {
 	g.opts = opts
 	g.quit = make(chan struct{})
+	g.queue = make(chan *call, opts.MaxInFlight)
 	g.opened = metrics.StoreBreakerOpened()
 	g.overloaded = metrics.StoreRejected(metrics.StoreRejectedOverload)
 	g.breakerRejected = metrics.StoreRejected(metrics.StoreRejectedBreaker)
@@ -595,7 +620,8 @@ type runner struct {
 }
 
 // dispatch hands c to the most recently idle runner, claiming it, or
-// starts a runner for it when none is idle.
+// starts a runner for it when none is idle, or queues it for the next
+// runner to finish when MaxRunners are busy.
 //
 // Runners put themselves on the idle stack before they answer their call's
 // caller, so a caller that makes its next call at once finds the runner it
@@ -605,6 +631,15 @@ func (g *guard) dispatch(c *call) {
 	g.idleMu.Lock()
 	n := len(g.idle)
 	if n == 0 {
+		if g.runners >= g.opts.MaxRunners {
+			select {
+			case g.queue <- c: // never blocks: c is one of at most MaxInFlight admitted calls
+				g.idleMu.Unlock()
+				return
+			default:
+			}
+		}
+		g.runners++
 		g.idleMu.Unlock()
 		go g.run(&runner{calls: make(chan *call, 1)}, c)
 		return
@@ -622,7 +657,9 @@ func (g *guard) run(r *runner, c *call) {
 	timer := time.NewTimer(workerIdle)
 	defer timer.Stop()
 	for {
-		g.exec(r, c)
+		for c != nil {
+			c = g.exec(r, c)
+		}
 		timer.Reset(workerIdle)
 		select {
 		case c = <-r.calls:
@@ -651,6 +688,7 @@ func (g *guard) leave(r *runner) bool {
 			copy(g.idle[i:], g.idle[i+1:])
 			g.idle[len(g.idle)-1] = nil
 			g.idle = g.idle[:len(g.idle)-1]
+			g.runners--
 			return true
 		}
 	}
@@ -659,9 +697,11 @@ func (g *guard) leave(r *runner) bool {
 
 // exec runs c within Hold and hands the result to its caller, or recycles
 // c when the caller has gone. The call counts as in flight until the store
-// answers it, whether or not its caller still waits. The runner counts
-// itself idle before the caller learns the answer.
-func (g *guard) exec(r *runner, c *call) {
+// answers it, whether or not its caller still waits. Before the caller
+// learns the answer, the runner takes the next queued call, which exec
+// returns, or counts itself idle. A queued call whose caller has gone is
+// not run.
+func (g *guard) exec(r *runner, c *call) (next *call) {
 	if c.state.Load() != callAbandoned {
 		ctx, cancel := holdContext(g.opts.Hold)
 		c.exec(ctx)
@@ -669,13 +709,18 @@ func (g *guard) exec(r *runner, c *call) {
 	}
 	g.inflight.Add(-1)
 	g.idleMu.Lock()
-	g.idle = append(g.idle, r)
+	select {
+	case next = <-g.queue:
+	default:
+		g.idle = append(g.idle, r)
+	}
 	g.idleMu.Unlock()
 	if c.state.CompareAndSwap(callRunning, callDone) {
 		c.done <- struct{}{}
-		return
+		return next
 	}
 	recycle(c)
+	return next
 }
 
 // close stops the idle runners.

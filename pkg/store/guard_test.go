@@ -508,3 +508,57 @@ func TestGuardRunnersShrinkUnderSteadyLoad(t *testing.T) {
 		t.Fatalf("%d runners left under one call at a time, want at most a few", n)
 	}
 }
+
+// TestGuardRunnersAreCapped: with the store holding every call, a burst
+// of more calls than MaxRunners starts MaxRunners goroutines; the rest
+// wait in the queue, count as in flight, and return at their callers'
+// deadline. Once the store answers again, the queued calls whose callers
+// still wait are run and answered, and those whose callers left are not.
+func TestGuardRunnersAreCapped(t *testing.T) {
+	inner := newGateStore()
+	const runners, burst = 4, 40
+	g := store.NewGuarded(inner, nil, store.GuardOptions{MaxRunners: runners})
+	defer g.Close()
+	before := runtime.NumGoroutine()
+
+	// Callers that give up while every runner is held.
+	inner.hold()
+	errs, worst := fire(burst, func() error { return take(g, 50*time.Millisecond) })
+	if n := count(errs, store.ErrTimeout); n != burst {
+		t.Fatalf("%d of %d calls timed out while the store held them, want all", n, burst)
+	}
+	if worst > 500*time.Millisecond {
+		t.Errorf("a queued caller returned after %v with a 50ms deadline", worst)
+	}
+	if n := g.InFlight(); n != burst {
+		t.Errorf("in flight %d, want the %d calls held or queued", n, burst)
+	}
+	// The runners and, at most, goroutines of earlier tests ending.
+	if n := runtime.NumGoroutine() - before; n > runners {
+		t.Errorf("%d goroutines for %d held calls, want at most MaxRunners = %d", n, burst, runners)
+	}
+	inner.release()
+	waitFor(t, func() bool { return g.InFlight() == 0 }, "the held and queued calls to end")
+	// The runners held calls; the abandoned queued ones were not run.
+	if n := inner.calls.Load(); n != runners {
+		t.Errorf("the store saw %d calls, want the %d the runners held", n, runners)
+	}
+
+	// Callers that wait: every call is answered through the queue.
+	inner.calls.Store(0)
+	inner.hold()
+	done := make(chan []error)
+	go func() {
+		errs, _ := fire(burst, func() error { return take(g, 10*time.Second) })
+		done <- errs
+	}()
+	waitFor(t, func() bool { return g.InFlight() == burst }, "the burst in flight")
+	inner.release()
+	errs = <-done
+	if n := count(errs, nil); n != burst {
+		t.Fatalf("%d of %d calls answered, want all: %v", n, burst, errs)
+	}
+	if n := inner.calls.Load(); n != burst {
+		t.Errorf("the store saw %d calls, want %d", n, burst)
+	}
+}

@@ -2,6 +2,7 @@ package redis_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -259,5 +260,57 @@ func TestRereadTrackedKeys(t *testing.T) {
 	// Each read through the cache is one MULTI per key.
 	if m := info(t, srv, "commandstats", "cmdstat_multi"); m != multis+4 {
 		t.Fatalf("%d MULTI, want 4: two reads of two keys through the cache (a present key is not read plainly)", m-multis)
+	}
+}
+
+// TestAnswersOutliveEvictedCacheEntries: with the default cache_size, each
+// connection's client-side cache holds far fewer entries than 1500 users'
+// revocation keys, yet every check is answered from memory after its
+// first read, without a command to Redis, and a revocation of a key long
+// evicted from the client library's cache still reaches the answers at
+// once: the server tracks the key until it changes, whatever the client
+// evicts.
+func TestAnswersOutliveEvictedCacheEntries(t *testing.T) {
+	srv := redistest.Start(t)
+	a := connect(t, srv.Addr(), true)
+	b := connect(t, srv.Addr(), true)
+	ctx := context.Background()
+	const users, maxStale = 1500, time.Minute
+	id := func(p string, i int) []byte { return fmt.Appendf(nil, "%s-%d", p, i) }
+	for i := range users {
+		if got, err := a.IsRevoked(ctx, id("jti", i), id("user", i), 1, maxStale); err != nil || got {
+			t.Fatalf("IsRevoked(%d) = %v, %v", i, got, err)
+		}
+	}
+	gets := info(t, srv, "commandstats", "cmdstat_get")
+	if gets < 2*users {
+		t.Fatalf("%d GETs for the first reads of %d users' two keys", gets, users)
+	}
+	for i := range users {
+		if got, ok := a.CachedRevoked(id("jti", i), id("user", i), 1, maxStale); !ok || got {
+			t.Fatalf("CachedRevoked(%d) = %v, %v; want answered, not revoked", i, got, ok)
+		}
+		if got, err := a.IsRevoked(ctx, id("jti", i), id("user", i), 1, maxStale); err != nil || got {
+			t.Fatalf("IsRevoked(%d) again = %v, %v", i, got, err)
+		}
+	}
+	if n := info(t, srv, "commandstats", "cmdstat_get") - gets; n != 0 {
+		t.Errorf("%d GETs for %d repeated checks, want none", n, users)
+	}
+	if err := b.Revoke(ctx, "jti-0", time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if got, ok := a.CachedRevoked(id("jti", 0), id("user", 0), 1, maxStale); !ok || got {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the revocation of an evicted key did not reach the answers")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if got, err := a.IsRevoked(ctx, id("jti", 0), id("user", 0), 1, maxStale); err != nil || !got {
+		t.Fatalf("IsRevoked after the revocation = %v, %v; want revoked", got, err)
 	}
 }

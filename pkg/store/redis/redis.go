@@ -104,9 +104,9 @@ func Options(cfg *config.Redis) rueidis.ClientOption {
 		ClientName:          cfg.ClientName,
 		SelectDB:            cfg.DB,
 		DisableCache:        !cfg.CacheEnabled(),
-		CacheSizeEachConn:   int(cfg.CacheSize),
-		ReadBufferEachConn:  int(cfg.ReadBufferSize),
-		WriteBufferEachConn: int(cfg.WriteBufferSize),
+		CacheSizeEachConn:   cacheSize(cfg),
+		ReadBufferEachConn:  bufferSize(cfg.ReadBufferSize),
+		WriteBufferEachConn: bufferSize(cfg.WriteBufferSize),
 		MaxFlushDelay:       cfg.MaxFlushDelay.D(),
 		Dialer:              dialer,
 		// How long the liveness PING of a connection may go unanswered
@@ -211,18 +211,38 @@ func New(cfg *config.Redis) (*Store, error) {
 	return &Store{client: c, cache: cfg.CacheEnabled(), answers: ans}, nil
 }
 
-// defaultCacheSize is the client library's cap on each connection's
-// client-side cache, which cache_size: 0 keeps.
-const defaultCacheSize = rueidis.DefaultCacheBytes
+// defaultCacheSize caps each connection's client-side cache when
+// cache_size is 0. The revocation answers, not the client library's cache,
+// answer repeated checks: a rueidis entry lives at most the caller's
+// maxStale, as long as the answer copied from it, and a check past that
+// goes to Redis whether or not the entry is still there (a plain GET of a
+// tracked absent key, or a read through the cache of one whose entry has
+// expired). So the cache only needs to hold the reads in flight; entries it
+// evicts stay tracked by the server, whose invalidations reach the answers
+// all the same (OnInvalidations sees every invalidation the connection
+// reads). Its entries cost about 1KiB each in memory; the library's own
+// default, 128MiB, let 1000 users' revocation keys hold 2–3MB twice over.
+const defaultCacheSize = 256 << 10
 
-// answersLimit is the memory cap of the revocation answers: cache_size,
-// the cap of one connection's client-side cache, since every answer is a
-// copy of an entry of that cache.
-func answersLimit(cfg *config.Redis) int {
+// defaultAnswersLimit caps the revocation answers when cache_size is 0:
+// the client library's default cap of one connection's cache.
+const defaultAnswersLimit = rueidis.DefaultCacheBytes
+
+// cacheSize is the cap of each connection's client-side cache.
+func cacheSize(cfg *config.Redis) int {
 	if cfg.CacheSize > 0 {
 		return int(cfg.CacheSize)
 	}
 	return defaultCacheSize
+}
+
+// answersLimit is the memory cap of the revocation answers: cache_size
+// when set, else the client library's default cap.
+func answersLimit(cfg *config.Redis) int {
+	if cfg.CacheSize > 0 {
+		return int(cfg.CacheSize)
+	}
+	return defaultAnswersLimit
 }
 
 // describe names what New connects to, for errors, without any
@@ -318,4 +338,19 @@ func isUnavailableReply(msg string) bool {
 		}
 	}
 	return false
+}
+
+// defaultBufferSize sizes each connection's read and write buffers when
+// read_buffer_size or write_buffer_size is 0: a pipelined batch of a few
+// hundred commands or replies (the guard's in-flight cap) of the gateway's
+// size fits, where the client library's default, 512KiB each, was mostly
+// unused memory per connection. Larger commands and replies go through
+// whole, in several reads or writes.
+const defaultBufferSize = 64 << 10
+
+func bufferSize(n config.Size) int {
+	if n > 0 {
+		return int(n)
+	}
+	return defaultBufferSize
 }
