@@ -255,7 +255,10 @@ func (g *Gateway) newServer(cfg *config.Config) *fasthttp.Server {
 		// WebSocket tunnels own their connections (see tunnelSet.run).
 		KeepHijackedConns:     true,
 		SecureErrorLogMessage: true,
-		Logger:                zapPrintf{g.logger.Named("http")},
+		// Handle reads the clock itself and never asks ctx.Time(): the
+		// server's own clock read per request would be unused.
+		LazyRequestTime: true,
+		Logger:          zapPrintf{g.logger.Named("http")},
 	}
 }
 
