@@ -396,6 +396,30 @@ func TestSlowHeadersClosed(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Fatalf("slow body: status %d", resp.StatusCode)
 	}
+
+	// A request without a body, then a pause longer than header_timeout on
+	// the kept-alive connection (idle, not a slow request): the next
+	// request is served on the same connection.
+	c = dialFrom(t, "127.0.0.1", gw.Addr)
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(c)
+	for i := range 2 {
+		if i == 1 {
+			time.Sleep(1500 * time.Millisecond)
+		}
+		if _, err := io.WriteString(c, "GET /v1/idle HTTP/1.1\r\nHost: gw\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("request %d on the kept-alive connection: %v", i+1, err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("request %d on the kept-alive connection: status %d", i+1, resp.StatusCode)
+		}
+	}
 }
 
 const bodyConfig = `

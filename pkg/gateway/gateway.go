@@ -239,7 +239,15 @@ func (g *Gateway) newServer(cfg *config.Config) *fasthttp.Server {
 		// HeaderReceived gives the body read_timeout from there on.
 		ReadTimeout: s.HeaderTimeout.D(),
 		HeaderReceived: func(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
+			// A request without a body is read in full: nothing is read
+			// from the connection again before the next request's idle
+			// deadline replaces the header one, so setting the body's
+			// deadline (a clock read and a timer update) would be unused.
+			bodiless := h.ContentLength() == 0
 			g.checkContentLength(h)
+			if bodiless {
+				return fasthttp.RequestConfig{}
+			}
 			return fasthttp.RequestConfig{ReadTimeout: readTimeout}
 		},
 		ExpectHandler:                 g.handleExpect,
@@ -255,7 +263,10 @@ func (g *Gateway) newServer(cfg *config.Config) *fasthttp.Server {
 		// WebSocket tunnels own their connections (see tunnelSet.run).
 		KeepHijackedConns:     true,
 		SecureErrorLogMessage: true,
-		Logger:                zapPrintf{g.logger.Named("http")},
+		// Handle reads the clock itself and never asks ctx.Time(): the
+		// server's own clock read per request would be unused.
+		LazyRequestTime: true,
+		Logger:          zapPrintf{g.logger.Named("http")},
 	}
 }
 

@@ -270,7 +270,7 @@ func (g *Gateway) forward(ctx *fasthttp.RequestCtx, r *route, st *reqctx.State, 
 	// client's Host travels in X-Forwarded-Host.
 	ctx.Request.UseHostHeader = r.preserveHost
 	t0 := time.Now()
-	err := r.upstream.DoObserved(&ctx.Request, &ctx.Response, r.timeout, rt)
+	err := r.upstream.DoObservedFrom(&ctx.Request, &ctx.Response, r.timeout, t0, rt)
 	rt.upstreamDur = time.Since(t0)
 	r.upDuration.Update(rt.upstreamDur.Seconds())
 	if err != nil && body != nil && body.err != nil {

@@ -92,7 +92,11 @@ func (p *connPool[C]) exchange(u *Upstream, t *target, req *fasthttp.Request, re
 	replayable := isIdempotent(&req.Header) && !req.IsBodyStream()
 
 	for replays := 0; ; {
-		remaining := time.Until(deadline)
+		// One clock read serves the remaining time and the idle check (a
+		// connection acquired after a wait was released during it, so
+		// reading the clock before the wait cannot miss a long idle).
+		now := time.Now()
+		remaining := deadline.Sub(now)
 		if remaining <= 0 {
 			return fasthttp.ErrTimeout
 		}
@@ -109,7 +113,7 @@ func (p *connPool[C]) exchange(u *Upstream, t *target, req *fasthttp.Request, re
 		}
 		lastUse := cc.LastUseTime()
 		reused := !lastUse.IsZero()
-		if reused && time.Since(lastUse) >= probeIdle && !connAlive(conn) {
+		if reused && now.Sub(lastUse) >= probeIdle && !connAlive(conn) {
 			// Closed while idle; nothing was sent, so any method may go on.
 			p.discard(t.hc, cc)
 			continue

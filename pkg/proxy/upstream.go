@@ -303,10 +303,16 @@ func (u *Upstream) Do(req *fasthttp.Request, resp *fasthttp.Response, timeout ti
 
 // DoObserved is Do, telling obs (when not nil) about each attempt.
 func (u *Upstream) DoObserved(req *fasthttp.Request, resp *fasthttp.Response, timeout time.Duration, obs AttemptObserver) error {
+	return u.DoObservedFrom(req, resp, timeout, time.Now(), obs)
+}
+
+// DoObservedFrom is DoObserved with the exchange's start time read by the
+// caller (the timeout runs from start), for a caller that reads the clock
+// anyway to time the exchange: one clock read fewer per request.
+func (u *Upstream) DoObservedFrom(req *fasthttp.Request, resp *fasthttp.Response, timeout time.Duration, start time.Time, obs AttemptObserver) error {
 	if timeout <= 0 {
 		timeout = u.timeout
 	}
-	start := time.Now()
 	deadline := start.Add(timeout)
 	canRetry := u.retries > 0 && isIdempotent(&req.Header) && !req.IsBodyStream()
 	if canRetry {
