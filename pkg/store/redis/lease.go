@@ -16,7 +16,7 @@ var leaseLua string
 
 // leaseScript takes and gives back token leases on the buckets of
 // rateScript (same key, same arithmetic, same clock).
-var leaseScript = rueidis.NewLuaScript(leaseLua)
+var leaseScript = rueidis.NewLuaScript(bucketLua + leaseLua)
 
 var _ store.Leaser = (*Store)(nil)
 

@@ -43,32 +43,11 @@ local want = tonumber(ARGV[8])
 local use = tonumber(ARGV[9])
 local ttl = tonumber(ARGV[10])
 
--- floor(a / b) for 0 <= a < 2^53, b > 0.
-local function fdiv(a, b)
-  local q = math.floor(a / b)
-  if q * b > a then
-    q = q - 1
-  elseif (q + 1) * b <= a then
-    q = q + 1
-  end
-  return q
-end
-
--- ceil(a / b) for 0 <= a < 2^53, b > 0.
-local function cdiv(a, b)
-  local q = fdiv(a, b)
-  if q * b < a then
-    q = q + 1
-  end
-  return q
-end
-
 local function int(n)
   return string.format('%.0f', n)
 end
 
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local now = now_us()
 
 -- The bucket and the live leases; expired leases are dropped.
 local l0, t0

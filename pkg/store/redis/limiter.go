@@ -13,12 +13,19 @@ import (
 	"github.com/redis/rueidis"
 )
 
+// bucketLua holds what ratelimit.lua and lease.lua share (integer
+// division, the server's clock); each script is built as it followed by
+// the script itself.
+//
+//go:embed bucket.lua
+var bucketLua string
+
 //go:embed ratelimit.lua
 var rateLua string
 
 // rateScript is loaded once per server: Exec sends EVALSHA and falls back
 // to EVAL (which caches the script again) when the server answers NOSCRIPT.
-var rateScript = rueidis.NewLuaScript(rateLua)
+var rateScript = rueidis.NewLuaScript(bucketLua + rateLua)
 
 // MaxUnits bounds Burst × Period in microseconds (token-microseconds): the
 // script computes in Lua numbers, which are doubles, exact below 2^53.

@@ -23,28 +23,7 @@ local cost = tonumber(ARGV[2])
 local unit = tonumber(ARGV[3])
 local rate = tonumber(ARGV[4])
 
--- floor(a / b) for 0 <= a < 2^53, b > 0.
-local function fdiv(a, b)
-  local q = math.floor(a / b)
-  if q * b > a then
-    q = q - 1
-  elseif (q + 1) * b <= a then
-    q = q + 1
-  end
-  return q
-end
-
--- ceil(a / b) for 0 <= a < 2^53, b > 0.
-local function cdiv(a, b)
-  local q = fdiv(a, b)
-  if q * b < a then
-    q = q + 1
-  end
-  return q
-end
-
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local now = now_us()
 
 local st = redis.call('HMGET', KEYS[1], 'l', 't', 'o', 'oe')
 local l0, t0 = tonumber(st[1]), tonumber(st[2])
