@@ -7,15 +7,9 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
-
-	"github.com/gatewayd/gatewayd/pkg/config"
-	"github.com/gatewayd/gatewayd/pkg/plugins/builtin"
-	"github.com/gatewayd/gatewayd/pkg/store/memory"
-	"go.uber.org/zap"
 )
 
 const adminTestConfig = `
@@ -39,31 +33,16 @@ func startAdmin(t *testing.T) int {
 // startAdminFile is startAdmin that also returns the configuration file.
 func startAdminFile(t *testing.T) (int, string) {
 	t.Helper()
-	file := filepath.Join(t.TempDir(), "gateway.yaml")
-	if err := os.WriteFile(file, []byte(adminTestConfig), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(file)
+	g := startMetricsGateway(t, adminTestConfig)
+	_, port, err := net.SplitHostPort(g.admin)
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := memory.New()
-	t.Cleanup(func() { _ = st.Close() })
-	gw, err := New(cfg, Options{Registry: builtin.Registry(), Logger: zap.NewNop(), Store: st, Version: "test"})
+	n, err := strconv.Atoi(port)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	adminLn, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = gw.Serve(ln, adminLn) }()
-	t.Cleanup(func() { _ = gw.Shutdown(0, 5*time.Second) })
-	return adminLn.Addr().(*net.TCPAddr).Port, file
+	return n, g.file
 }
 
 func TestAdminRefusesCrossSiteRequests(t *testing.T) {

@@ -73,6 +73,8 @@ type metricsGateway struct {
 	admin  string // host:port of the admin listener
 }
 
+// startMetricsGateway serves yaml (written to a file, for reloads) on the
+// in-process store with client and admin listeners on loopback ports.
 func startMetricsGateway(t *testing.T, yaml string) *metricsGateway {
 	t.Helper()
 	file := filepath.Join(t.TempDir(), "gateway.yaml")
