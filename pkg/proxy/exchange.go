@@ -12,9 +12,14 @@ import (
 )
 
 const (
-	// readBufferSize is the per-exchange read buffer; it also caps the size
-	// of the upstream response header block.
-	readBufferSize = 8 << 10
+	// readBufferSize is the read buffer an exchange starts with. A response
+	// header block that does not fit moves to a maxResponseHeaderBytes one
+	// (growReader); most fit, and an exchange in flight holds 4 KiB.
+	readBufferSize = 4 << 10
+
+	// maxResponseHeaderBytes caps the size of the upstream response header
+	// block: a larger one is a bad gateway.
+	maxResponseHeaderBytes = 8 << 10
 
 	// bufferLimit is the largest response body read whole before Do returns;
 	// larger bodies are streamed.
@@ -137,6 +142,10 @@ func (p *connPool[C]) exchange(u *Upstream, t *target, req *fasthttp.Request, re
 		resp.Reset()
 		br := t.hc.AcquireReader(conn)
 		err = readHeader(resp, br)
+		if smallBuffer(err) {
+			br = growReader(t.hc, br, conn)
+			err = readHeader(resp, br)
+		}
 		if err != nil {
 			t.hc.ReleaseReader(br)
 			p.discard(t.hc, cc)

@@ -34,7 +34,7 @@ func newHealthChecker(u *targetSet, t *target, hc HealthCheck) *healthChecker {
 			MaxConns:                  1,
 			MaxIdemponentCallAttempts: 1,
 			MaxResponseBodySize:       bufferLimit,
-			ReadBufferSize:            readBufferSize,
+			ReadBufferSize:            maxResponseHeaderBytes,
 			ReadTimeout:               hc.Timeout,
 			WriteTimeout:              hc.Timeout,
 			NoDefaultUserAgentHeader:  true,

@@ -194,8 +194,12 @@ func (u *Upstream) handshake(t *target, req *fasthttp.Request, resp *fasthttp.Re
 
 	resp.Reset()
 	br := t.hc.AcquireReader(conn)
-	defer t.hc.ReleaseReader(br)
 	switched, err := readUpgradeHeader(resp, br)
+	if smallBuffer(err) {
+		br = growReader(t.hc, br, conn)
+		switched, err = readUpgradeHeader(resp, br)
+	}
+	defer t.hc.ReleaseReader(br)
 	if err != nil {
 		_ = conn.Close()
 		return nil, err
