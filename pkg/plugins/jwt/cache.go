@@ -2,6 +2,7 @@ package jwt
 
 import (
 	"encoding/binary"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -13,18 +14,25 @@ const cacheShards = 64
 
 // entry is what a verified token said, normalised into what the
 // identity record holds. It is immutable once stored: requests share its
-// roles, scopes and headers.
+// roles, scopes and headers. A cache holds one per token, so it keeps its
+// own bytes in one buffer, shares its roles and scopes with the entries
+// that have the same ones, and keeps nothing of the parsed token.
 type entry struct {
 	// prov is the provider whose key verified the token.
-	prov          *provider
-	subject, jti  []byte
-	roles, scopes []string
-	// headers are the forwarded claims present in the token; absent are the
-	// forward_claims headers it has no value for.
+	prov *provider
+	// buf holds the subject, the jti and the values of headers.
+	buf []byte
+	// sets are the roles and scopes (nil when there are none).
+	sets *claimSets
+	// headers are the forwarded claims present in the token, in the order
+	// of the plugin's forwards. Their names are the plugin's; their values
+	// slice buf. The headers of the other forwards are absent from the
+	// token and removed from the request.
 	headers []reqctx.Header
-	absent  [][]byte
-	iatMs   int64
-	exp     int64 // unix seconds
+	// subEnd and jtiEnd are where the subject and the jti end in buf.
+	subEnd, jtiEnd int
+	iatMs          int64
+	exp            int64 // unix seconds
 	// nbf is the not-before time in unix ns (0 when absent).
 	nbf int64
 	// deadline (unix ns) is when the entry stops being usable: the token's
@@ -33,6 +41,97 @@ type entry struct {
 	// gen is the provider's key-set generation the signature was checked
 	// against.
 	gen uint64
+}
+
+func (e *entry) subject() []byte { return e.buf[:e.subEnd] }
+
+func (e *entry) jti() []byte { return e.buf[e.subEnd:e.jtiEnd] }
+
+// claimSets are the roles and scopes of a token, each nil when empty. Their
+// strings are substrings of one string.
+type claimSets struct {
+	roles, scopes []string
+}
+
+// maxSharedSets bounds the distinct role and scope sets a plugin shares
+// between its entries; a token with another set gets its own copy.
+const maxSharedSets = 1024
+
+// setTable shares role and scope sets between entries: most tokens carry
+// one of a few sets (every user with the same groups), and a cache holds
+// many tokens.
+type setTable struct {
+	mu sync.Mutex
+	m  map[string]*claimSets // by setsKey
+}
+
+// get returns sets equal to roles and scopes, nil when both are empty. The
+// sets are copies: they keep nothing of the claims roles and scopes point
+// into.
+func (t *setTable) get(roles, scopes []string) *claimSets {
+	if len(roles)+len(scopes) == 0 {
+		return nil
+	}
+	var scratch [256]byte
+	key := setsKey(scratch[:0], roles, scopes)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if cs := t.m[string(key)]; cs != nil {
+		return cs
+	}
+	cs := newClaimSets(roles, scopes)
+	if len(t.m) < maxSharedSets {
+		if t.m == nil {
+			t.m = map[string]*claimSets{}
+		}
+		t.m[string(key)] = cs
+	}
+	return cs
+}
+
+// setsKey appends to dst a spelling of roles and scopes that no other pair
+// has: each count and length precedes what it counts.
+func setsKey(dst []byte, roles, scopes []string) []byte {
+	for _, set := range [...][]string{roles, scopes} {
+		dst = binary.AppendUvarint(dst, uint64(len(set)))
+		for _, s := range set {
+			dst = binary.AppendUvarint(dst, uint64(len(s)))
+			dst = append(dst, s...)
+		}
+	}
+	return dst
+}
+
+// newClaimSets copies roles and scopes into one string and one slice.
+func newClaimSets(roles, scopes []string) *claimSets {
+	n := 0
+	for _, set := range [...][]string{roles, scopes} {
+		for _, s := range set {
+			n += len(s)
+		}
+	}
+	var b strings.Builder
+	b.Grow(n)
+	all := make([]string, 0, len(roles)+len(scopes))
+	for _, set := range [...][]string{roles, scopes} {
+		for _, s := range set {
+			b.WriteString(s)
+			all = append(all, s)
+		}
+	}
+	joined := b.String()
+	for i, s := range all {
+		all[i], joined = joined[:len(s)], joined[len(s):]
+	}
+	cs := &claimSets{}
+	nr := len(roles)
+	if nr > 0 {
+		cs.roles = all[:nr:nr]
+	}
+	if len(all) > nr {
+		cs.scopes = all[nr:]
+	}
+	return cs
 }
 
 // tokenCache maps the exact bytes of verified tokens to what they said.

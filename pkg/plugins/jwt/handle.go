@@ -1,6 +1,7 @@
 package jwt
 
 import (
+	"bytes"
 	"errors"
 	"math"
 	"slices"
@@ -154,14 +155,25 @@ func (p *Plugin) token(ctx *fasthttp.RequestCtx) (tok []byte, bad bool) {
 func (p *Plugin) admit(ctx *fasthttp.RequestCtx, st *reqctx.State, tok []byte, e *entry) {
 	id := &st.Identity
 	st.Authenticated = true
-	id.Subject = append(id.Subject[:0], e.subject...)
-	id.Roles, id.Scopes, id.Headers = e.roles, e.scopes, e.headers
-	id.JTI = append(id.JTI[:0], e.jti...)
+	id.Subject = append(id.Subject[:0], e.subject()...)
+	id.Roles, id.Scopes, id.Headers = nil, nil, e.headers
+	if e.sets != nil {
+		id.Roles, id.Scopes = e.sets.roles, e.sets.scopes
+	}
+	id.JTI = append(id.JTI[:0], e.jti()...)
 	id.IssuedAtMs = e.iatMs
 	id.ExpiresAt = e.exp
 	st.Token = append(st.Token[:0], tok...)
-	for _, h := range e.absent {
-		ctx.Request.Header.DelBytes(h)
+	// e.headers follows p.forwards: a forward that is not next in it is
+	// absent from the token.
+	hs := e.headers
+	for i := range p.forwards {
+		name := p.forwards[i].header
+		if len(hs) > 0 && bytes.Equal(hs[0].Name, name) {
+			hs = hs[1:]
+			continue
+		}
+		ctx.Request.Header.DelBytes(name)
 	}
 	id.SetHeaders(&ctx.Request.Header)
 }
@@ -206,11 +218,9 @@ func (p *Plugin) verify(tok []byte, now int64) (*entry, reason) {
 		return nil, rMissingExp
 	}
 	e := &entry{
-		prov:    pr,
-		subject: []byte(sub),
-		jti:     stringClaim(claims, "jti"),
-		exp:     exp.Unix(),
-		gen:     gen,
+		prov: pr,
+		exp:  exp.Unix(),
+		gen:  gen,
 	}
 	if iat, ok := claims["iat"].(float64); ok {
 		e.iatMs = int64(math.Round(iat * 1000))
@@ -219,7 +229,7 @@ func (p *Plugin) verify(tok []byte, now int64) (*entry, reason) {
 		e.nbf = unixNano(nbf.Unix())
 	}
 	e.deadline = min(satAdd(unixNano(e.exp), p.leeway), satAdd(now, p.cacheTTL))
-	p.identityOf(pr, claims, e)
+	p.identityOf(pr, claims, sub, e)
 	return e, 0
 }
 
@@ -341,13 +351,6 @@ func (p *Plugin) providerOf(c jwtlib.Claims) *provider {
 		}
 	}
 	return p.anyIssuer
-}
-
-func stringClaim(c jwtlib.MapClaims, name string) []byte {
-	if s, ok := c[name].(string); ok {
-		return []byte(s)
-	}
-	return nil
 }
 
 func unixNano(sec int64) int64 {

@@ -735,10 +735,10 @@ func TestClaimNames(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.give, func(t *testing.T) {
 			v, _ := newClaimPath(tt.give).lookup(c)
-			if got := valueSet(v); !slices.Equal(got, tt.wantSet) {
+			if got := appendValueSet(nil, v); !slices.Equal(got, tt.wantSet) {
 				t.Errorf("set %q, want %q", got, tt.wantSet)
 			}
-			if got := string(headerValue(v)); got != tt.wantHeader {
+			if got, _ := appendHeaderValue(nil, v); string(got) != tt.wantHeader {
 				t.Errorf("header %q, want %q", got, tt.wantHeader)
 			}
 		})

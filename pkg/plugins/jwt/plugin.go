@@ -192,6 +192,7 @@ type Plugin struct {
 
 	cache    *tokenCache // nil when off
 	cacheTTL int64       // ns
+	sets     setTable
 
 	rejects [numReasons]rejection
 }

@@ -1,7 +1,9 @@
 package jwt
 
 import (
+	"bytes"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -163,27 +165,22 @@ func (c claimPath) lookup(claims map[string]any) (any, bool) {
 	return cur, true
 }
 
-// valueSet normalises a roles or scopes value: a string is split on spaces
-// (one role, or a space-separated scope list), a list contributes each of
-// its string items. Duplicates and empty values are dropped; other types
-// give nothing.
-func valueSet(v any) []string {
-	var out []string
+// appendValueSet appends to dst the normalised values of a roles or scopes
+// claim: a string is split on spaces (one role, or a space-separated scope
+// list), a list contributes each of its string items. Duplicates and empty
+// values are dropped; other types give nothing.
+func appendValueSet(dst []string, v any) []string {
+	start := len(dst)
 	add := func(s string) {
 		s = strings.TrimSpace(s)
-		if s == "" {
+		if s == "" || slices.Contains(dst[start:], s) {
 			return
 		}
-		for _, o := range out {
-			if o == s {
-				return
-			}
-		}
-		out = append(out, s)
+		dst = append(dst, s)
 	}
 	switch x := v.(type) {
 	case string:
-		for _, f := range strings.Fields(x) {
+		for f := range strings.FieldsSeq(x) {
 			add(f)
 		}
 	case []any:
@@ -193,69 +190,103 @@ func valueSet(v any) []string {
 			}
 		}
 	}
-	return out
+	return dst
 }
 
-// headerValue renders a forwarded claim: a string as is, a number in its
-// JSON spelling, a list of those comma-separated. Booleans and objects are
-// not forwarded (nor are such list items).
-func headerValue(v any) []byte {
-	switch x := v.(type) {
-	case []any:
-		var b []byte
-		n := 0
-		for _, it := range x {
-			s := scalarValue(it)
-			if s == nil {
-				continue
-			}
-			if n > 0 {
-				b = append(b, ',')
-			}
-			b = append(b, s...)
-			n++
-		}
-		if n == 0 {
-			return nil
-		}
-		return b
-	default:
-		return scalarValue(v)
+// appendHeaderValue appends a forwarded claim's rendering to dst: a string
+// as is, a number in its JSON spelling, a list of those comma-separated.
+// Booleans and objects are not forwarded (nor are such list items). ok is
+// false when the claim gives no header: a list that renders empty, or any
+// other type; an empty string is forwarded as an empty value.
+func appendHeaderValue(dst []byte, v any) (out []byte, ok bool) {
+	x, isList := v.([]any)
+	if !isList {
+		return appendScalar(dst, v)
 	}
+	start, n := len(dst), 0
+	for _, it := range x {
+		switch it.(type) {
+		case string, float64:
+		default:
+			continue
+		}
+		if n > 0 {
+			dst = append(dst, ',')
+		}
+		dst, _ = appendScalar(dst, it)
+		n++
+	}
+	return dst, len(dst) > start
 }
 
-func scalarValue(v any) []byte {
+func appendScalar(dst []byte, v any) ([]byte, bool) {
 	switch x := v.(type) {
 	case string:
-		return []byte(x)
+		return append(dst, x...), true
 	case float64:
-		return strconv.AppendFloat(nil, x, 'f', -1, 64)
+		return strconv.AppendFloat(dst, x, 'f', -1, 64), true
 	}
-	return nil
+	return dst, false
 }
 
-// identityOf extracts what the identity record needs from verified claims.
-func (p *Plugin) identityOf(pr *provider, c jwtlib.MapClaims, e *entry) {
+// identityOf extracts what the identity record needs from verified claims
+// into e. The entry keeps copies, in one buffer, of the subject, the jti
+// and the header values, and nothing of the claims.
+func (p *Plugin) identityOf(pr *provider, c jwtlib.MapClaims, sub string, e *entry) {
 	m := map[string]any(c)
-	if v, ok := pr.roles.lookup(m); ok {
-		e.roles = valueSet(v)
+	// Scratch space for the usual sizes; the entry gets exact copies.
+	type span struct{ start, end int }
+	var (
+		bufScratch   [512]byte
+		spansScratch [16]span
+		setsScratch  [32]string
+	)
+	b := append(bufScratch[:0], sub...)
+	e.subEnd = len(b)
+	if jti, ok := m["jti"].(string); ok {
+		b = append(b, jti...)
 	}
+	e.jtiEnd = len(b)
+	// spans holds, per forward, where its value is in b (start -1: absent).
+	spans := spansScratch[:0]
+	present := 0
+	for _, f := range p.forwards {
+		sp := span{-1, -1}
+		if v, ok := f.claim.lookup(m); ok {
+			start := len(b)
+			var has bool
+			if b, has = appendHeaderValue(b, v); has {
+				sp = span{start, len(b)}
+				// A value already spelled (often the subject) is shared.
+				if i := bytes.Index(b[:start], b[start:]); i >= 0 {
+					sp = span{i, i + len(b) - start}
+					b = b[:start]
+				}
+				present++
+			}
+		}
+		spans = append(spans, sp)
+	}
+	e.buf = slices.Clone(b)
+	if present > 0 {
+		e.headers = make([]reqctx.Header, 0, present)
+		for i, sp := range spans {
+			if sp.start >= 0 {
+				e.headers = append(e.headers, reqctx.Header{Name: p.forwards[i].header, Value: e.buf[sp.start:sp.end:sp.end]})
+			}
+		}
+	}
+
+	sets := setsScratch[:0]
+	if v, ok := pr.roles.lookup(m); ok {
+		sets = appendValueSet(sets, v)
+	}
+	nRoles := len(sets)
 	for _, sc := range pr.scopes {
 		if v, ok := sc.lookup(m); ok {
-			e.scopes = valueSet(v)
+			sets = appendValueSet(sets, v)
 			break
 		}
 	}
-	for _, f := range p.forwards {
-		v, ok := f.claim.lookup(m)
-		var val []byte
-		if ok {
-			val = headerValue(v)
-		}
-		if val == nil {
-			e.absent = append(e.absent, f.header)
-			continue
-		}
-		e.headers = append(e.headers, reqctx.Header{Name: f.header, Value: val})
-	}
+	e.sets = p.sets.get(sets[:nRoles], sets[nRoles:])
 }
