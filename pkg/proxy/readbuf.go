@@ -12,8 +12,13 @@ import (
 // smallBuffer reports whether err is a response header block that did not
 // fit in the reader it was read from.
 func smallBuffer(err error) bool {
+	if err == nil {
+		return false
+	}
+	// Declared after the check: errors.As moves it to the heap, and an
+	// exchange without an error must not allocate.
 	var e *fasthttp.ErrSmallBuffer
-	return err != nil && errors.As(err, &e)
+	return errors.As(err, &e)
 }
 
 // growReader moves a response whose header block did not fit in br to a
