@@ -27,7 +27,7 @@ USERS=${USERS:-1000}
 LOAD_CPU=${BENCH_LOAD_CPU:-0}
 PROXY_CPU=${BENCH_PROXY_CPU:-1}
 scenarios=("$@")
-[ ${#scenarios[@]} -gt 0 ] || scenarios=(nginx fasthttp-min passthrough chain-memory chain-redis)
+[ ${#scenarios[@]} -gt 0 ] || scenarios=(nginx fasthttp-min passthrough chain-memory chain-redis chain-redis-lease)
 
 mkdir -p bin/bench
 CGO_ENABLED=0 "$GO" build -trimpath -tags grpcnotrace -o bin/ ./cmd/gatewayd
@@ -92,7 +92,7 @@ listen: "127.0.0.1:$2"
 admin: { listen: "127.0.0.1:$3" }
 server: { max_connections_per_ip: 0 }
 log: { level: warn, format: json, access_log: false }
-$([ "$1" = chain-redis ] && echo "redis: { addrs: [\"127.0.0.1:$redis\"] }")
+$(case $1 in chain-redis*) echo "redis: { addrs: [\"127.0.0.1:$redis\"] }";; esac)
 upstreams:
   bench: { targets: ["http://127.0.0.1:$up"], timeout: 10s, retries: 0 }
 routes:
@@ -107,7 +107,7 @@ EOF
                forward_claims: { sub: X-User-ID, role: X-User-Role, email: X-User-Email } }
       - blacklist
       - rbac: { roles: [user, admin] }
-      - ratelimit: { key: user, limit: 1000000, period: 1s }
+      - ratelimit: { key: user, limit: 1000000, period: 1s, sync: $([ "$1" = chain-redis-lease ] && echo lease || echo exact) }
 EOF
 	esac
 }
