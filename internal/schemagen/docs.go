@@ -119,8 +119,8 @@ var docs = map[string]fieldDoc{
 	},
 	"gateway.runtime": {
 		Desc:    "The Go runtime's garbage collector: `gc_percent` (GOGC) and a soft `memory_limit` (GOMEMLIMIT). Applied on reload.",
-		Default: "the environment's GOGC (else 50) and GOMEMLIMIT (else none)",
-		Example: map[string]any{"gc_percent": 50},
+		Default: "the environment's GOGC (else 25) and GOMEMLIMIT (else none)",
+		Example: map[string]any{"gc_percent": 25},
 	},
 	"gateway.tracing": {
 		Desc:    "OpenTelemetry tracing: a server span per request and a client span per upstream attempt, exported with OTLP. Absent, no span is recorded, and the client's `traceparent`/`tracestate` still reach the upstream unchanged. Applied on reload. See [observability.md](observability.md#tracing).",
@@ -273,9 +273,9 @@ var docs = map[string]fieldDoc{
 
 	// runtime:
 	"runtime.gc_percent": {
-		Desc:    "How far the heap may grow over the live data before the next garbage collection, in percent (the `GOGC` environment variable, which it overrides; unset, `GOGC` applies, else 50, half the Go runtime's default: the request path does not allocate, so collections stay rare). Lower holds less memory at the cost of more CPU spent collecting. Applies on reload.",
-		Default: "unset (`GOGC`, or 50)",
-		Example: 50, Min: ptr(10), Max: ptr(1000),
+		Desc:    "How far the heap may grow over the live data before the next garbage collection, in percent (the `GOGC` environment variable, which it overrides; unset, `GOGC` applies, else 25, a quarter of the Go runtime's default: the request path does not allocate, so collections stay rare). Lower holds less memory at the cost of more CPU spent collecting. Applies on reload.",
+		Default: "unset (`GOGC`, or 25)",
+		Example: 25, Min: ptr(10), Max: ptr(1000),
 	},
 	"runtime.memory_limit": {
 		Desc:    "A soft limit on the memory the Go runtime holds (the `GOMEMLIMIT` environment variable, which it overrides; unset, `GOMEMLIMIT` or none applies). Near it the collector runs more often, on top of `gc_percent`; the process is never stopped, and when the live data needs more the limit is exceeded. Leave room above the live heap: at a limit close to it the collector takes much of the CPU and store calls can miss their deadlines (see operations.md, Memory). Applies on reload.",

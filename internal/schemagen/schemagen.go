@@ -220,7 +220,7 @@ func newModel() (*model, error) {
 	add(&section{def: "log", title: "log", typ: reflect.TypeFor[config.Log](), defaults: reflect.ValueOf(cfg.Log), nullable: true,
 		intro: "Logs are JSON lines (or console text) on stderr. Tokens and passwords are never logged."})
 	add(&section{def: "runtime", title: "runtime", typ: reflect.TypeFor[config.Runtime](), nullable: true,
-		intro: "The Go runtime's garbage collector. Absent: what the `GOGC` and `GOMEMLIMIT` environment variables say applies, else `gc_percent` 50 and no memory limit. See [operations.md](operations.md#memory)."})
+		intro: "The Go runtime's garbage collector. Absent: what the `GOGC` and `GOMEMLIMIT` environment variables say applies, else `gc_percent` 25 and no memory limit. See [operations.md](operations.md#memory)."})
 	add(&section{def: "tracing", title: "tracing", typ: reflect.TypeFor[config.Tracing](),
 		defaults: reflect.ValueOf(config.Tracing{SampleRatio: config.DefaultSampleRatio, ServiceName: config.DefaultServiceName}), nullable: true,
 		intro: "OpenTelemetry tracing (see [observability.md](observability.md#tracing)). Absent: off, at no cost, and the client's trace context still reaches the upstream. The whole section applies on reload: requests already in flight finish on the old settings, whose queued spans are then exported."})
