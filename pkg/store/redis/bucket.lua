@@ -28,3 +28,26 @@ local function now_us()
   return tonumber(t[1]) * 1000000 + tonumber(t[2])
 end
 
+
+-- refill returns the bucket's level and timestamp at now: the stored level
+-- l0 at t0 (absent for a new bucket: full) within capE, refilled at rate
+-- units per µs since t0. A timestamp later than now (the server clock
+-- stepped back) is kept, and nothing is refilled until now passes it.
+local function refill(l0, t0, capE, now, rate)
+  if not (l0 and t0) then
+    return capE, now
+  end
+  local level, ts = math.min(math.max(l0, 0), capE), t0
+  if now > ts then
+    local missing = capE - level
+    if missing > 0 then
+      if now - ts >= cdiv(missing, rate) then
+        level = capE
+      else
+        level = level + (now - ts) * rate
+      end
+    end
+    ts = now
+  end
+  return level, ts
+end

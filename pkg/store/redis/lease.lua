@@ -95,21 +95,7 @@ end
 
 -- Refill up to the capacity left by every lease, the holder's included.
 local capE = math.max(cap - (others + kept) * unit, 0)
-local level, ts = capE, now
-if l0 and t0 then
-  level, ts = math.min(math.max(l0, 0), capE), t0
-  if now > ts then
-    local missing = capE - level
-    if missing > 0 then
-      if now - ts >= cdiv(missing, rate) then
-        level = capE
-      else
-        level = level + (now - ts) * rate
-      end
-    end
-    ts = now
-  end
-end
+local level, ts = refill(l0, t0, capE, now, rate)
 local lag = ts - now
 
 local ok, n, retry, amount = 1, 0, 0, kept

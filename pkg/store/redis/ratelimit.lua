@@ -37,21 +37,7 @@ else
   o = 0
 end
 local capE = math.max(cap - o * unit, 0)
-local level, ts = capE, now
-if l0 and t0 then
-  level, ts = math.min(math.max(l0, 0), capE), t0
-  if now > ts then
-    local missing = capE - level
-    if missing > 0 then
-      if now - ts >= cdiv(missing, rate) then
-        level = capE
-      else
-        level = level + (now - ts) * rate
-      end
-    end
-    ts = now
-  end
-end
+local level, ts = refill(l0, t0, capE, now, rate)
 
 -- ts is later than now only when the server clock stepped back; times
 -- are then counted from ts.
