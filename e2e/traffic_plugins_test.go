@@ -16,7 +16,7 @@ import (
 
 	"github.com/gatewayd/gatewayd/internal/echo"
 	"github.com/gatewayd/gatewayd/internal/gatewaytest"
-	brrr "github.com/molecule-man/go-brrr"
+	"github.com/gatewayd/gatewayd/internal/plugintest"
 	"github.com/valyala/fasthttp"
 )
 
@@ -232,28 +232,6 @@ func TestTrafficPluginsReload(t *testing.T) {
 	}
 }
 
-func decompress(t *testing.T, enc string, body []byte) []byte {
-	t.Helper()
-	var r io.Reader
-	switch enc {
-	case "gzip":
-		zr, err := stdgzip.NewReader(bytes.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		r = zr
-	case "br":
-		r = brrr.NewReader(bytes.NewReader(body))
-	default:
-		t.Fatalf("Content-Encoding %q", enc)
-	}
-	out, err := io.ReadAll(r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
 func TestTrafficPluginsCompress(t *testing.T) {
 	gw, _ := trafficGateway(t)
 	c := clientFrom("127.0.0.1")
@@ -278,7 +256,7 @@ func TestTrafficPluginsCompress(t *testing.T) {
 			if cl := r.Header.Get("Content-Length"); cl != strconv.Itoa(len(r.Body)) || len(r.Body) >= len(want) {
 				t.Fatalf("Content-Length %s, body %d bytes from %d", cl, len(r.Body), len(want))
 			}
-			if !bytes.Equal(decompress(t, tt.wantEnc, r.Body), want) {
+			if !bytes.Equal(plugintest.Decompress(t, tt.wantEnc, r.Body), want) {
 				t.Fatal("decompressed body differs from the upstream's")
 			}
 			if !strings.Contains(strings.Join(r.Header.Values("Vary"), ","), "Accept-Encoding") {
@@ -319,7 +297,7 @@ func TestTrafficPluginsCompress(t *testing.T) {
 		if r.Header.Get("Content-Encoding") != "gzip" || !bytes.Equal(r.Body, direct.Body) {
 			t.Fatalf("Content-Encoding %q, body differs from the upstream's: %v", r.Header.Get("Content-Encoding"), !bytes.Equal(r.Body, direct.Body))
 		}
-		if !bytes.Equal(decompress(t, "gzip", r.Body), trafficJSON(8<<10)) {
+		if !bytes.Equal(plugintest.Decompress(t, "gzip", r.Body), trafficJSON(8<<10)) {
 			t.Fatal("one gunzip does not give the original: compressed twice")
 		}
 	})

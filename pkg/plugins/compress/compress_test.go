@@ -2,14 +2,11 @@ package compress
 
 import (
 	"bytes"
-	stdgzip "compress/gzip"
-	"io"
 	"strings"
 	"testing"
 
 	"github.com/gatewayd/gatewayd/internal/plugintest"
 	"github.com/gatewayd/gatewayd/pkg/plugins"
-	brrr "github.com/molecule-man/go-brrr"
 	"github.com/valyala/fasthttp"
 )
 
@@ -34,28 +31,6 @@ func jsonBody(n int) []byte {
 	}
 	b.WriteByte(']')
 	return b.Bytes()
-}
-
-func decode(t testing.TB, enc string, body []byte) []byte {
-	t.Helper()
-	var r io.Reader
-	switch enc {
-	case "gzip":
-		zr, err := stdgzip.NewReader(bytes.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		r = zr
-	case "br":
-		r = brrr.NewReader(bytes.NewReader(body))
-	default:
-		t.Fatalf("unknown encoding %q", enc)
-	}
-	out, err := io.ReadAll(r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
 }
 
 func TestBuildErrors(t *testing.T) {
@@ -216,7 +191,7 @@ func TestCompresses(t *testing.T) {
 			if len(got) >= len(body) || h.ContentLength() != len(got) {
 				t.Fatalf("body %d bytes (Content-Length %d) from %d", len(got), h.ContentLength(), len(body))
 			}
-			if !bytes.Equal(decode(t, tt.want, got), body) {
+			if !bytes.Equal(plugintest.Decompress(t, tt.want, got), body) {
 				t.Fatal("decoded body differs from the original")
 			}
 			if vary := h.PeekAll("Vary"); len(vary) != 2 || !hasValue(vary, "Origin") || !hasValue(vary, "Accept-Encoding") {
@@ -348,7 +323,7 @@ func TestLevels(t *testing.T) {
 	for _, level := range []string{"fastest", "default", "best"} {
 		for _, enc := range []string{"gzip", "br"} {
 			ctx := exchange{acceptEncoding: enc, contentType: "application/json", body: body}.run(t, mustBuild(t, "level: "+level))
-			if !bytes.Equal(decode(t, enc, ctx.Response.Body()), body) {
+			if !bytes.Equal(plugintest.Decompress(t, enc, ctx.Response.Body()), body) {
 				t.Fatalf("%s %s: decoded body differs", level, enc)
 			}
 		}
