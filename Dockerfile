@@ -22,11 +22,10 @@ RUN --mount=type=cache,target=/go/pkg/mod go mod download
 COPY . .
 # CGO_ENABLED=0: a static binary with Go's own DNS resolver, which runs on
 # an image without libc. -trimpath drops the build machine's paths.
-# grpcnotrace: see the Makefile.
 RUN --mount=type=cache,target=/go/pkg/mod \
     --mount=type=cache,target=/root/.cache/go-build \
     CGO_ENABLED=0 GOOS=${TARGETOS} GOARCH=${TARGETARCH} \
-    go build -trimpath -tags grpcnotrace -ldflags "-s -w -X main.version=${VERSION}" -o /out/ ./cmd/gatewayd ./cmd/authd
+    go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/ ./cmd/gatewayd ./cmd/authd
 # The working directory of the final image, where the embedded user store
 # (auth.users_file) lives: created here because distroless has no shell.
 RUN mkdir -p /out/state/data

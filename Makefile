@@ -1,10 +1,6 @@
 GO      ?= go
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
-# grpcnotrace leaves out golang.org/x/net/trace, which only gRPC's debug pages
-# use: its text/template would keep every exported method in the binary (see
-# docs/operations.md, "Memory").
-TAGS    ?= grpcnotrace
 BINARIES := bin/gatewayd bin/authd bin/demo-upstream
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
@@ -14,7 +10,7 @@ all: build
 
 build:
 	@mkdir -p bin
-	CGO_ENABLED=0 $(GO) build -trimpath -tags '$(TAGS)' -ldflags '$(LDFLAGS)' -o bin/ ./cmd/gatewayd ./cmd/authd ./cmd/demo-upstream
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ ./cmd/gatewayd ./cmd/authd ./cmd/demo-upstream
 
 ## run: build, start the demo upstream and the gateway on the default config (no Redis needed)
 run: build

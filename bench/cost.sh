@@ -30,7 +30,7 @@ scenarios=("$@")
 [ ${#scenarios[@]} -gt 0 ] || scenarios=(nginx fasthttp-min passthrough chain-memory chain-redis chain-redis-lease)
 
 mkdir -p bin/bench
-CGO_ENABLED=0 "$GO" build -trimpath -tags grpcnotrace -o bin/ ./cmd/gatewayd
+CGO_ENABLED=0 "$GO" build -trimpath -o bin/ ./cmd/gatewayd
 (cd bench && CGO_ENABLED=0 "$GO" build -trimpath -o ../bin/bench/ ./upstream ./fasthttp-min ./load)
 
 dir=$(mktemp -d /tmp/gatewayd-cost.XXXXXX)

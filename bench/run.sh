@@ -11,7 +11,7 @@ LOAD_CPU=${BENCH_LOAD_CPU:-0}
 PROXY_CPU=${BENCH_PROXY_CPU:-1}
 
 mkdir -p bin/bench
-CGO_ENABLED=0 "$GO" build -trimpath -tags grpcnotrace -o bin/ ./cmd/gatewayd
+CGO_ENABLED=0 "$GO" build -trimpath -o bin/ ./cmd/gatewayd
 # bench/ is its own module (bench/go.mod), built from there.
 (cd bench && CGO_ENABLED=0 "$GO" build -trimpath -o ../bin/bench/ ./upstream ./fasthttp-min ./load ./soak ./cmd/benchrun ./cmd/accuracy ./wsbench)
 

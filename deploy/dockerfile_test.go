@@ -253,7 +253,7 @@ func TestDockerfile(t *testing.T) {
 	if goBuild == nil {
 		t.Fatal("the build stage has no RUN go build")
 	}
-	for _, want := range []string{"CGO_ENABLED=0", "-trimpath", "-tags grpcnotrace", "-o /out/", "./cmd/gatewayd", "./cmd/authd", "-X main.version="} {
+	for _, want := range []string{"CGO_ENABLED=0", "-trimpath", "-o /out/", "./cmd/gatewayd", "./cmd/authd", "-X main.version="} {
 		if !strings.Contains(goBuild.Args, want) {
 			t.Errorf("Dockerfile:%d: go build lacks %q", goBuild.Line, want)
 		}

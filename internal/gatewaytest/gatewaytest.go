@@ -62,9 +62,7 @@ func binary(t testing.TB, name string, race bool) string {
 		if b.err != nil {
 			return
 		}
-		// The tags of the Makefile's build: the binaries under test are
-		// the ones that ship.
-		args := []string{"build", "-tags", "grpcnotrace", "-o", b.dir + "/"}
+		args := []string{"build", "-o", b.dir + "/"}
 		if race {
 			args = append(args, "-race")
 		}

@@ -2,7 +2,6 @@ package tracing
 
 import (
 	"context"
-	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -13,12 +12,9 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
-	"google.golang.org/grpc/credentials"
 
 	"github.com/gatewayd/gatewayd/pkg/config"
 )
@@ -149,37 +145,9 @@ func newExporter(cfg *config.Tracing) (sdktrace.SpanExporter, error) {
 		pass, _ := u.User.Password()
 		headers["Authorization"] = "Basic " + base64.StdEncoding.EncodeToString([]byte(u.User.Username()+":"+pass))
 	}
-	ctx := context.Background()
-	switch strings.ToLower(u.Scheme) {
-	case "http", "https":
-		path := u.Path
-		if path == "" || path == "/" {
-			path = "/v1/traces"
-		}
-		opts := []otlptracehttp.Option{
-			otlptracehttp.WithEndpoint(u.Host),
-			otlptracehttp.WithURLPath(path),
-			otlptracehttp.WithHeaders(headers),
-			otlptracehttp.WithTimeout(exportTimeout),
-		}
-		if strings.EqualFold(u.Scheme, "http") {
-			opts = append(opts, otlptracehttp.WithInsecure())
-		} else {
-			opts = append(opts, otlptracehttp.WithTLSClientConfig(&tls.Config{MinVersion: tls.VersionTLS12}))
-		}
-		return otlptracehttp.New(ctx, opts...)
-	case "grpc", "grpcs":
-		opts := []otlptracegrpc.Option{
-			otlptracegrpc.WithEndpoint(u.Host),
-			otlptracegrpc.WithHeaders(headers),
-			otlptracegrpc.WithTimeout(exportTimeout),
-		}
-		if strings.EqualFold(u.Scheme, "grpc") {
-			opts = append(opts, otlptracegrpc.WithInsecure())
-		} else {
-			opts = append(opts, otlptracegrpc.WithTLSCredentials(credentials.NewTLS(&tls.Config{MinVersion: tls.VersionTLS12})))
-		}
-		return otlptracegrpc.New(ctx, opts...)
+	switch u.Scheme = strings.ToLower(u.Scheme); u.Scheme {
+	case "http", "https", "grpc", "grpcs":
+		return newOTLPExporter(u, headers, exportTimeout), nil
 	}
 	return nil, errors.New("tracing: otlp_endpoint must be an http://, https://, grpc:// or grpcs:// URL, got " + config.RedactURL(cfg.OTLPEndpoint))
 }

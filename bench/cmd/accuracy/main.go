@@ -116,7 +116,7 @@ func measure(o *options, log io.Writer) ([]result, error) {
 		return nil, err
 	}
 	if _, err := os.Stat(gatewayd); err != nil {
-		return nil, fmt.Errorf("%w (bench/run.sh or go build -tags grpcnotrace -o bin/ ./cmd/gatewayd builds it)", err)
+		return nil, fmt.Errorf("%w (bench/run.sh or go build -o bin/ ./cmd/gatewayd builds it)", err)
 	}
 	redisBin, err := exec.LookPath(o.redis)
 	if err != nil {
