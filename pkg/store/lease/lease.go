@@ -4,8 +4,8 @@
 // from the batch in process.
 //
 // A request whose bucket has local tokens takes them under a mutex, with no
-// I/O, no allocation and no goroutine hand-off. When the tokens fall to
-// half a batch, a background runner renews the lease ahead of need; a
+// I/O, no allocation and no goroutine hand-off. When the tokens fall to a
+// quarter of a batch, a background runner renews the lease ahead of need; a
 // request blocks on the store only when the local tokens are gone, within
 // its own deadline. A lease that is not renewed for TTL is over: its
 // unused tokens go back to the bucket, as they do when the limiter closes
@@ -21,7 +21,7 @@
 // the lease script's reply into (its key and arguments go out from a
 // pooled buffer, its deadline is the shared one of store.CallContext, and
 // its flight is reused when no request waited for it). Renewals come about
-// once per half batch per key, so in steady state that is well under one
+// once per three quarters of a batch per key, so in steady state that is well under one
 // allocation per request. A new key allocates its entry and two copies of
 // the key; a request that has to wait for a renewal allocates the flight's
 // channel.
@@ -238,7 +238,7 @@ func (l *Limiter) Take(ctx context.Context, key []byte, rate store.Rate, cost in
 	if e.tokens >= cost {
 		e.tokens -= cost
 		res := e.result(true)
-		if b := l.batch(e, cost); b > 1 && e.tokens <= b/2 && !e.renewing && e.flight == nil {
+		if b := l.batch(e, cost); b > 1 && e.tokens <= renewAt(b) && !e.renewing && e.flight == nil {
 			e.renewing = true
 			select {
 			case l.renew <- e:
@@ -422,6 +422,13 @@ func (l *Limiter) batch(e *entry, cost int64) int64 {
 	return max(b, cost, 1)
 }
 
+// renewAt is how few tokens a lease of batch b may have left before it is
+// renewed ahead of need: a quarter of the batch, at least one. A batch is
+// about what the key admits in a Window, so the renewal has a quarter of
+// that (250 ms by default) to land before a request waits for it, and each
+// renewal brings about three quarters of a batch.
+func renewAt(b int64) int64 { return max(b/4, 1) }
+
 // renewer renews the leases queued by Take until the limiter closes.
 func (l *Limiter) renewer() {
 	defer l.wg.Done()
@@ -448,7 +455,7 @@ func (l *Limiter) renewAhead(e *entry) {
 	now := time.Now().UnixNano()
 	carry := min(e.tokens, e.rate.Burst)
 	b := l.batch(e, 1)
-	if carry > b/2 {
+	if carry > renewAt(b) {
 		// Renewed meanwhile.
 		sh.mu.Unlock()
 		return

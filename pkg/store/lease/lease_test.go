@@ -131,8 +131,9 @@ func TestBatchesGrowWithRate(t *testing.T) {
 		l.settle(t, string(key))
 	}
 	held := l.settle(t, string(key))
-	if held < 10 || held > 20 {
-		t.Fatalf("%d tokens held after 40 takes, want a batch of 10..20 (MaxBatch 20)", held)
+	// Renewed to the batch each time it fell to a quarter of it.
+	if held <= renewAt(20) || held > 20 {
+		t.Fatalf("%d tokens held after 40 takes, want %d..20 (MaxBatch 20, renewed at %d)", held, renewAt(20)+1, renewAt(20))
 	}
 	// 40 admitted, held in the lease: the bucket has the rest.
 	if n := drain(t, st, key, slow); n != 100-40-held {
@@ -377,7 +378,7 @@ func TestPausedRedisGiveBackCountsOnce(t *testing.T) {
 	// Spend all but 2 locally, so no renewal is due.
 	b := l.batch(l.entry(string(key)), 1)
 	var used int64
-	for n := held; n > 2 && n-1 > b/2; n-- {
+	for n := held; n > 2 && n-1 > renewAt(b); n-- {
 		if res, err := l.Take(ctx, key, slow, 1); err != nil || !res.Allowed {
 			t.Fatalf("local take: %+v %v", res, err)
 		}
