@@ -65,7 +65,8 @@ type Options struct {
 	// MaxBatch caps the tokens one lease holds.
 	MaxBatch int64
 	// MaxKeys bounds the keys with lease state; the least recently used
-	// key beyond it gives its lease back and is forgotten.
+	// key (to within touchEvery) beyond it gives its lease back and is
+	// forgotten.
 	MaxKeys int
 	// Timeout bounds the store calls the limiter makes on its own
 	// (renewals ahead of need, give-backs). A blocking Take uses its
@@ -163,6 +164,7 @@ type entry struct {
 	winCount      int64
 	prevCount     int64
 	lastUsed      int64
+	moved         int64   // unix ns when e last moved to its shard's front
 	renewing      bool    // a renewal ahead of need is queued
 	flight        *flight // the store call in flight, if any
 	spare         *flight // a landed flight no waiter saw, for the next call
@@ -229,8 +231,10 @@ func (l *Limiter) Take(ctx context.Context, key []byte, rate store.Rate, cost in
 	e := sh.m[string(key)]
 	if e == nil {
 		e = sh.insert(l, string(key))
-	} else {
+		e.moved = now
+	} else if now-e.moved >= int64(touchEvery) {
 		sh.touch(e)
+		e.moved = now
 	}
 	e.rate = rate
 	e.lastUsed = now
@@ -552,6 +556,11 @@ func (sh *shard) insert(l *Limiter, key string) *entry {
 	}
 	return e
 }
+
+// touchEvery is how often a key in use moves to the front of its shard's
+// LRU list: eviction follows use to within this much, and a busy key does
+// not rewrite its neighbours' links (a cache miss each) on every request.
+const touchEvery = time.Second
 
 // touch moves e to the front. The shard is locked.
 func (sh *shard) touch(e *entry) {

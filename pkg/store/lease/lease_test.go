@@ -552,3 +552,55 @@ func TestKeysAreBounded(t *testing.T) {
 		}
 	}
 }
+
+// TestEvictionFollowsUse: a full shard evicts its least recently used key,
+// use being recorded at most every touchEvery per key.
+func TestEvictionFollowsUse(t *testing.T) {
+	srv := redistest.Start(t)
+	st := connect(t, srv.Addr())
+	opts := slowOpts
+	opts.MaxKeys = 2 * numShards // two keys per shard
+	l := newLimiter(t, st, opts)
+	ctx := context.Background()
+	// Three keys of one shard.
+	var keys []string
+	want := maphash.String(l.seed, "k0") % numShards
+	for i := 0; len(keys) < 3; i++ {
+		if k := "k" + strconv.Itoa(i); maphash.String(l.seed, k)%numShards == want {
+			keys = append(keys, k)
+		}
+	}
+	a, b, c := keys[0], keys[1], keys[2]
+	take := func(k string) {
+		t.Helper()
+		if _, err := l.Take(ctx, []byte(k), slow, 1); err != nil {
+			t.Fatal(err)
+		}
+		l.settle(t, k)
+	}
+	has := func(k string) bool {
+		sh := &l.shards[want]
+		sh.mu.Lock()
+		defer sh.mu.Unlock()
+		return sh.m[k] != nil
+	}
+	take(a)
+	take(b)
+	// a was used again, but within touchEvery of its insertion: the use is
+	// not recorded, and a is still the least recently used.
+	take(a)
+	take(c)
+	if has(a) || !has(b) || !has(c) {
+		t.Fatalf("a used again at once: a %v b %v c %v, want a evicted", has(a), has(b), has(c))
+	}
+	// Now b's use of a second ago is recorded when it is used again.
+	sh := &l.shards[want]
+	sh.mu.Lock()
+	sh.m[b].moved -= int64(2 * touchEvery)
+	sh.mu.Unlock()
+	take(b)
+	take(a)
+	if !has(a) || !has(b) || has(c) {
+		t.Fatalf("b used again after touchEvery: a %v b %v c %v, want c evicted", has(a), has(b), has(c))
+	}
+}
