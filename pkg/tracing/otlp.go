@@ -13,7 +13,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -50,7 +49,10 @@ type otlpExporter struct {
 	headers http.Header
 	timeout time.Duration
 
-	bufs sync.Pool // *[]byte, request bodies
+	// last is the size of the previous request body: the next one's
+	// buffer starts at it. A body is not reused: the transport may still
+	// be writing it after Do returns (an early answer from the collector).
+	last atomic.Int64
 	shut atomic.Bool
 }
 
@@ -111,12 +113,7 @@ func (e *otlpExporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnl
 	if len(spans) == 0 {
 		return nil
 	}
-	bp, _ := e.bufs.Get().(*[]byte)
-	if bp == nil {
-		bp = new([]byte)
-	}
-	defer e.bufs.Put(bp)
-	b := (*bp)[:0]
+	b := make([]byte, 0, e.last.Load())
 	if e.grpc {
 		// The gRPC message prefix: not compressed, then the length.
 		b = append(b, 0, 0, 0, 0, 0)
@@ -125,7 +122,7 @@ func (e *otlpExporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnl
 	if e.grpc {
 		binary.BigEndian.PutUint32(b[1:5], uint32(len(b)-5))
 	}
-	*bp = b
+	e.last.Store(int64(len(b)))
 
 	ctx, cancel := context.WithTimeout(ctx, e.timeout)
 	defer cancel()
