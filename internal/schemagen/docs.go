@@ -401,6 +401,11 @@ var docs = map[string]fieldDoc{
 		Desc:    "Cap on the store calls in flight, counted until Redis answers them, whether or not the request still waits. Admission is non-blocking: a call over the cap fails at once and is answered per its plugin's `on_store_error`. At most 1023, below the 1024 commands the client library queues per connection, so no call ever waits for room in that queue.",
 		Example: 256, Min: ptr(0), Max: ptr(1023),
 	},
+	"redis.max_concurrent_calls": {
+		Desc:    "Cap on the store calls running at once, each holding a goroutine for about one Redis round trip; calls beyond it wait for one within their `store_timeout` (and still count in `max_in_flight`). Store calls per second top out near this divided by the round-trip time (64 at 1 ms: 64 000 a second): raise it for a distant Redis. At most `max_in_flight`.",
+		Default: "0 (64)",
+		Example: 256, Min: ptr(0), Max: ptr(1023),
+	},
 	"redis.breaker_failures": {
 		Desc:    "Store calls failing in a row (timeouts, calls over `max_in_flight`, refused or lost connections), with none succeeding for 100ms, that open the circuit breaker: store calls then fail at once, answered per `on_store_error`, until a probe succeeds.",
 		Example: 10, Min: ptr(0),

@@ -27,6 +27,9 @@ const (
 	// commands the client library queues per connection, so that a call
 	// never waits for room in that queue.
 	MaxRedisInFlight = 1023
+	// DefaultRedisMaxInFlight is max_in_flight's default (the store
+	// guard's, store.DefaultMaxInFlight).
+	DefaultRedisMaxInFlight = 512
 )
 
 // Redis configures the shared store. When the redis: section is absent the
@@ -94,6 +97,12 @@ type Redis struct {
 	// commands a connection queues). A call over the cap fails at once,
 	// answered per its plugin's on_store_error.
 	MaxInFlight int `yaml:"max_in_flight"`
+	// MaxConcurrentCalls caps the store calls running at once, each on a
+	// goroutine of its own for about one round trip (default 64, at most
+	// max_in_flight); calls beyond it wait for one within their
+	// store_timeout. Store calls per second top out near this divided by
+	// the round-trip time: raise it for a distant Redis.
+	MaxConcurrentCalls int `yaml:"max_concurrent_calls"`
 	// BreakerFailures is how many store calls failing in a row (timeouts,
 	// calls over max_in_flight, refused or lost connections), with none
 	// succeeding for 100ms, open the circuit breaker: calls then fail at
@@ -256,6 +265,13 @@ func (r *Redis) validate(v *validator) {
 	}
 	if n := r.MaxInFlight; n < 0 || n > MaxRedisInFlight {
 		v.at(m.Pos("max_in_flight"), "redis.max_in_flight", "must be between 1 and %d (or 0 for the default), got %d", MaxRedisInFlight, n)
+	}
+	inFlight := r.MaxInFlight
+	if inFlight == 0 {
+		inFlight = DefaultRedisMaxInFlight
+	}
+	if n := r.MaxConcurrentCalls; n < 0 || n > inFlight {
+		v.at(m.Pos("max_concurrent_calls"), "redis.max_concurrent_calls", "must be between 1 and max_in_flight (%d), or 0 for the default, got %d", inFlight, n)
 	}
 	if r.BreakerFailures < 0 {
 		v.at(m.Pos("breaker_failures"), "redis.breaker_failures", "must be at least 1 (or 0 for the default), got %d", r.BreakerFailures)

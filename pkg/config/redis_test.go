@@ -48,6 +48,8 @@ func TestRedisValid(t *testing.T) {
   dial_timeout: 500ms
   command_timeout: 1s
   max_flush_delay: 20us
+  max_in_flight: 1000
+  max_concurrent_calls: 600
   topology_refresh: 10s`},
 	}
 	for _, tt := range tests {
@@ -129,6 +131,21 @@ func TestRedisInvalid(t *testing.T) {
 				"gw.yaml:10: redis.breaker_failures: must be at least 1 (or 0 for the default), got -1",
 				"gw.yaml:11: redis.breaker_cooldown: must be at least 10ms (or 0 for the default), got 1ms",
 			},
+		},
+		{
+			name: "concurrent calls over the default in-flight cap",
+			give: "  addrs: [\"10.0.0.1:6379\"]\n  max_concurrent_calls: 600",
+			want: []string{"gw.yaml:9: redis.max_concurrent_calls: must be between 1 and max_in_flight (512), or 0 for the default, got 600"},
+		},
+		{
+			name: "concurrent calls negative",
+			give: "  addrs: [\"10.0.0.1:6379\"]\n  max_concurrent_calls: -1",
+			want: []string{"gw.yaml:9: redis.max_concurrent_calls: must be between 1 and max_in_flight (512), or 0 for the default, got -1"},
+		},
+		{
+			name: "concurrent calls over a set in-flight cap",
+			give: "  addrs: [\"10.0.0.1:6379\"]\n  max_in_flight: 100\n  max_concurrent_calls: 101",
+			want: []string{"gw.yaml:10: redis.max_concurrent_calls: must be between 1 and max_in_flight (100), or 0 for the default, got 101"},
 		},
 		{
 			name: "tls cert without key",

@@ -158,6 +158,7 @@ func pingInterval(d time.Duration) time.Duration {
 func GuardOptions(cfg *config.Redis) store.GuardOptions {
 	return store.GuardOptions{
 		MaxInFlight:     cfg.MaxInFlight,
+		MaxRunners:      cfg.MaxConcurrentCalls,
 		BreakerFailures: cfg.BreakerFailures,
 		BreakerCooldown: cfg.BreakerCooldown.D(),
 		Hold:            2 * orDefault(cfg.CommandTimeout, config.DefaultRedisCommandTimeout),
