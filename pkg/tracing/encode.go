@@ -398,80 +398,68 @@ func appendFixed32(b []byte, num protowire.Number, v uint32) []byte {
 // collector rejected, and why. A malformed response reads as full success
 // (the spans were accepted: the status said so).
 func partialSuccess(b []byte) (rejected int64, msg string) {
-	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			return 0, ""
+	ok := fields(b, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) {
+		if num != fResponsePartialSuccess || typ != protowire.BytesType {
+			return
 		}
-		b = b[n:]
-		if num == fResponsePartialSuccess && typ == protowire.BytesType {
-			v, n := protowire.ConsumeBytes(b)
-			if n < 0 {
-				return 0, ""
+		fields(v, func(num protowire.Number, typ protowire.Type, v []byte, u uint64) {
+			switch {
+			case num == fPartialRejectedSpans && typ == protowire.VarintType:
+				rejected = int64(u)
+			case num == fPartialErrorMessage && typ == protowire.BytesType:
+				msg = string(v)
 			}
-			rejected, msg = readPartial(v)
-			b = b[n:]
-			continue
-		}
-		n = protowire.ConsumeFieldValue(num, typ, b)
-		if n < 0 {
-			return 0, ""
-		}
-		b = b[n:]
-	}
-	return rejected, msg
-}
-
-func readPartial(b []byte) (rejected int64, msg string) {
-	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			return rejected, msg
-		}
-		b = b[n:]
-		switch {
-		case num == fPartialRejectedSpans && typ == protowire.VarintType:
-			v, n := protowire.ConsumeVarint(b)
-			if n < 0 {
-				return rejected, msg
-			}
-			rejected = int64(v)
-			b = b[n:]
-		case num == fPartialErrorMessage && typ == protowire.BytesType:
-			v, n := protowire.ConsumeString(b)
-			if n < 0 {
-				return rejected, msg
-			}
-			msg = v
-			b = b[n:]
-		default:
-			n = protowire.ConsumeFieldValue(num, typ, b)
-			if n < 0 {
-				return rejected, msg
-			}
-			b = b[n:]
-		}
+		})
+	})
+	if !ok {
+		return 0, ""
 	}
 	return rejected, msg
 }
 
 // rpcStatusMessage reads the message of a google.rpc.Status.
-func rpcStatusMessage(b []byte) string {
+func rpcStatusMessage(b []byte) (msg string) {
+	fields(b, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) {
+		if num == fRPCStatusMessage && typ == protowire.BytesType {
+			msg = string(v)
+		}
+	})
+	return msg
+}
+
+// fields calls f with each field of the message b: its number and wire
+// type, and its value, as bytes for a length-delimited field and as a
+// number for a varint (other types are skipped). It reports false, having
+// stopped, at a malformed field.
+func fields(b []byte, f func(num protowire.Number, typ protowire.Type, v []byte, u uint64)) bool {
 	for len(b) > 0 {
 		num, typ, n := protowire.ConsumeTag(b)
 		if n < 0 {
-			return ""
+			return false
 		}
 		b = b[n:]
-		if num == fRPCStatusMessage && typ == protowire.BytesType {
-			v, _ := protowire.ConsumeString(b)
-			return v
+		switch typ {
+		case protowire.BytesType:
+			v, n := protowire.ConsumeBytes(b)
+			if n < 0 {
+				return false
+			}
+			f(num, typ, v, 0)
+			b = b[n:]
+		case protowire.VarintType:
+			u, n := protowire.ConsumeVarint(b)
+			if n < 0 {
+				return false
+			}
+			f(num, typ, nil, u)
+			b = b[n:]
+		default:
+			n := protowire.ConsumeFieldValue(num, typ, b)
+			if n < 0 {
+				return false
+			}
+			b = b[n:]
 		}
-		n = protowire.ConsumeFieldValue(num, typ, b)
-		if n < 0 {
-			return ""
-		}
-		b = b[n:]
 	}
-	return ""
+	return true
 }

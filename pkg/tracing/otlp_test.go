@@ -523,3 +523,29 @@ func TestGRPCFramePrefix(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// partialSuccess skips fields it does not know and reads a malformed
+// answer as full success.
+func TestPartialSuccessDecoding(t *testing.T) {
+	good, _ := proto.Marshal(&collectorpb.ExportTraceServiceResponse{
+		PartialSuccess: &collectorpb.ExportTracePartialSuccess{RejectedSpans: 3, ErrorMessage: "x"},
+	})
+	// An unknown fixed64 field 9 and an unknown bytes field 10 first.
+	unknown := append([]byte{9<<3 | 1, 1, 2, 3, 4, 5, 6, 7, 8, 10<<3 | 2, 1, 'z'}, good...)
+	for _, tt := range []struct {
+		name     string
+		give     []byte
+		rejected int64
+		msg      string
+	}{
+		{"empty", nil, 0, ""},
+		{"partial success", good, 3, "x"},
+		{"after unknown fields", unknown, 3, "x"},
+		{"truncated", good[:len(good)-1], 0, ""},
+		{"garbage", []byte{0xff, 0xff, 0xff}, 0, ""},
+	} {
+		if r, m := partialSuccess(tt.give); r != tt.rejected || m != tt.msg {
+			t.Errorf("%s: %d %q, want %d %q", tt.name, r, m, tt.rejected, tt.msg)
+		}
+	}
+}
