@@ -251,10 +251,14 @@ func TestScaleOutCluster(t *testing.T) {
 			killedGap.Round(time.Millisecond), killedPromotion.Round(time.Millisecond))
 		// Redis Cluster's own election time varies by a second or more
 		// between runs; what the gateway adds is the gap after the
-		// promotion, and that must not be more than 1s longer for a
-		// silent master.
-		if silent, killed := silentGap-silentPromotion, killedGap-killedPromotion; silent > killed+time.Second {
-			t.Errorf("after the promotion, a silent master's gap %v is more than 1s longer than a killed master's %v", silent, killed)
+		// promotion. For a silent master that can be one liveness cycle
+		// longer than for a killed one (1.5 × command_timeout: a
+		// connection redialled to the paused node just before the
+		// promotion is given up on only by its next unanswered PING), and
+		// no more, with half a second for a loaded machine.
+		const commandTimeout = time.Second // the section above
+		if silent, killed := silentGap-silentPromotion, killedGap-killedPromotion; silent > killed+commandTimeout*3/2+500*time.Millisecond {
+			t.Errorf("after the promotion, a silent master's gap %v is more than one liveness cycle (1.5s) and 0.5s longer than a killed master's %v", silent, killed)
 		}
 	})
 }
