@@ -132,6 +132,7 @@ func serve(t *testing.T, cfg *config.Auth, users store.AuthStore, rev store.Revo
 	t.Cleanup(func() {
 		tr.CloseIdleConnections()
 		_ = fs.Shutdown()
+		_ = ln.Close() // in case Serve had not taken it up yet (Shutdown then ignores it)
 		<-done
 		_ = srv.Close()
 	})

@@ -75,6 +75,10 @@ func serveBackend(t testing.TB, ln net.Listener, h fasthttp.RequestHandler, conf
 	}()
 	t.Cleanup(func() {
 		_ = b.srv.Shutdown()
+		// Shutdown closes only a listener Serve has taken up: a test
+		// that ends before the goroutine above runs would leave Serve
+		// blocked in Accept. Closing it here ends Serve either way.
+		_ = ln.Close()
 		<-done
 	})
 	return b
