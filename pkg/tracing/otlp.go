@@ -164,11 +164,15 @@ func (e *otlpExporter) send(ctx context.Context, body []byte) (wait time.Duratio
 	req.Header = e.headers.Clone()
 	resp, err := e.client.Do(req)
 	if err != nil {
-		// Connection refused, reset, timeouts: the collector may come back.
-		if ctx.Err() != nil {
-			return -1, fmt.Errorf("tracing: export to %s: %w", e.url, err)
+		err = fmt.Errorf("tracing: export to %s: %w", e.url, err)
+		// A certificate the client does not trust stays untrusted: only
+		// the configuration can fix it. Connection refused, reset,
+		// timeouts: the collector may come back.
+		var verr *tls.CertificateVerificationError
+		if ctx.Err() != nil || errors.As(err, &verr) {
+			return -1, err
 		}
-		return 0, fmt.Errorf("tracing: export to %s: %w", e.url, err)
+		return 0, err
 	}
 	defer resp.Body.Close()
 	data, rerr := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))

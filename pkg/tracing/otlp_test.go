@@ -3,6 +3,7 @@ package tracing
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
@@ -547,5 +548,24 @@ func TestPartialSuccessDecoding(t *testing.T) {
 		if r, m := partialSuccess(tt.give); r != tt.rejected || m != tt.msg {
 			t.Errorf("%s: %d %q, want %d %q", tt.name, r, m, tt.rejected, tt.msg)
 		}
+	}
+}
+
+// A collector whose certificate the client does not trust fails the
+// export at once: retrying cannot fix it.
+func TestExportUntrustedCertificateIsNotRetried(t *testing.T) {
+	var hits atomic.Int32
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { hits.Add(1) }))
+	t.Cleanup(srv.Close)
+	u, _ := url.Parse(srv.URL)
+	e := newOTLPExporter(u, nil, 10*time.Second)
+	start := time.Now()
+	err := e.ExportSpans(t.Context(), stubSpans(t))
+	var verr *tls.CertificateVerificationError
+	if !errors.As(err, &verr) {
+		t.Fatalf("error %v, want a certificate verification error", err)
+	}
+	if d := time.Since(start); d > 2*time.Second || hits.Load() != 0 {
+		t.Fatalf("gave up after %s with %d requests served, want at once", d, hits.Load())
 	}
 }
